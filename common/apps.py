@@ -1,0 +1,18 @@
+import logging
+
+from django.apps import AppConfig
+from django.conf import settings
+
+logger = logging.getLogger("mms.auth")
+
+
+class CommonConfig(AppConfig):
+    name = "common"
+    verbose_name = "Audit trail and outbox"
+
+    def ready(self) -> None:
+        if settings.DISABLE_AUTH:
+            logger.warning(
+                "DISABLE_AUTH=true: every API request is treated as a development user "
+                "with all roles. Never run like this with real money."
+            )

@@ -1,0 +1,82 @@
+"""The two writes every lifecycle service makes besides its own row: the audit
+row and, where a topic exists for the event, the outbox row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.db import models, transaction
+
+from common.actors import Actor
+from common.models import AuditLog, OutboxEvent
+
+
+def audit_record(
+    *,
+    entity_type: str,
+    entity_id: object,
+    action: str,
+    actor: Actor,
+    from_state: str = "",
+    to_state: str = "",
+    changes: Mapping[str, tuple[Any, Any]] | None = None,
+    reason: str = "",
+) -> AuditLog:
+    _require_transaction("audit rows")
+    return AuditLog.objects.create(
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        changes={k: [_jsonable(old), _jsonable(new)] for k, (old, new) in (changes or {}).items()},
+        actor=actor.name,
+        actor_kind=str(actor.kind),
+        reason=reason,
+    )
+
+
+def outbox_enqueue(*, topic: str, key: str, event_type: str, payload: Mapping[str, Any]) -> None:
+    _require_transaction("outbox rows")
+    OutboxEvent.objects.create(topic=topic, key=key, event_type=event_type, payload=dict(payload))
+
+
+def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in fields}
+
+
+def apply_changes(
+    instance: models.Model, updates: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """Sets the fields that differ and returns {field: (old, new)} for the audit row."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name, new in updates.items():
+        old = getattr(instance, name)
+        if old != new:
+            setattr(instance, name, new)
+            changes[name] = (old, new)
+    return changes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _require_transaction(what: str) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"{what} must be written in the transaction of the change")
+
+
+def validate_model(instance: models.Model, *, exclude: Iterable[str] = ()) -> None:
+    """full_clean() (field validators and check constraints) without touching the
+    protected FSM state field, which only transitions may set."""
+    from django_fsm import FSMFieldMixin
+
+    fsm = [f.name for f in instance._meta.concrete_fields if isinstance(f, FSMFieldMixin)]
+    instance.full_clean(exclude=[*fsm, *exclude], validate_unique=False)

@@ -1,0 +1,147 @@
+"""Reads the service's configuration from the environment.
+
+Every variable of SPEC's "Service environment" table is read here and nowhere
+else. Problems are collected, not raised one at a time, so a bad deployment
+fails once with every missing or malformed variable named.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+from environs import Env, EnvValidationError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(raw: str) -> timedelta:
+    """'10s', '500ms', '2m', '1h' or a bare number of seconds."""
+    match = _DURATION.match(raw)
+    if match is None:
+        raise ValueError(f"{raw!r} is not a duration (use e.g. 10s, 500ms, 2m)")
+    value = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if value <= 0:
+        raise ValueError(f"{raw!r} must be greater than zero")
+    return timedelta(seconds=value)
+
+
+def _url(raw: str, *, schemes: tuple[str, ...]) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise ValueError(f"{raw!r} is not a URL with scheme {' or '.join(schemes)}")
+    return raw
+
+
+def _port(raw: str) -> int:
+    if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
+        raise ValueError(f"{raw!r} is not a TCP port (1-65535)")
+    return int(raw)
+
+
+def _host_ports(raw: str) -> str:
+    for part in raw.split(","):
+        host, _, port = part.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{part!r} is not host:port")
+    return raw
+
+
+@dataclass(frozen=True)
+class ServiceEnv:
+    postgres_url: str
+    redis_url: str
+    kafka_brokers: str
+    schema_registry_url: str
+    order_service_url: str
+    metadata_service_grpc_url: str
+    http_port: int
+    admin_port: int
+    metrics_port: int
+    shadow_mode: bool
+    performance_snapshot_interval: timedelta
+    shutdown_timeout: timedelta
+    auth_service_url: str
+    disable_auth: bool
+    debug: bool
+    secret_key: str
+    otlp_endpoint: str | None
+
+
+def load_service_env() -> ServiceEnv:
+    """Reads and validates everything; raises ImproperlyConfigured naming each problem."""
+    env = Env(eager=False, expand_vars=False)
+    errors: dict[str, str] = {}
+
+    def custom(name: str, parser: Any, default: str | None = None) -> Any:
+        raw = env.str(name, default) if default is not None else env.str(name, None)
+        if raw is None or raw == "":
+            if default is None:
+                errors[name] = "is required but not set"
+            return None
+        try:
+            return parser(raw)
+        except ValueError as exc:
+            errors[name] = str(exc)
+            return None
+
+    http = ("http", "https")
+    values = {
+        "postgres_url": custom(
+            "POSTGRES_URL", lambda v: _url(v, schemes=("postgres", "postgresql"))
+        ),
+        "redis_url": custom("REDIS_URL", lambda v: _url(v, schemes=("redis", "rediss"))),
+        "kafka_brokers": custom("KAFKA_BROKERS", _host_ports, "localhost:9092"),
+        "schema_registry_url": custom(
+            "SCHEMA_REGISTRY_URL", lambda v: _url(v, schemes=("http", "https", "mock"))
+        ),
+        "order_service_url": custom(
+            "ORDER_SERVICE_URL", lambda v: _url(v, schemes=http), "http://order-service:3000"
+        ),
+        "metadata_service_grpc_url": custom(
+            "METADATA_SERVICE_GRPC_URL", _host_ports, "localhost:50051"
+        ),
+        "http_port": custom("HTTP_PORT", _port, "8095"),
+        "admin_port": custom("ADMIN_PORT", _port, "3001"),
+        "metrics_port": custom("METRICS_PORT", _port, "9090"),
+        "performance_snapshot_interval": custom(
+            "PERFORMANCE_SNAPSHOT_INTERVAL", parse_duration, "10s"
+        ),
+        "shutdown_timeout": custom("SHUTDOWN_TIMEOUT", parse_duration, "30s"),
+        "auth_service_url": custom(
+            "AUTH_SERVICE_URL", lambda v: _url(v, schemes=http), "http://auth-service:3000"
+        ),
+        "otlp_endpoint": custom(
+            "OPENOBSERVE_OTLP_ENDPOINT", lambda v: _url(v, schemes=http), ""
+        ),
+    }
+    bools = {
+        "shadow_mode": env.bool("MM_SHADOW_MODE", False),
+        "disable_auth": env.bool("DISABLE_AUTH", False),
+        "debug": env.bool("DJANGO_DEBUG", False),
+    }
+    secret_key = env.str("DJANGO_SECRET_KEY", "")
+    try:
+        env.seal()
+    except EnvValidationError as exc:
+        for name, messages in exc.error_messages.items():
+            errors[name] = "; ".join(str(m) for m in messages)
+    if not errors:
+        if not secret_key:
+            if bools["debug"]:
+                secret_key = "insecure-development-key-debug-only"  # noqa: S105
+            else:
+                errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"
+        if bools["disable_auth"] and not bools["debug"]:
+            errors["DISABLE_AUTH"] = (
+                "true is only allowed for development, with DJANGO_DEBUG=true"
+            )
+    if errors:
+        lines = "\n".join(f"  {name}: {message}" for name, message in sorted(errors.items()))
+        raise ImproperlyConfigured(f"MMS configuration is invalid:\n{lines}")
+    return ServiceEnv(secret_key=secret_key, **values, **bools)

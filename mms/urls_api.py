@@ -1,0 +1,30 @@
+"""The REST API, served on HTTP_PORT. The admin panel is not reachable here."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from common.errors import json_not_found
+from common.health import healthz, readyz
+
+v1 = [
+    path("", include("pools.api.urls")),
+    path("", include("participants.api.urls")),
+    path("", include("performance.api.urls")),
+    path("", include("settlements.api.urls")),
+    path("", include("trading.api.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("healthz", healthz),
+    path("readyz", readyz),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("", include("django_prometheus.urls")),
+    path("v1/", include(v1)),
+    re_path(r"^v1/.*$", json_not_found),
+]
+
+handler404 = "common.errors.json_not_found"
+handler500 = "common.errors.json_server_error"

@@ -1,0 +1,48 @@
+"""Outbox payloads for the pool topics (SPEC Part A "Kafka", Part B.9)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from common.actors import Actor
+from common.services import outbox_enqueue
+from pools.models import PoolConfig
+
+STATE_CHANGED_TOPIC = "mm.state.changed.v1"
+RISK_TRIGGERED_TOPIC = "mm.risk.triggered.v1"
+
+
+def emit_state_changed(
+    *, pool: PoolConfig, from_state: str, action: str, actor: Actor, reason: str
+) -> None:
+    outbox_enqueue(
+        topic=STATE_CHANGED_TOPIC,
+        key=pool.symbol,
+        event_type="PoolStateChanged",
+        payload={
+            "symbol": pool.symbol,
+            "from_state": from_state,
+            "to_state": str(pool.state),
+            "action": action,
+            "actor": actor.name,
+            "actor_kind": str(actor.kind),
+            "reason": reason,
+            "occurred_at": timezone.now().isoformat(),
+        },
+    )
+
+
+def emit_risk_triggered(*, pool: PoolConfig, trigger: str, detail: str, actor: Actor) -> None:
+    outbox_enqueue(
+        topic=RISK_TRIGGERED_TOPIC,
+        key=pool.symbol,
+        event_type="RiskTriggered",
+        payload={
+            "symbol": pool.symbol,
+            "trigger": trigger,
+            "detail": detail,
+            "actor": actor.name,
+            "actor_kind": str(actor.kind),
+            "occurred_at": timezone.now().isoformat(),
+        },
+    )

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django_fsm import FSMField, transition
+
+from participants.models import Participant
+from pools.enums import FlattenStatus, PoolState
+
+S = PoolState
+SYMBOL_VALIDATOR = RegexValidator(
+    r"^[A-Z0-9]{2,20}(-[A-Z]{2,8})?$", "a symbol is upper-case, e.g. BTCUSDT-PERP"
+)
+
+
+def _dec(max_digits: int = 24, places: int = 8, **kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=max_digits, decimal_places=places, **kwargs)  # type: ignore[arg-type]
+
+
+class PoolConfig(models.Model):
+    """One liquidity pool per symbol: its A-S parameters, risk limits and lifecycle state."""
+
+    symbol = models.CharField(max_length=32, unique=True, validators=[SYMBOL_VALIDATOR])
+    enabled = models.BooleanField(default=False)
+    gamma = _dec(places=10)
+    kappa = _dec(places=10)
+    vol_lookback_seconds = models.PositiveIntegerField()
+    tau = _dec(places=10)
+    num_levels = models.PositiveSmallIntegerField()
+    level_spacing_bps = _dec(12, 4)
+    min_spread_bps = _dec(12, 4)
+    max_spread_bps = _dec(12, 4)
+    order_size_usdt = _dec()
+    max_pool_position_usdt = _dec()
+    max_pool_loss_usdt = _dec()
+    check_staleness = models.BooleanField(default=True)
+    staleness_threshold_ms = models.PositiveIntegerField(default=5000)
+    quote_interval_ms = models.PositiveIntegerField(default=250)
+    price_threshold_bps = _dec(12, 4, default=Decimal("1"))
+
+    state = FSMField(default=S.PAUSED, choices=S.choices, protected=True)
+    state_reason = models.TextField(blank=True, default="")
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    state_changed_by = models.CharField(max_length=150, blank=True, default="")
+    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "mm_pool_configs"
+        ordering = ["symbol"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(gamma__gt=0) & models.Q(kappa__gt=0) & models.Q(tau__gt=0),
+                name="pool_as_params_positive",
+                violation_error_message="gamma, kappa and tau must be > 0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(num_levels__gte=1) & models.Q(vol_lookback_seconds__gte=1),
+                name="pool_levels_lookback_positive",
+                violation_error_message="num_levels and vol_lookback_seconds must be ≥ 1",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_spread_bps__gte=0)
+                & models.Q(level_spacing_bps__gte=0)
+                & models.Q(price_threshold_bps__gte=0),
+                name="pool_bps_non_negative",
+                violation_error_message="spreads, spacing and thresholds must be ≥ 0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(min_spread_bps__lte=models.F("max_spread_bps")),
+                name="pool_min_spread_le_max_spread",
+                violation_error_message="min_spread_bps must be ≤ max_spread_bps",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(order_size_usdt__gt=0)
+                & models.Q(max_pool_position_usdt__gte=0)
+                & models.Q(max_pool_loss_usdt__gte=0),
+                name="pool_sizes_and_limits",
+                violation_error_message="order_size_usdt must be > 0 and limits ≥ 0",
+            ),
+        ]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+    @transition(field=state, source=S.PAUSED, target=S.ACTIVE)
+    def enable(self) -> None:
+        """PAUSED → ACTIVE, marking the pool to be hosted at start-up."""
+
+    @transition(field=state, source=S.ACTIVE, target=S.PAUSED)
+    def pause(self) -> None:
+        """ACTIVE → PAUSED: the gate closes and resting orders are cancelled."""
+
+    @transition(field=state, source=[S.PAUSED, S.HALTED], target=S.ACTIVE)
+    def resume(self) -> None:
+        """PAUSED or HALTED → ACTIVE; from HALTED only with a person's review note."""
+
+    @transition(field=state, source=[S.PAUSED, S.ACTIVE], target=S.HALTED)
+    def halt(self) -> None:
+        """Kill switch: any state but HALTED → HALTED."""
+
+
+class PoolMember(models.Model):
+    """A participant's membership of one pool: its capital weight and own limit."""
+
+    pool = models.ForeignKey(PoolConfig, on_delete=models.PROTECT, related_name="members")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, related_name="memberships"
+    )
+    weight = _dec(20, 8, validators=[MinValueValidator(Decimal("0.00000001"))])
+    max_position_usdt = _dec(validators=[MinValueValidator(Decimal("0"))])
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "mm_pool_members"
+        ordering = ["pool_id", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pool", "participant"],
+                name="member_unique_participant_per_pool",
+                violation_error_message="the participant is already a member of this pool",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weight__gt=0),
+                name="member_weight_positive",
+                violation_error_message="weight must be > 0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_position_usdt__gte=0),
+                name="member_limit_non_negative",
+                violation_error_message="max_position_usdt must be ≥ 0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}@{self.pool_id}"
+
+
+class FlattenRequest(models.Model):
+    """A durable request to cancel every order of every member account on every
+    symbol at the venue (SPEC Part B.13); the workers carry it out."""
+
+    requested_by = models.CharField(max_length=150)
+    reason = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=FlattenStatus.choices, default=FlattenStatus.REQUESTED
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "mm_flatten_requests"
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"flatten #{self.pk} {self.status}"

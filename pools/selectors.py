@@ -1,0 +1,54 @@
+"""Reads over pools, members and the live status the quoting worker publishes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from common.redis import redis_client
+from pools.models import PoolConfig, PoolMember
+
+# The worker writes one JSON record per pool here at least every second, with
+# an expiry (SPEC Part B.10); a missing key means no worker hosts the pool.
+LIVE_STATUS_KEY = "mms:live:pool:{symbol}"
+
+
+def pool_list(*, include_archived: bool = False) -> QuerySet[PoolConfig]:
+    pools = PoolConfig.objects.all()
+    return pools if include_archived else pools.filter(archived_at__isnull=True)
+
+
+def pool_get(*, symbol: str) -> PoolConfig:
+    return get_object_or_404(PoolConfig, symbol=symbol)
+
+
+def member_list(*, pool: PoolConfig) -> QuerySet[PoolMember]:
+    return PoolMember.objects.filter(pool=pool).select_related("participant", "pool")
+
+
+def member_get(*, pool: PoolConfig, member_id: int) -> PoolMember:
+    return get_object_or_404(member_list(pool=pool), pk=member_id)
+
+
+def live_status_get(*, symbols: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The live record per symbol, or None where the worker is down or absent."""
+    if not symbols:
+        return {}
+    raw = redis_client().mget([LIVE_STATUS_KEY.format(symbol=s) for s in symbols])
+    return {s: (json.loads(r) if r else None) for s, r in zip(symbols, raw, strict=True)}
+
+
+def pool_status(pool: PoolConfig, live: dict[str, Any] | None) -> dict[str, Any]:
+    """What is in effect: the database state, and whether a worker reports quoting."""
+    return {
+        "symbol": pool.symbol,
+        "state": pool.state,
+        "enabled": pool.enabled,
+        "state_reason": pool.state_reason,
+        "state_changed_at": pool.state_changed_at,
+        "worker": "up" if live is not None else "down",
+        "live": live,
+    }

@@ -1,0 +1,304 @@
+"""Every write to pools, members and emergency controls (SPEC Part B.9, B.13).
+
+The API, the admin and the quoting worker all call these functions; none of
+them changes a pool's state any other way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from common.actors import Actor, ActorKind
+from common.exceptions import Conflict, IllegalTransition, InvalidInput
+from common.lifecycle import lock, run_transition
+from common.services import apply_changes, audit_record, field_values, validate_model
+from participants.enums import ParticipantState
+from participants.models import Participant
+from pools.enums import PoolState
+from pools.events import emit_risk_triggered, emit_state_changed
+from pools.models import FlattenRequest, PoolConfig, PoolMember
+from trading.selectors import member_position
+
+POOL_CONFIG_FIELDS = (
+    "enabled",
+    "gamma",
+    "kappa",
+    "vol_lookback_seconds",
+    "tau",
+    "num_levels",
+    "level_spacing_bps",
+    "min_spread_bps",
+    "max_spread_bps",
+    "order_size_usdt",
+    "max_pool_position_usdt",
+    "max_pool_loss_usdt",
+    "check_staleness",
+    "staleness_threshold_ms",
+    "quote_interval_ms",
+    "price_threshold_bps",
+)
+MEMBER_FIELDS = ("weight", "max_position_usdt")
+
+
+def _check_config(pool: PoolConfig) -> None:
+    if pool.min_spread_bps > pool.max_spread_bps:
+        raise InvalidInput("min_spread_bps must be ≤ max_spread_bps", field="min_spread_bps")
+    validate_model(pool)
+
+
+def pool_create_or_update(
+    *, symbol: str, config: Mapping[str, Any], actor: Actor
+) -> tuple[PoolConfig, bool]:
+    """The upsert of POST /pools. A new pool starts PAUSED; an archived one is
+    restored (still PAUSED or HALTED, as it was)."""
+    with transaction.atomic():
+        pool = PoolConfig.objects.select_for_update().filter(symbol=symbol).first()
+        if pool is None:
+            pool = PoolConfig(symbol=symbol, **config)
+            _check_config(pool)
+            pool.save()
+            audit_record(
+                entity_type="pool",
+                entity_id=symbol,
+                action="create",
+                actor=actor,
+                to_state=str(pool.state),
+                changes={name: (None, getattr(pool, name)) for name in config},
+            )
+            return pool, True
+        restored = pool.archived_at is not None
+        if restored:
+            pool.archived_at = None
+            audit_record(entity_type="pool", entity_id=symbol, action="restore", actor=actor)
+        _update(pool, config, actor)
+        return pool, False
+
+
+def pool_update(*, pool: PoolConfig, config: Mapping[str, Any], actor: Actor) -> PoolConfig:
+    with transaction.atomic():
+        locked = lock(PoolConfig, pk=pool.pk)
+        if locked.archived_at is not None:
+            raise Conflict(f"pool {locked.symbol} is archived", current_state="ARCHIVED")
+        _update(locked, config, actor)
+        return locked
+
+
+def _update(pool: PoolConfig, config: Mapping[str, Any], actor: Actor) -> None:
+    unknown = set(config) - set(POOL_CONFIG_FIELDS)
+    if unknown:
+        raise InvalidInput(f"not a pool config field: {sorted(unknown)}", field=min(unknown))
+    changes = apply_changes(pool, config)
+    _check_config(pool)
+    pool.save()
+    if changes:
+        audit_record(
+            entity_type="pool", entity_id=pool.symbol, action="update", actor=actor, changes=changes
+        )
+
+
+def pool_archive(*, pool: PoolConfig, actor: Actor) -> PoolConfig:
+    """DELETE /pools/{symbol}: a pool is never hard-deleted; it must not be ACTIVE."""
+    with transaction.atomic():
+        locked = lock(PoolConfig, pk=pool.pk)
+        if locked.state == PoolState.ACTIVE:
+            raise IllegalTransition(entity="pool", action="delete", current_state=locked.state)
+        if locked.archived_at is None:
+            changes = apply_changes(locked, {"enabled": False, "archived_at": timezone.now()})
+            locked.save()
+            audit_record(
+                entity_type="pool",
+                entity_id=locked.symbol,
+                action="archive",
+                actor=actor,
+                changes=changes,
+            )
+        return locked
+
+
+def _pool_transition(
+    pool: PoolConfig,
+    *,
+    action: str,
+    actor: Actor,
+    reason: str,
+    updates: Mapping[str, Any] | None = None,
+    check: Any = None,
+) -> PoolConfig:
+    locked = lock(PoolConfig, pk=pool.pk)
+    if locked.archived_at is not None:
+        raise IllegalTransition(entity="pool", action=action, current_state="ARCHIVED")
+    locked, from_state = run_transition(
+        locked,
+        action=action,
+        actor=actor,
+        entity_type="pool",
+        reason=reason,
+        updates={**(updates or {}), "state_reason": reason, "state_changed_by": actor.name},
+        check=check,
+    )
+    emit_state_changed(pool=locked, from_state=from_state, action=action, actor=actor, reason=reason)
+    return locked
+
+
+def pool_enable(*, pool: PoolConfig, actor: Actor, reason: str = "") -> PoolConfig:
+    """PAUSED → ACTIVE, and host the pool at every start (it still boots PAUSED)."""
+    with transaction.atomic():
+        return _pool_transition(
+            pool, action="enable", actor=actor, reason=reason, updates={"enabled": True}
+        )
+
+
+def pool_pause(*, pool: PoolConfig, actor: Actor, reason: str = "") -> PoolConfig:
+    with transaction.atomic():
+        return _pool_transition(pool, action="pause", actor=actor, reason=reason)
+
+
+def pool_resume(*, pool: PoolConfig, actor: Actor, note: str = "") -> PoolConfig:
+    """PAUSED or HALTED → ACTIVE. Leaving HALTED needs a person and a review note."""
+
+    def check(locked: PoolConfig) -> None:
+        if locked.state == PoolState.HALTED:
+            if actor.kind is not ActorKind.USER:
+                raise IllegalTransition(
+                    entity="pool", action="resume", current_state=str(locked.state)
+                )
+            if not note.strip():
+                raise InvalidInput("resuming a HALTED pool needs a review note", field="note")
+
+    with transaction.atomic():
+        return _pool_transition(pool, action="resume", actor=actor, reason=note, check=check)
+
+
+def pool_halt(*, pool: PoolConfig, actor: Actor, trigger: str, detail: str) -> PoolConfig:
+    """The kill switch of one pool (risk guards, exchange halt, emergency kill)."""
+    with transaction.atomic():
+        locked = _pool_transition(
+            pool, action="halt", actor=actor, reason=f"{trigger}: {detail}"
+        )
+        emit_risk_triggered(pool=locked, trigger=trigger, detail=detail, actor=actor)
+        return locked
+
+
+def pool_boot_pause(*, pool: PoolConfig, actor: Actor, reason: str) -> PoolConfig | None:
+    """At boot or takeover: an ACTIVE pool goes PAUSED before anything else; others stay."""
+    with transaction.atomic():
+        locked = lock(PoolConfig, pk=pool.pk)
+        if locked.state != PoolState.ACTIVE:
+            return None
+        return _pool_transition(locked, action="pause", actor=actor, reason=reason)
+
+
+def emergency_kill(*, actor: Actor, reason: str) -> list[PoolConfig]:
+    """Every pool not already HALTED goes HALTED, in one transaction."""
+    with transaction.atomic():
+        halted = []
+        pools = PoolConfig.objects.select_for_update().exclude(state=PoolState.HALTED)
+        for pool in pools.order_by("symbol"):
+            halted.append(
+                _pool_transition(pool, action="halt", actor=actor, reason=f"EMERGENCY_KILL: {reason}")
+            )
+            emit_risk_triggered(pool=pool, trigger="EMERGENCY_KILL", detail=reason, actor=actor)
+        return halted
+
+
+def emergency_flatten(*, actor: Actor, reason: str) -> tuple[FlattenRequest, list[PoolConfig]]:
+    """Kill, plus a durable request that the workers cancel every order of every
+    member account on every symbol at the venue."""
+    with transaction.atomic():
+        halted = emergency_kill(actor=actor, reason=reason)
+        request = FlattenRequest.objects.create(requested_by=actor.name, reason=reason)
+        audit_record(
+            entity_type="flatten",
+            entity_id=request.pk,
+            action="request",
+            actor=actor,
+            to_state=request.status,
+            reason=reason,
+        )
+        return request, halted
+
+
+def member_add(
+    *,
+    pool: PoolConfig,
+    participant: Participant,
+    weight: Decimal,
+    max_position_usdt: Decimal,
+    actor: Actor,
+) -> PoolMember:
+    with transaction.atomic():
+        locked = lock(PoolConfig, pk=pool.pk)
+        if locked.archived_at is not None:
+            raise Conflict(f"pool {locked.symbol} is archived", current_state="ARCHIVED")
+        if participant.state == ParticipantState.TERMINATED:
+            raise InvalidInput("a terminated participant cannot join a pool", field="participant_id")
+        if PoolMember.objects.filter(pool=locked, participant=participant).exists():
+            raise Conflict(
+                "the participant is already a member of this pool", field="participant_id"
+            )
+        member = PoolMember(
+            pool=locked, participant=participant, weight=weight, max_position_usdt=max_position_usdt
+        )
+        validate_model(member)
+        member.save()
+        audit_record(
+            entity_type="member",
+            entity_id=member.pk,
+            action="add",
+            actor=actor,
+            changes={
+                "pool": (None, locked.symbol),
+                "participant": (None, participant.pk),
+                **{name: (None, getattr(member, name)) for name in MEMBER_FIELDS},
+            },
+        )
+        return member
+
+
+def member_update(*, member: PoolMember, updates: Mapping[str, Any], actor: Actor) -> PoolMember:
+    with transaction.atomic():
+        locked = lock(PoolMember, pk=member.pk)
+        unknown = set(updates) - set(MEMBER_FIELDS)
+        if unknown:
+            raise InvalidInput(f"not a member field: {sorted(unknown)}", field=min(unknown))
+        changes = apply_changes(locked, updates)
+        validate_model(locked)
+        locked.save()
+        if changes:
+            audit_record(
+                entity_type="member", entity_id=locked.pk, action="update", actor=actor,
+                changes=changes,
+            )
+        return locked
+
+
+def member_remove(*, member: PoolMember, actor: Actor) -> None:
+    """Only when the member is flat, or while the pool is not ACTIVE (SPEC Part B.3):
+    q must never lose a position the pool still carries while it quotes."""
+    with transaction.atomic():
+        pool = lock(PoolConfig, pk=member.pool_id)
+        locked = lock(PoolMember, pk=member.pk)
+        position = member_position(participant_id=locked.participant_id, symbol=pool.symbol)
+        if pool.state == PoolState.ACTIVE and position != 0:
+            raise Conflict(
+                f"the member holds {position} {pool.symbol}; pause the pool or flatten first",
+                position=str(position),
+            )
+        audit_record(
+            entity_type="member",
+            entity_id=locked.pk,
+            action="remove",
+            actor=actor,
+            changes={
+                "pool": (pool.symbol, None),
+                "participant": (locked.participant_id, None),
+                **{name: (value, None) for name, value in field_values(locked, MEMBER_FIELDS).items()},
+            },
+            reason=f"position at removal {position}",
+        )
+        locked.delete()

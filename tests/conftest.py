@@ -1,0 +1,122 @@
+"""Shared fixtures: the real PostgreSQL (pytest-django's test database), the real
+Redis (a database of its own, flushed per test) and the Auth Service stand-in
+run as a separate process on a free port, so authentication is exercised over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def auth_service_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "simulator.auth_service", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "SIM_AUTH_SECRET": "test-secret-" + "x" * 40},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client() as client:
+            for _ in range(200):
+                try:
+                    if client.get(f"{url}/healthz", timeout=0.2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError("auth service stand-in exited at start")
+                try:
+                    proc.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                raise RuntimeError("auth service stand-in did not become healthy")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _auth_service(settings, auth_service_url: str) -> None:
+    settings.AUTH_SERVICE_URL = auth_service_url
+    settings.DISABLE_AUTH = False
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def issue_token(auth_service_url: str) -> TokenFactory:
+    def issue(
+        sub: str = "alice", roles: tuple[str, ...] = ("ops",), participant_id: str | None = None,
+        ttl_seconds: int = 600,
+    ) -> str:
+        body: dict[str, object] = {"sub": sub, "roles": list(roles), "ttl_seconds": ttl_seconds}
+        if participant_id:
+            body["participant_id"] = participant_id
+        response = httpx.post(f"{auth_service_url}/v1/tokens", json=body, timeout=5)
+        response.raise_for_status()
+        return str(response.json()["token"])
+
+    return issue
+
+
+ClientFactory = Callable[..., APIClient]
+
+
+@pytest.fixture
+def api_client(issue_token: TokenFactory) -> ClientFactory:
+    """api_client("ops") -> a client sending a real token with those roles."""
+
+    def make(*roles: str, sub: str | None = None, participant_id: str | None = None) -> APIClient:
+        client = APIClient()
+        if roles:
+            token = issue_token(
+                sub=sub or f"{'-'.join(roles)}-user", roles=roles, participant_id=participant_id
+            )
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def ops(api_client: ClientFactory) -> APIClient:
+    return api_client("ops", sub="olga-ops")
+
+
+@pytest.fixture
+def finance(api_client: ClientFactory) -> APIClient:
+    return api_client("finance", sub="fred-finance")
+
+
+@pytest.fixture
+def viewer(api_client: ClientFactory) -> APIClient:
+    return api_client("viewer", sub="vic-viewer")

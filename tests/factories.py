@@ -1,0 +1,104 @@
+"""factory-boy factories for the domain models (rows created straight in the
+database, the way a test's precondition needs them)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from participants.models import Participant
+from pools.models import PoolConfig, PoolMember
+from settlements.models import Settlement
+from trading.models import MMFill, MMOrder
+
+
+class ParticipantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Participant
+
+    id = factory.LazyFunction(uuid.uuid4)
+    short_id = factory.LazyAttribute(lambda o: str(o.id)[:8])
+    name = factory.Sequence(lambda n: f"Liquidity Co {n}")
+    user_id = factory.Sequence(lambda n: f"user-{n}")
+    account_id = factory.Sequence(lambda n: f"acct-{n}")
+    tier = "TIER_2"
+
+
+class PoolFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PoolConfig
+
+    symbol = factory.Sequence(lambda n: f"SYM{n}USDT-PERP")
+    gamma = Decimal("0.1")
+    kappa = Decimal("1.5")
+    vol_lookback_seconds = 300
+    tau = Decimal("1")
+    num_levels = 3
+    level_spacing_bps = Decimal("2")
+    min_spread_bps = Decimal("2")
+    max_spread_bps = Decimal("50")
+    order_size_usdt = Decimal("1000")
+    max_pool_position_usdt = Decimal("100000")
+    max_pool_loss_usdt = Decimal("5000")
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PoolMember
+
+    pool = factory.SubFactory(PoolFactory)
+    participant = factory.SubFactory(ParticipantFactory)
+    weight = Decimal("1")
+    max_position_usdt = Decimal("10000")
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MMOrder
+
+    participant = factory.SubFactory(ParticipantFactory)
+    symbol = "BTCUSDT-PERP"
+    side = "BUY"
+    level = 0
+    price = Decimal("60000")
+    size = Decimal("0.01")
+    status = "OPEN"
+    client_order_id = factory.Sequence(lambda n: f"mm-test-{n}")
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class FillFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MMFill
+
+    participant = factory.SubFactory(ParticipantFactory)
+    fill_id = factory.Sequence(lambda n: f"fill-{n}")
+    client_order_id = factory.Sequence(lambda n: f"mm-test-fill-{n}")
+    symbol = "BTCUSDT-PERP"
+    side = "BUY"
+    price = Decimal("60000")
+    size = Decimal("0.01")
+    fee_usdt = Decimal("-0.06")
+    liquidity = "MAKER"
+    filled_at = factory.LazyFunction(timezone.now)
+
+
+class SettlementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Settlement
+
+    participant = factory.SubFactory(ParticipantFactory)
+    symbol = "BTCUSDT-PERP"
+    period_start = factory.LazyFunction(lambda: timezone.now().date().replace(day=1))
+    period_end = factory.LazyAttribute(
+        lambda o: (o.period_start.replace(day=28) + timezone.timedelta(days=4)).replace(day=1)
+    )
+    realized_pnl_usdt = Decimal("1200.50")
+    fees_usdt = Decimal("-35.25")
+    funding_usdt = Decimal("-10")
+    gross_usdt = Decimal("1225.75")
+    revenue_model = "KEEP_ALL"
+    net_usdt = Decimal("1225.75")

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.db import models
+
+from participants.models import Participant
+from trading.enums import Liquidity, OrderStatus, Side
+
+
+def _dec(places: int = 8) -> models.DecimalField:
+    return models.DecimalField(max_digits=28, decimal_places=places)
+
+
+class MMOrder(models.Model):
+    """An order MMS placed (or meant to place) for a member at the venue."""
+
+    client_order_id = models.CharField(max_length=96, unique=True)
+    venue_order_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="orders")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    level = models.PositiveSmallIntegerField()
+    price = _dec()
+    size = _dec()
+    filled_size = models.DecimalField(max_digits=28, decimal_places=8, default=0)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    # The symbol lease's fencing token the writer held (SPEC Part B.11).
+    fencing_token = models.BigIntegerField(default=0)
+    reject_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "mm_orders"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price__gt=0) & models.Q(size__gt=0),
+                name="order_price_size_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(filled_size__gte=0)
+                & models.Q(filled_size__lte=models.F("size")),
+                name="order_filled_within_size",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["symbol", "created_at"]),
+            models.Index(fields=["participant", "created_at"]),
+            models.Index(fields=["status", "symbol"]),
+            models.Index(fields=["closed_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.client_order_id
+
+
+class MMFill(models.Model):
+    """A fill of a member's order, attributed to the member; the venue fill id
+    makes applying the same fill twice impossible."""
+
+    fill_id = models.CharField(max_length=96, unique=True)
+    order = models.ForeignKey(
+        MMOrder, on_delete=models.PROTECT, null=True, blank=True, related_name="fills"
+    )
+    client_order_id = models.CharField(max_length=96)
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="fills")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    price = _dec()
+    size = _dec()
+    # Positive: paid to the venue. Negative: a maker rebate received. In USDT.
+    fee_usdt = _dec()
+    liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
+    filled_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "mm_fills"
+        ordering = ["-filled_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(price__gt=0) & models.Q(size__gt=0),
+                name="fill_price_size_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["symbol", "filled_at"]),
+            models.Index(fields=["participant", "symbol", "filled_at"]),
+            models.Index(fields=["filled_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.fill_id
