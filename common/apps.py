@@ -11,6 +11,8 @@ class CommonConfig(AppConfig):
     verbose_name = "Audit trail and outbox"
 
     def ready(self) -> None:
+        from common import schema  # noqa: F401  (registers the OpenAPI auth scheme)
+
         if settings.DISABLE_AUTH:
             logger.warning(
                 "DISABLE_AUTH=true: every API request is treated as a development user "

@@ -30,7 +30,13 @@ def error_body(
     errors: dict[str, list[str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    return {"status": status_code, "code": code, "message": message, "errors": errors or {}, **extra}
+    return {
+        "status": status_code,
+        "code": code,
+        "message": message,
+        "errors": errors or {},
+        **extra,
+    }
 
 
 def _field_errors(detail: Any) -> dict[str, list[str]]:
@@ -67,15 +73,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         constraint = getattr(getattr(cause, "diag", None), "constraint_name", None) or "unknown"
         logger.warning("integrity error on constraint %s", constraint)
         unique = getattr(cause, "sqlstate", None) == "23505"
-        code = 409 if unique else 400
+        status_code = 409 if unique else 400
         return Response(
             error_body(
-                code,
+                status_code,
                 "duplicate" if unique else "constraint_violation",
                 f"the change conflicts with existing data (constraint {constraint})",
                 constraint=constraint,
             ),
-            status=code,
+            status=status_code,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
@@ -84,16 +90,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, exceptions.ValidationError):
         body = error_body(
-            response.status_code, "validation_error", "the request is invalid",
+            response.status_code,
+            "validation_error",
+            "the request is invalid",
             _field_errors(exc.detail),
         )
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else "request failed"
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else str(exc.default_code)
         if isinstance(exc, exceptions.ParseError):
             code = "malformed_request"
-        body = error_body(response.status_code, str(code), message)
+        body = error_body(response.status_code, code, message)
     else:  # pragma: no cover - DRF only hands APIException and Http404 here
         return response
     response.data = body

@@ -34,11 +34,13 @@ def run_transition(
     reason: str = "",
     updates: Mapping[str, Any] | None = None,
     check: Callable[[M], None] | None = None,
+    entity_id: object = None,
 ) -> tuple[M, str]:
     """Applies `action` (a @transition method) to a row locked by `lock()`.
 
     `check` runs after the FSM guard and may raise to refuse; `updates` are
-    field values set with the transition and recorded in the audit row.
+    field values set with the transition and recorded in the audit row;
+    `entity_id` names the entity in the audit trail (its primary key by default).
     Returns the saved instance and the state it left.
     """
     from_state = str(instance.state)  # type: ignore[attr-defined]
@@ -50,11 +52,11 @@ def run_transition(
     method()
     changes = apply_changes(instance, updates or {})
     if hasattr(instance, "state_changed_at"):
-        instance.state_changed_at = timezone.now()  # type: ignore[attr-defined]
+        instance.state_changed_at = timezone.now()
     instance.save()
     audit_record(
         entity_type=entity_type,
-        entity_id=instance.pk,
+        entity_id=instance.pk if entity_id is None else entity_id,
         action=action,
         actor=actor,
         from_state=from_state,

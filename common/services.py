@@ -47,9 +47,7 @@ def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any
     return {name: getattr(instance, name) for name in fields}
 
 
-def apply_changes(
-    instance: models.Model, updates: Mapping[str, Any]
-) -> dict[str, tuple[Any, Any]]:
+def apply_changes(instance: models.Model, updates: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Sets the fields that differ and returns {field: (old, new)} for the audit row."""
     changes: dict[str, tuple[Any, Any]] = {}
     for name, new in updates.items():

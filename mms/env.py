@@ -91,7 +91,7 @@ def load_service_env() -> ServiceEnv:
             return None
 
     http = ("http", "https")
-    values = {
+    values: dict[str, Any] = {
         "postgres_url": custom(
             "POSTGRES_URL", lambda v: _url(v, schemes=("postgres", "postgresql"))
         ),
@@ -116,11 +116,9 @@ def load_service_env() -> ServiceEnv:
         "auth_service_url": custom(
             "AUTH_SERVICE_URL", lambda v: _url(v, schemes=http), "http://auth-service:3000"
         ),
-        "otlp_endpoint": custom(
-            "OPENOBSERVE_OTLP_ENDPOINT", lambda v: _url(v, schemes=http), ""
-        ),
+        "otlp_endpoint": custom("OPENOBSERVE_OTLP_ENDPOINT", lambda v: _url(v, schemes=http), ""),
     }
-    bools = {
+    bools: dict[str, Any] = {
         "shadow_mode": env.bool("MM_SHADOW_MODE", False),
         "disable_auth": env.bool("DISABLE_AUTH", False),
         "debug": env.bool("DJANGO_DEBUG", False),
@@ -129,18 +127,19 @@ def load_service_env() -> ServiceEnv:
     try:
         env.seal()
     except EnvValidationError as exc:
-        for name, messages in exc.error_messages.items():
+        messages_by_name: Any = exc.error_messages
+        if not isinstance(messages_by_name, dict):
+            messages_by_name = {"environment": messages_by_name}
+        for name, messages in messages_by_name.items():
             errors[name] = "; ".join(str(m) for m in messages)
     if not errors:
         if not secret_key:
             if bools["debug"]:
                 secret_key = "insecure-development-key-debug-only"  # noqa: S105
             else:
-                errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"
+                errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"  # noqa: S105
         if bools["disable_auth"] and not bools["debug"]:
-            errors["DISABLE_AUTH"] = (
-                "true is only allowed for development, with DJANGO_DEBUG=true"
-            )
+            errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"
     if errors:
         lines = "\n".join(f"  {name}: {message}" for name, message in sorted(errors.items()))
         raise ImproperlyConfigured(f"MMS configuration is invalid:\n{lines}")

@@ -1,12 +1,12 @@
 """The REST API, served on HTTP_PORT. The admin panel is not reachable here."""
 
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from common.errors import json_not_found
 from common.health import healthz, readyz
 
-v1 = [
+v1: list[URLPattern | URLResolver] = [
     path("", include("pools.api.urls")),
     path("", include("participants.api.urls")),
     path("", include("performance.api.urls")),

@@ -20,13 +20,8 @@ ENROL_FIELDS = ("name", "user_id", "account_id", *MUTABLE_FIELDS[1:])
 
 
 def _check(participant: Participant) -> None:
-    if (
-        participant.revenue_model == RevenueModel.KEEP_ALL
-        and participant.revenue_share_pct != 0
-    ):
-        raise InvalidInput(
-            "revenue_share_pct must be 0 under KEEP_ALL", field="revenue_share_pct"
-        )
+    if participant.revenue_model == RevenueModel.KEEP_ALL and participant.revenue_share_pct != 0:
+        raise InvalidInput("revenue_share_pct must be 0 under KEEP_ALL", field="revenue_share_pct")
     validate_model(participant, exclude=["short_id"])
 
 
@@ -92,7 +87,9 @@ def _transition(participant: Participant, action: str, actor: Actor, reason: str
         return locked
 
 
-def participant_activate(*, participant: Participant, actor: Actor, reason: str = "") -> Participant:
+def participant_activate(
+    *, participant: Participant, actor: Actor, reason: str = ""
+) -> Participant:
     return _transition(participant, "activate", actor, reason)
 
 

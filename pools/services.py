@@ -137,11 +137,14 @@ def _pool_transition(
         action=action,
         actor=actor,
         entity_type="pool",
+        entity_id=locked.symbol,
         reason=reason,
         updates={**(updates or {}), "state_reason": reason, "state_changed_by": actor.name},
         check=check,
     )
-    emit_state_changed(pool=locked, from_state=from_state, action=action, actor=actor, reason=reason)
+    emit_state_changed(
+        pool=locked, from_state=from_state, action=action, actor=actor, reason=reason
+    )
     return locked
 
 
@@ -177,9 +180,7 @@ def pool_resume(*, pool: PoolConfig, actor: Actor, note: str = "") -> PoolConfig
 def pool_halt(*, pool: PoolConfig, actor: Actor, trigger: str, detail: str) -> PoolConfig:
     """The kill switch of one pool (risk guards, exchange halt, emergency kill)."""
     with transaction.atomic():
-        locked = _pool_transition(
-            pool, action="halt", actor=actor, reason=f"{trigger}: {detail}"
-        )
+        locked = _pool_transition(pool, action="halt", actor=actor, reason=f"{trigger}: {detail}")
         emit_risk_triggered(pool=locked, trigger=trigger, detail=detail, actor=actor)
         return locked
 
@@ -200,7 +201,9 @@ def emergency_kill(*, actor: Actor, reason: str) -> list[PoolConfig]:
         pools = PoolConfig.objects.select_for_update().exclude(state=PoolState.HALTED)
         for pool in pools.order_by("symbol"):
             halted.append(
-                _pool_transition(pool, action="halt", actor=actor, reason=f"EMERGENCY_KILL: {reason}")
+                _pool_transition(
+                    pool, action="halt", actor=actor, reason=f"EMERGENCY_KILL: {reason}"
+                )
             )
             emit_risk_triggered(pool=pool, trigger="EMERGENCY_KILL", detail=reason, actor=actor)
         return halted
@@ -236,7 +239,9 @@ def member_add(
         if locked.archived_at is not None:
             raise Conflict(f"pool {locked.symbol} is archived", current_state="ARCHIVED")
         if participant.state == ParticipantState.TERMINATED:
-            raise InvalidInput("a terminated participant cannot join a pool", field="participant_id")
+            raise InvalidInput(
+                "a terminated participant cannot join a pool", field="participant_id"
+            )
         if PoolMember.objects.filter(pool=locked, participant=participant).exists():
             raise Conflict(
                 "the participant is already a member of this pool", field="participant_id"
@@ -271,7 +276,10 @@ def member_update(*, member: PoolMember, updates: Mapping[str, Any], actor: Acto
         locked.save()
         if changes:
             audit_record(
-                entity_type="member", entity_id=locked.pk, action="update", actor=actor,
+                entity_type="member",
+                entity_id=locked.pk,
+                action="update",
+                actor=actor,
                 changes=changes,
             )
         return locked
@@ -297,7 +305,10 @@ def member_remove(*, member: PoolMember, actor: Actor) -> None:
             changes={
                 "pool": (pool.symbol, None),
                 "participant": (locked.participant_id, None),
-                **{name: (value, None) for name, value in field_values(locked, MEMBER_FIELDS).items()},
+                **{
+                    name: (value, None)
+                    for name, value in field_values(locked, MEMBER_FIELDS).items()
+                },
             },
             reason=f"position at removal {position}",
         )

@@ -4,6 +4,7 @@ run as a separate process on a free port, so authentication is exercised over HT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -44,10 +45,8 @@ def auth_service_url() -> Iterator[str]:
                     pass
                 if proc.poll() is not None:
                     raise RuntimeError("auth service stand-in exited at start")
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
             else:
                 raise RuntimeError("auth service stand-in did not become healthy")
         yield url
@@ -75,7 +74,9 @@ TokenFactory = Callable[..., str]
 @pytest.fixture
 def issue_token(auth_service_url: str) -> TokenFactory:
     def issue(
-        sub: str = "alice", roles: tuple[str, ...] = ("ops",), participant_id: str | None = None,
+        sub: str = "alice",
+        roles: tuple[str, ...] = ("ops",),
+        participant_id: str | None = None,
         ttl_seconds: int = 600,
     ) -> str:
         body: dict[str, object] = {"sub": sub, "roles": list(roles), "ttl_seconds": ttl_seconds}

@@ -102,3 +102,21 @@ class SettlementFactory(factory.django.DjangoModelFactory):
     gross_usdt = Decimal("1225.75")
     revenue_model = "KEEP_ALL"
     net_usdt = Decimal("1225.75")
+
+
+class PerformanceDailyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "performance.PerformanceDaily"
+
+    participant = factory.SubFactory(ParticipantFactory)
+    symbol = "BTCUSDT-PERP"
+    day = factory.LazyFunction(lambda: timezone.now().date())
+    samples = 8640
+    uptime = Decimal("0.950000")
+    avg_spread_bps = Decimal("4.5000")
+    avg_depth_usdt = Decimal("25000")
+    trade_count = 40
+    volume_usdt = Decimal("120000.50")
+    realized_pnl_usdt = Decimal("35.25")
+    q_score = Decimal("0.5")
+    efficiency = Decimal("1")

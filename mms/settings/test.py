@@ -10,7 +10,8 @@ os.environ.setdefault("SCHEMA_REGISTRY_URL", "mock://tests")
 # they set AUTH_SERVICE_URL in settings themselves.
 os.environ.setdefault("AUTH_SERVICE_URL", "http://127.0.0.1:9")
 
-from mms.settings.base import *  # noqa: E402,F403
+from mms.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
+STATIC_ROOT = None

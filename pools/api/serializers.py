@@ -92,11 +92,15 @@ class PoolOutputSerializer(serializers.ModelSerializer[PoolConfig]):
 class MemberInputSerializer(serializers.Serializer[Any]):
     participant_id = serializers.UUIDField()
     weight = serializers.DecimalField(
-        max_digits=20, decimal_places=8, min_value=Decimal("0.00000001"),
+        max_digits=20,
+        decimal_places=8,
+        min_value=Decimal("0.00000001"),
         help_text="capital weight; orders are split pro rata across members",
     )
     max_position_usdt = serializers.DecimalField(
-        max_digits=24, decimal_places=8, min_value=Decimal(0),
+        max_digits=24,
+        decimal_places=8,
+        min_value=Decimal(0),
         help_text="the member's own position limit in USDT at mark",
     )
 

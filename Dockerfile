@@ -1,0 +1,12 @@
+# Image for every MMS process (web, quoter, celery worker and beat); the
+# command picks the process. Untested here: this machine has no container engine.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml ./
+COPY . .
+RUN pip install --no-cache-dir . && \
+    DJANGO_SECRET_KEY=build POSTGRES_URL=postgres://x@db/x REDIS_URL=redis://r:6379/0 \
+    SCHEMA_REGISTRY_URL=http://sr:8081 python manage.py collectstatic --no-input -v 0
+EXPOSE 8095 3001 9090
+CMD ["gunicorn", "mms.wsgi", "--bind", "0.0.0.0:8095", "--bind", "0.0.0.0:3001", "--workers", "4", "--threads", "4"]
