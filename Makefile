@@ -6,7 +6,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export DJANGO_SETTINGS_MODULE ?= mms.settings.base
 
 .PHONY: run test lint typecheck pytest services venv migrate clean
 
