@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Polls `url` until it answers, the process dies, or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start")
+            try:
+                client.get(url, timeout=0.5)
+                return
+            except httpx.HTTPError:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.05)  # a short pause that also notices an early exit
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
 @pytest.fixture(scope="session")
 def auth_service_url() -> Iterator[str]:
     port = free_port()
@@ -36,19 +53,7 @@ def auth_service_url() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client() as client:
-            for _ in range(200):
-                try:
-                    if client.get(f"{url}/healthz", timeout=0.2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError("auth service stand-in exited at start")
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.05)
-            else:
-                raise RuntimeError("auth service stand-in did not become healthy")
+        wait_until_serving(f"{url}/healthz", proc)
         yield url
     finally:
         proc.terminate()

@@ -1,0 +1,81 @@
+"""The way `make run` serves: one gunicorn process on two ports, the API on one
+and the admin panel on the other, chosen by the port the connection arrived on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from django.db import connection
+
+from tests.conftest import free_port, wait_until_serving
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def served(auth_service_url: str, db: None) -> Iterator[tuple[str, str]]:
+    api_port, admin_port = free_port(), free_port()
+    name = connection.settings_dict["NAME"]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mms.settings.base",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "s" * 50,
+        "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{name}",
+        "REDIS_URL": "redis://127.0.0.1:6379/14",
+        "SCHEMA_REGISTRY_URL": "http://127.0.0.1:8081",
+        "AUTH_SERVICE_URL": auth_service_url,
+        "HTTP_PORT": str(api_port),
+        "ADMIN_PORT": str(admin_port),
+    }
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "mms.wsgi",
+            "--bind",
+            f"127.0.0.1:{api_port}",
+            "--bind",
+            f"127.0.0.1:{admin_port}",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    api, admin = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{admin_port}"
+    try:
+        wait_until_serving(f"{api}/healthz", proc)
+        yield api, admin
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_api_and_admin_are_served_on_their_own_ports(served, issue_token):
+    api, admin = served
+    assert httpx.get(f"{api}/readyz").json()["status"] == "ok"
+    assert httpx.get(f"{api}/v1/pools").status_code == 401
+    token = issue_token(roles=("viewer",))
+    response = httpx.get(f"{api}/v1/pools", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert httpx.get(f"{api}/v1/docs").status_code == 200
+
+    login = httpx.get(f"{admin}/login/")
+    assert login.status_code == 200
+    assert "Market Maker Service" in login.text
+    # The API is not served on the admin port: the admin sends strangers to its login.
+    not_api = httpx.get(f"{admin}/v1/pools")
+    assert (not_api.status_code, not_api.headers["location"].split("?")[0]) == (302, "/login/")
+    # The admin is not reachable on the API port, whatever the Host header says.
+    assert (
+        httpx.get(
+            f"{api}/login/", headers={"Host": f"127.0.0.1:{admin.rsplit(':', 1)[1]}"}
+        ).status_code
+        == 404
+    )
