@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
+from common.errors import api_exception_handler
 from pools.models import PoolConfig
 from tests.factories import PoolFactory
 
@@ -72,3 +73,31 @@ def test_database_constraints_hold_even_past_the_service():
         PoolMember.objects.create(
             pool=pool, participant=ParticipantFactory(), weight=0, max_position_usdt=1
         )
+
+
+def _integrity_error(statement) -> IntegrityError:
+    try:
+        with transaction.atomic():
+            statement()
+    except IntegrityError as exc:
+        return exc
+    raise AssertionError("the database accepted a row it must refuse")
+
+
+def test_a_lost_race_on_a_constraint_answers_4xx_not_500():
+    """Services check first; if a concurrent write still trips a constraint, the
+    client gets a 4xx naming the constraint."""
+    pool = PoolFactory(symbol="BTCUSDT-PERP")
+    check = _integrity_error(
+        lambda: PoolConfig.objects.filter(pk=pool.pk).update(min_spread_bps=Decimal(90))
+    )
+    response = api_exception_handler(check, {})
+    assert response is not None
+    assert (response.status_code, response.data["constraint"]) == (
+        400,
+        "pool_min_spread_le_max_spread",
+    )
+    duplicate = _integrity_error(lambda: PoolFactory(symbol="BTCUSDT-PERP"))
+    response = api_exception_handler(duplicate, {})
+    assert response is not None
+    assert (response.status_code, response.data["code"]) == (409, "duplicate")
