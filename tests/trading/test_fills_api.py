@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.factories import FillFactory
+from tests.trading.conftest import BTC, ETH, iso
+
+pytestmark = pytest.mark.django_db
+
+
+def _ids(response) -> list[str]:
+    assert response.status_code == 200, response.json()
+    return [row["fill_id"] for row in response.json()["results"]]
+
+
+def _names(book, *keys: str) -> list[str]:
+    return [book.fills[k].fill_id for k in keys]
+
+
+def test_list_is_newest_first_with_notional(viewer, book):
+    response = viewer.get("/v1/mm-fills")
+    # a_buy1 and a_eth share a filled_at: the later row (higher id) comes first.
+    assert _ids(response) == _names(book, "a_eth", "a_buy1", "a_buy2", "b_sell", "b_old")
+    row = next(
+        r for r in response.json()["results"] if r["fill_id"] == book.fills["a_buy2"].fill_id
+    )
+    assert row["participant_name"] == "Alpha Liquidity"
+    assert (row["price"], row["size"], row["notional_usdt"], row["fee_usdt"]) == (
+        "61000.00000000",
+        "0.25000000",
+        "15250.00000000",
+        "-1.52500000",
+    )
+    assert (row["side"], row["liquidity"], row["order_id"]) == ("BUY", "MAKER", None)
+    assert row["filled_at"] == iso(book.fills["a_buy2"].filled_at)
+
+
+def test_filters_and_time_range(ops, book):
+    assert _ids(ops.get("/v1/mm-fills", {"symbol": ETH})) == _names(book, "a_eth")
+    assert _ids(ops.get("/v1/mm-fills", {"side": "SELL"})) == _names(book, "b_sell", "b_old")
+    assert _ids(ops.get("/v1/mm-fills", {"participant": str(book.bravo.pk)})) == _names(
+        book, "b_sell", "b_old"
+    )
+    # from inclusive, to exclusive
+    window = {
+        "from": iso(book.fills["b_sell"].filled_at),
+        "to": iso(book.fills["a_buy1"].filled_at),
+    }
+    assert _ids(ops.get("/v1/mm-fills", {**window, "symbol": BTC})) == _names(
+        book, "a_buy2", "b_sell"
+    )
+
+
+def test_symbol_route_and_ordering(finance, book):
+    response = finance.get(f"/v1/mm-fills/{BTC}", {"ordering": "fee_usdt"})
+    assert _ids(response) == _names(book, "b_old", "a_buy1", "a_buy2", "b_sell")
+    assert _ids(finance.get(f"/v1/mm-fills/{BTC}", {"side": "BUY", "ordering": "filled_at"})) == (
+        _names(book, "a_buy2", "a_buy1")
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"side": "LONG"}, "side"),
+        ({"participant": "42"}, "participant"),
+        ({"from": "not-a-time"}, "from"),
+        ({"to": "2025-02-30T00:00:00Z"}, "to"),
+        ({"from": "2025-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, "from"),
+        ({"ordering": "-pnl"}, "ordering"),
+        ({"page": "0"}, "page"),
+    ],
+)
+def test_bad_query_parameter_answers_400_naming_it(ops, params, field):
+    for url in ("/v1/mm-fills", f"/v1/mm-fills/{BTC}"):
+        response = ops.get(url, params)
+        assert response.status_code == 400, (url, response.json())
+        assert field in response.json()["errors"], (url, response.json())
+
+
+def test_lp_sees_only_its_own_fills(lp_alpha, book):
+    assert _ids(lp_alpha.get(f"/v1/mm-fills/{BTC}")) == _names(book, "a_buy1", "a_buy2")
+    everything = lp_alpha.get("/v1/mm-fills", {"ordering": "price"})
+    assert _ids(everything) == _names(book, "a_eth", "a_buy1", "a_buy2")
+    assert lp_alpha.get("/v1/mm-fills", {"participant": str(book.bravo.pk)}).status_code == 403
+
+
+def test_summary_of_the_last_24_hours(viewer, book):
+    response = viewer.get(f"/v1/mm-fills/{BTC}/summary")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    # b_old (25 h ago) and the ETH fill are left out.
+    assert body["symbol"] == BTC
+    assert (body["fill_count"], body["participant_count"]) == (3, 2)
+    assert body["base_volume"] == "0.85000000"  # 0.5 + 0.25 + 0.1
+    assert body["notional_usdt"] == "51450.00000000"  # 30000 + 15250 + 6200
+    assert body["fees_usdt"] == "-3.90500000"  # −3 − 1.525 + 0.62: net rebate
+    assert body["buy"] == {
+        "fill_count": 2,
+        "base_volume": "0.75000000",
+        "notional_usdt": "45250.00000000",
+        "vwap": "60333.33333333",  # 45250 / 0.75
+    }
+    assert body["sell"] == {
+        "fill_count": 1,
+        "base_volume": "0.10000000",
+        "notional_usdt": "6200.00000000",
+        "vwap": "62000.00000000",
+    }
+
+
+def test_summary_window_edge(ops, book):
+    """A fill just inside 24 h counts; one an hour outside does not."""
+    FillFactory(
+        participant=book.bravo,
+        symbol="XRPUSDT-PERP",
+        side="SELL",
+        price="0.5",
+        size="10",
+        fee_usdt="0.001",
+        filled_at=book.now - dt.timedelta(hours=23, minutes=59),
+    )
+    FillFactory(
+        participant=book.bravo,
+        symbol="XRPUSDT-PERP",
+        side="SELL",
+        price="0.6",
+        size="10",
+        fee_usdt="0.001",
+        filled_at=book.now - dt.timedelta(hours=25),
+    )
+    body = ops.get("/v1/mm-fills/XRPUSDT-PERP/summary").json()
+    assert (body["fill_count"], body["notional_usdt"], body["fees_usdt"]) == (
+        1,
+        "5.00000000",
+        "0.00100000",
+    )
+    assert body["buy"]["vwap"] is None
+    assert body["sell"]["vwap"] == "0.50000000"
+
+
+def test_summary_vwap_rounds_half_even_to_8_places(ops, book):
+    for price in ("1.00000002", "1.00000003"):
+        FillFactory(
+            participant=book.alpha,
+            symbol="DOGEUSDT-PERP",
+            side="BUY",
+            price=price,
+            size="1",
+            fee_usdt="0",
+            filled_at=book.now - dt.timedelta(minutes=1),
+        )
+    body = ops.get("/v1/mm-fills/DOGEUSDT-PERP/summary").json()
+    assert body["buy"]["notional_usdt"] == "2.00000005"
+    assert body["buy"]["vwap"] == "1.00000002"  # 1.000000025 to the even neighbour, not up
+
+
+def test_summary_for_unknown_symbol_is_zero(viewer, book):
+    body = viewer.get("/v1/mm-fills/NOPEUSDT-PERP/summary").json()
+    assert (body["fill_count"], body["participant_count"]) == (0, 0)
+    assert (body["base_volume"], body["notional_usdt"], body["fees_usdt"]) == (
+        "0.00000000",
+        "0.00000000",
+        "0.00000000",
+    )
+    assert body["buy"]["vwap"] is None
+
+
+def test_lp_summary_covers_only_its_own_fills(lp_alpha, book):
+    body = lp_alpha.get(f"/v1/mm-fills/{BTC}/summary").json()
+    assert (body["fill_count"], body["participant_count"]) == (2, 1)
+    assert (body["notional_usdt"], body["fees_usdt"]) == ("45250.00000000", "-4.52500000")
+    assert body["sell"] == {
+        "fill_count": 0,
+        "base_volume": "0.00000000",
+        "notional_usdt": "0.00000000",
+        "vwap": None,
+    }
+
+
+def test_summary_is_one_query(ops, book, django_assert_max_num_queries):
+    with django_assert_max_num_queries(1):
+        assert ops.get(f"/v1/mm-fills/{BTC}/summary").status_code == 200
+
+
+def test_list_does_not_query_per_row(ops, book, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):  # count + page, participant joined in
+        assert ops.get("/v1/mm-fills").status_code == 200

@@ -1,0 +1,274 @@
+"""Query and response bodies of the mm-orders, mm-fills and mm-analytics routes.
+Decimals leave as strings with 8 places (SPEC Part B.14), never as floats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from trading.enums import OrderStatus, Side
+from trading.models import MMFill, MMOrder
+from trading.selectors import MAX_HOURLY_HOURS
+
+ORDER_ORDERING = ["created_at", "closed_at", "price", "size", "status", "symbol"]
+FILL_ORDERING = ["filled_at", "price", "size", "fee_usdt", "symbol"]
+
+
+def _decimal(**kwargs: Any) -> serializers.DecimalField:
+    # Sums of price · size can outgrow the columns' 28 digits; 8 places as stored.
+    return serializers.DecimalField(max_digits=60, decimal_places=8, **kwargs)
+
+
+def _ordering(fields: list[str], default: str) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=[c for f in fields for c in (f, f"-{f}")],
+        required=False,
+        default=default,
+        help_text=f"sort field, '-' for descending; default {default}",
+    )
+
+
+# --- query parameters ----------------------------------------------------------------
+
+
+class _TimeRangeQuerySerializer(serializers.Serializer[Any]):
+    """?from=&to= ISO 8601 datetimes (naive ones are UTC); from inclusive, to exclusive.
+
+    The fields are built in get_fields because `from` is a Python keyword."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            "from": serializers.DateTimeField(required=False, help_text="inclusive lower bound"),
+            "to": serializers.DateTimeField(required=False, help_text="exclusive upper bound"),
+        }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        first, last = attrs.get("from"), attrs.get("to")
+        if first is not None and last is not None and first >= last:
+            raise serializers.ValidationError(
+                {"from": [f"must be before to ({last.isoformat()}), got {first.isoformat()}"]}
+            )
+        return attrs
+
+
+class _ParticipantQuerySerializer(_TimeRangeQuerySerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            **super().get_fields(),
+            "side": serializers.ChoiceField(choices=Side.choices, required=False),
+            "participant": serializers.UUIDField(
+                required=False, help_text="only this participant's rows"
+            ),
+        }
+
+
+class SymbolOrderQuerySerializer(_ParticipantQuerySerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            **super().get_fields(),
+            "status": serializers.ChoiceField(choices=OrderStatus.choices, required=False),
+            "ordering": _ordering(ORDER_ORDERING, "-created_at"),
+        }
+
+
+class OrderQuerySerializer(SymbolOrderQuerySerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            **super().get_fields(),
+            "symbol": serializers.CharField(required=False, max_length=32),
+        }
+
+
+class SymbolFillQuerySerializer(_ParticipantQuerySerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {**super().get_fields(), "ordering": _ordering(FILL_ORDERING, "-filled_at")}
+
+
+class FillQuerySerializer(SymbolFillQuerySerializer):
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {
+            **super().get_fields(),
+            "symbol": serializers.CharField(required=False, max_length=32),
+        }
+
+
+class HourlyQuerySerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField(
+        required=False, max_length=32, help_text="only this symbol; all symbols when absent"
+    )
+    hours = serializers.IntegerField(
+        required=False,
+        default=24,
+        min_value=1,
+        max_value=MAX_HOURLY_HOURS,
+        help_text=f"how many hourly buckets, the current hour last (1..{MAX_HOURLY_HOURS})",
+    )
+    until = serializers.DateTimeField(
+        required=False,
+        help_text="end of the window (ISO 8601, default now): look at a past day's hours",
+    )
+
+
+# --- rows ----------------------------------------------------------------------------
+
+
+class MMOrderOutputSerializer(serializers.ModelSerializer[MMOrder]):
+    participant_id = serializers.UUIDField()
+    participant_name = serializers.CharField(source="participant.name")
+
+    class Meta:
+        model = MMOrder
+        fields = [
+            "id",
+            "client_order_id",
+            "venue_order_id",
+            "participant_id",
+            "participant_name",
+            "symbol",
+            "side",
+            "level",
+            "price",
+            "size",
+            "filled_size",
+            "status",
+            "reject_reason",
+            "created_at",
+            "updated_at",
+            "closed_at",
+        ]
+        read_only_fields = fields
+
+
+class MMFillOutputSerializer(serializers.ModelSerializer[MMFill]):
+    participant_id = serializers.UUIDField()
+    participant_name = serializers.CharField(source="participant.name")
+    order_id = serializers.IntegerField(allow_null=True)
+    notional_usdt = _decimal(help_text="price · size")
+
+    class Meta:
+        model = MMFill
+        fields = [
+            "id",
+            "fill_id",
+            "order_id",
+            "client_order_id",
+            "participant_id",
+            "participant_name",
+            "symbol",
+            "side",
+            "price",
+            "size",
+            "notional_usdt",
+            "fee_usdt",
+            "liquidity",
+            "filled_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+# --- aggregates ----------------------------------------------------------------------
+
+
+class OrderBreakdownRowOutputSerializer(serializers.Serializer[Any]):
+    side = serializers.ChoiceField(choices=Side.choices)
+    status = serializers.ChoiceField(choices=OrderStatus.choices)
+    order_count = serializers.IntegerField()
+    total_size = _decimal(help_text="Σ size, base units")
+    filled_size = _decimal(help_text="Σ filled_size, base units")
+    notional_usdt = _decimal(help_text="Σ price · size")
+
+
+class OrderBreakdownOutputSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField()
+    rows = OrderBreakdownRowOutputSerializer(
+        many=True, help_text="every side × status, zeros where there are no orders"
+    )
+    order_count = serializers.IntegerField()
+    total_size = _decimal()
+    filled_size = _decimal()
+    notional_usdt = _decimal()
+
+
+class FillSideOutputSerializer(serializers.Serializer[Any]):
+    fill_count = serializers.IntegerField()
+    base_volume = _decimal(help_text="Σ size, base units")
+    notional_usdt = _decimal(help_text="Σ price · size")
+    vwap = _decimal(allow_null=True, help_text="notional ÷ base volume; null without fills")
+
+
+class FillTotalsOutputSerializer(serializers.Serializer[Any]):
+    fill_count = serializers.IntegerField()
+    participant_count = serializers.IntegerField(help_text="distinct participants")
+    base_volume = _decimal(help_text="Σ size, base units")
+    notional_usdt = _decimal(help_text="Σ price · size")
+    fees_usdt = _decimal(help_text="Σ fee_usdt; negative means net rebates received")
+    buy = FillSideOutputSerializer()
+    sell = FillSideOutputSerializer()
+
+
+class FillSummaryOutputSerializer(FillTotalsOutputSerializer):
+    symbol = serializers.CharField()
+    window_start = serializers.DateTimeField(help_text="now − 24 h, inclusive")
+    window_end = serializers.DateTimeField(help_text="now, inclusive")
+
+
+class SymbolTotalsOutputSerializer(FillTotalsOutputSerializer):
+    symbol = serializers.CharField()
+
+
+class OverviewTotalsOutputSerializer(serializers.Serializer[Any]):
+    symbol_count = serializers.IntegerField(help_text="symbols with fills in the window")
+    fill_count = serializers.IntegerField()
+    participant_count = serializers.IntegerField(help_text="distinct across symbols")
+    notional_usdt = _decimal()
+    fees_usdt = _decimal()
+    buy_notional_usdt = _decimal()
+    sell_notional_usdt = _decimal()
+
+
+class OverviewOutputSerializer(serializers.Serializer[Any]):
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    symbols = SymbolTotalsOutputSerializer(many=True, help_text="symbols with fills, by name")
+    total = OverviewTotalsOutputSerializer()
+
+
+class HourlyBucketOutputSerializer(serializers.Serializer[Any]):
+    hour = serializers.DateTimeField(help_text="start of the UTC hour")
+    fill_count = serializers.IntegerField()
+    base_volume = _decimal(
+        allow_null=True, help_text="Σ size; null across symbols (their units do not add)"
+    )
+    notional_usdt = _decimal()
+    fees_usdt = _decimal()
+
+
+class HourlyOutputSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField(allow_null=True)
+    hours = serializers.IntegerField()
+    window_start = serializers.DateTimeField(help_text="start of the first bucket")
+    window_end = serializers.DateTimeField(help_text="now")
+    buckets = HourlyBucketOutputSerializer(many=True, help_text="oldest first, every hour")
+
+
+class ParticipantPositionOutputSerializer(serializers.Serializer[Any]):
+    participant_id = serializers.UUIDField()
+    participant_name = serializers.CharField()
+    net_position = _decimal(help_text="Σ BUY size − Σ SELL size over all fills, base units")
+    bought = _decimal()
+    sold = _decimal()
+    fill_count = serializers.IntegerField()
+    fees_usdt = _decimal()
+
+
+class SymbolMetricsOutputSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField()
+    fills_24h = FillSummaryOutputSerializer()
+    orders_by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text="every status, zeros included"
+    )
+    order_count = serializers.IntegerField()
+    open_order_count = serializers.IntegerField(help_text="PENDING, OPEN or PARTIALLY_FILLED")
+    positions = ParticipantPositionOutputSerializer(many=True)
