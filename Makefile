@@ -25,7 +25,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy .
+	PYTHONWARNINGS=ignore::UserWarning $(BIN)/mypy .
 
 pytest: venv services
 	$(BIN)/pytest

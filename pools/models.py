@@ -50,6 +50,7 @@ class PoolConfig(models.Model):
 
     class Meta:
         db_table = "mm_pool_configs"
+        verbose_name = "pool"
         ordering = ["symbol"]
         constraints = [
             models.CheckConstraint(

@@ -120,21 +120,3 @@ class PerformanceDailyFactory(factory.django.DjangoModelFactory):
     realized_pnl_usdt = Decimal("35.25")
     q_score = Decimal("0.5")
     efficiency = Decimal("1")
-
-
-class PerformanceDailyFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = "performance.PerformanceDaily"
-
-    participant = factory.SubFactory(ParticipantFactory)
-    symbol = "BTCUSDT-PERP"
-    day = factory.LazyFunction(lambda: timezone.now().date())
-    samples = 8640
-    uptime = Decimal("0.98")
-    avg_spread_bps = Decimal("4.5")
-    avg_depth_usdt = Decimal("25000")
-    trade_count = 42
-    volume_usdt = Decimal("120000")
-    realized_pnl_usdt = Decimal("35.5")
-    q_score = Decimal("0.5")
-    efficiency = Decimal("1")
