@@ -17,6 +17,7 @@ from typing import Any
 from django.db.models import Avg, Count, Max, Min, QuerySet, Sum
 from django.http import Http404
 
+from common.selectors import filter_given
 from participants.models import Participant
 from performance.models import PerformanceDaily
 from pools.models import PoolConfig
@@ -56,15 +57,13 @@ def performance_rows(
 ) -> QuerySet[PerformanceDaily]:
     """Daily rows in an inclusive day range, with the participant joined in."""
     rows = PerformanceDaily.objects.select_related("participant")
-    if day_from is not None:
-        rows = rows.filter(day__gte=day_from)
-    if day_to is not None:
-        rows = rows.filter(day__lte=day_to)
-    if symbol is not None:
-        rows = rows.filter(symbol=symbol)
-    if participant_id is not None:
-        rows = rows.filter(participant_id=participant_id)
-    return rows
+    return filter_given(
+        rows,
+        day__gte=day_from,
+        day__lte=day_to,
+        symbol=symbol,
+        participant_id=participant_id,
+    )
 
 
 def performance_symbol_rows(
@@ -97,8 +96,7 @@ def performance_participant_rows(
 
 def performance_latest_day(*, symbol: str | None = None) -> dt.date | None:
     rows = PerformanceDaily.objects.all()
-    if symbol is not None:
-        rows = rows.filter(symbol=symbol)
+    rows = filter_given(rows, symbol=symbol)
     latest: dt.date | None = rows.aggregate(latest=Max("day"))["latest"]
     return latest
 

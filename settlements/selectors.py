@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from common.selectors import filter_given
 from settlements.enums import SettlementState
 from settlements.models import Settlement
 
@@ -12,9 +13,7 @@ from settlements.models import Settlement
 def settlement_list(*, participant_id: str | None = None) -> QuerySet[Settlement]:
     """Every settlement, or only one participant's (an lp caller's scope)."""
     settlements = Settlement.objects.select_related("participant")
-    if participant_id is not None:
-        settlements = settlements.filter(participant_id=participant_id)
-    return settlements
+    return filter_given(settlements, participant_id=participant_id)
 
 
 def settlement_pending_list(*, participant_id: str | None = None) -> QuerySet[Settlement]:

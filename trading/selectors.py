@@ -31,6 +31,7 @@ from django.db.models import (
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from common.selectors import filter_given
 from trading.enums import TERMINAL_ORDER_STATUSES, OrderStatus, Side
 from trading.models import MMFill, MMOrder
 
@@ -87,18 +88,15 @@ def order_list(
 ) -> QuerySet[MMOrder]:
     """Orders matching every given filter; created_at in [created_from, created_to)."""
     orders = MMOrder.objects.select_related("participant")
-    if symbol is not None:
-        orders = orders.filter(symbol=symbol)
-    if status is not None:
-        orders = orders.filter(status=status)
-    if side is not None:
-        orders = orders.filter(side=side)
-    if participant_id is not None:
-        orders = orders.filter(participant_id=participant_id)
-    if created_from is not None:
-        orders = orders.filter(created_at__gte=created_from)
-    if created_to is not None:
-        orders = orders.filter(created_at__lt=created_to)
+    orders = filter_given(
+        orders,
+        symbol=symbol,
+        status=status,
+        side=side,
+        participant_id=participant_id,
+        created_at__gte=created_from,
+        created_at__lt=created_to,
+    )
     # The id breaks ties so pages never overlap or skip a row.
     return orders.order_by(ordering, "-id" if ordering.startswith("-") else "id")
 
@@ -115,16 +113,14 @@ def fill_list(
     """Fills matching every given filter; filled_at in [filled_from, filled_to).
     Each row carries `notional_usdt` = price · size."""
     fills = MMFill.objects.select_related("participant").annotate(notional_usdt=_NOTIONAL)
-    if symbol is not None:
-        fills = fills.filter(symbol=symbol)
-    if side is not None:
-        fills = fills.filter(side=side)
-    if participant_id is not None:
-        fills = fills.filter(participant_id=participant_id)
-    if filled_from is not None:
-        fills = fills.filter(filled_at__gte=filled_from)
-    if filled_to is not None:
-        fills = fills.filter(filled_at__lt=filled_to)
+    fills = filter_given(
+        fills,
+        symbol=symbol,
+        side=side,
+        participant_id=participant_id,
+        filled_at__gte=filled_from,
+        filled_at__lt=filled_to,
+    )
     return fills.order_by(ordering, "-id" if ordering.startswith("-") else "id")
 
 
@@ -157,8 +153,7 @@ def order_breakdown(
     """Order counts, total and filled size and notional (price · size) by side × status,
     every combination present (zeros where none), in one grouped query."""
     orders = MMOrder.objects.filter(symbol=symbol)
-    if participant_id is not None:
-        orders = orders.filter(participant_id=participant_id)
+    orders = filter_given(orders, participant_id=participant_id)
     grouped = {
         (g["side"], g["status"]): g
         for g in orders.values("side", "status")
@@ -273,8 +268,7 @@ def fill_summary(
     """The last 24 h of a symbol's fills (optionally one participant's), in one query."""
     start, end = _window(now, SUMMARY_WINDOW)
     fills = MMFill.objects.filter(symbol=symbol, filled_at__gte=start, filled_at__lte=end)
-    if participant_id is not None:
-        fills = fills.filter(participant_id=participant_id)
+    fills = filter_given(fills, participant_id=participant_id)
     totals = _totals(fills.aggregate(**_FILL_AGGREGATES))
     return FillSummary(**vars(totals), symbol=symbol, window_start=start, window_end=end)
 
@@ -353,8 +347,7 @@ def analytics_hourly(
     current = end.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     start = current - dt.timedelta(hours=hours - 1)
     fills = MMFill.objects.filter(filled_at__gte=start, filled_at__lte=end)
-    if symbol is not None:
-        fills = fills.filter(symbol=symbol)
+    fills = filter_given(fills, symbol=symbol)
     grouped = {
         g["hour"]: g
         for g in fills.annotate(hour=TruncHour("filled_at", tzinfo=dt.UTC))
