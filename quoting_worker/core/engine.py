@@ -1,0 +1,859 @@
+"""The PoolEngine: one symbol's pool as a state machine, events in, actions out.
+
+`PoolEngine.handle(event)` is synchronous and does no I/O: it updates the
+book, volatility, member state and guards, and returns the actions to carry
+out (places, cancels, cancel-alls, order queries, snapshot requests, a risk
+halt, simulated quotes). `run_engine` is the asyncio actor around it: one task
+per symbol draining one queue, so the quoting loop needs no locks, and an
+`ActionSink` port performs the actions. Same events and clock, same actions:
+a run can be replayed exactly.
+
+The order gate is open only while all of these hold: the pool is ACTIVE, the
+instrument trades, the book is synced, a mark price is known, σ is warmed up.
+Entering PAUSED or HALTED cancels every order of every member (each known
+order, plus a venue cancel-all per member account for orders MMS lost track
+of). A risk breach closes the gate at once, cancels, and asks the authority
+to HALT; only an explicit resume opens it again.
+
+Re-quoting is throttled: not more often than `quote_interval_ms`, and only
+when the microprice moved at least `price_threshold_bps` since the last
+quote, or something else changed (a fill, members, config, an order gone).
+Only the orders that differ from what rests are cancelled and placed.
+
+An order whose placement outcome is unknown stays in the engine's view (its
+size counts against limits) and is queried until the venue says what became
+of it; its (member, side, level) slot gets no new order meanwhile, so an
+unknown never turns into a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from quoting_worker.core.allocation import (
+    allocate,
+    capacity_lots,
+    level_lots,
+    min_notional_check,
+    weight_units,
+)
+from quoting_worker.core.avellaneda import ASEngine, Ladder
+from quoting_worker.core.book import OrderBook
+from quoting_worker.core.ids import ClientOrderIds, parse
+from quoting_worker.core.member import MemberRuntime, OpenOrder, OrderState
+from quoting_worker.core.ports import ActionSink, Clock
+from quoting_worker.core.risk import NS_PER_MS, Breach, PoolRiskGuards, PreTradeCheck
+from quoting_worker.core.types import (
+    Action,
+    BookDelta,
+    BookHeartbeat,
+    BookSnapshot,
+    CancelAll,
+    CancelOrder,
+    Command,
+    Event,
+    Fill,
+    FundingPayment,
+    Instrument,
+    InstrumentStatus,
+    MarkPrice,
+    MemberSpec,
+    MemberStatus,
+    OrderAccepted,
+    OrderCancelled,
+    OrderQueryResult,
+    OrderRejected,
+    PlaceOrder,
+    PlaceOutcomeUnknown,
+    PoolMode,
+    PoolParams,
+    PublicTrade,
+    QueryOrder,
+    RequestSnapshot,
+    RiskTriggered,
+    Side,
+    SimulatedQuote,
+    Timer,
+)
+from quoting_worker.core.volatility import VolatilityTracker
+
+NS_PER_S = 1_000_000_000
+# "Not found" answers needed before an order of unknown outcome is given up:
+# a venue's "not found" can be a lagging replica, not a verdict (RELIABILITY.md).
+NOT_FOUND_BEFORE_GIVING_UP = 3
+QUERY_INTERVAL_NS = 500 * NS_PER_MS
+# The largest single order the pre-trade check lets through, as a multiple of
+# the pool's per-level size: a fat-finger stop, not a sizing rule.
+MAX_ORDER_MULTIPLE = 2
+
+Slot = tuple[str, Side, int]  # (participant_id, side, level)
+
+
+@dataclass(slots=True)
+class _Member:
+    spec: MemberSpec
+    runtime: MemberRuntime
+    weight: int  # weight_units(spec.weight); 0 when the member may not quote
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    participant_id: str
+    position_lots: int
+    position: Decimal
+    avg_entry_price: Decimal
+    realised_pnl_usdt: Decimal
+    unrealised_pnl_usdt: Decimal
+    fees_usdt: Decimal
+    funding_usdt: Decimal
+    volume_usdt: Decimal
+    trade_count: int
+    open_orders: int
+    bid_depth_usdt: Decimal
+    ask_depth_usdt: Decimal
+    quoting_both_sides: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    """The read-safe snapshot published as the pool's live status (SPEC B.10)."""
+
+    symbol: str
+    mode: PoolMode
+    quoting: bool
+    gate_reason: str
+    q: Decimal
+    sigma: float | None
+    reservation_price: float | None
+    half_spread: float | None
+    best_bid_quoted: Decimal | None
+    best_ask_quoted: Decimal | None
+    day_pnl_usdt: Decimal
+    members: tuple[MemberView, ...]
+    refused: dict[str, int]
+    halt: str
+
+
+@dataclass(slots=True)
+class _LastQuote:
+    ns: int | None = None
+    micro: float | None = None
+    ladder: Ladder | None = None
+    shadow: dict[Slot, tuple[int, int]] = field(default_factory=dict)
+
+
+class PoolEngine:
+    """One symbol's pool. Not thread-safe: one task owns it (see `run_engine`)."""
+
+    def __init__(
+        self,
+        *,
+        instrument: Instrument,
+        params: PoolParams,
+        members: Iterable[MemberSpec],
+        clock: Clock,
+        ids: ClientOrderIds | None = None,
+        shadow: bool = False,
+        mode: PoolMode = PoolMode.PAUSED,
+    ) -> None:
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.clock = clock
+        self.ids = ids or ClientOrderIds(clock.now_ns)
+        self.shadow = shadow
+        self.mode = mode
+        self.book = OrderBook(instrument.symbol)
+        self.guards = PoolRiskGuards()
+        self.pretrade = PreTradeCheck(instrument)
+        self.members: dict[str, _Member] = {}
+        self.by_short: dict[str, str] = {}
+        self.by_account: dict[str, str] = {}
+        self.owner: dict[str, str] = {}  # client order id → participant id
+        self.own_levels: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+        self.cancelling: set[str] = set()
+        self.not_found: Counter[str] = Counter()
+        self.last_query_ns: dict[str, int] = {}
+        self.seen_fills: set[str] = set()
+        self.seen_funding: set[str] = set()
+        self.unattributed_fills: list[Fill] = []
+        self.mark: Decimal | None = None
+        self.instrument_halted = False
+        self.halt_reason = ""
+        self.dirty = True
+        self.last = _LastQuote()
+        self._apply_params(params)
+        self._set_members(members)
+        self._handlers: dict[type, Callable[[object], list[Action]]] = {
+            BookDelta: self._on_delta,  # type: ignore[dict-item]
+            BookSnapshot: self._on_snapshot,  # type: ignore[dict-item]
+            BookHeartbeat: self._on_heartbeat,  # type: ignore[dict-item]
+            PublicTrade: self._on_trade,  # type: ignore[dict-item]
+            MarkPrice: self._on_mark,  # type: ignore[dict-item]
+            Fill: self._on_fill,  # type: ignore[dict-item]
+            FundingPayment: self._on_funding,  # type: ignore[dict-item]
+            OrderAccepted: self._on_accepted,  # type: ignore[dict-item]
+            OrderRejected: self._on_rejected,  # type: ignore[dict-item]
+            OrderCancelled: self._on_cancelled,  # type: ignore[dict-item]
+            PlaceOutcomeUnknown: self._on_unknown,  # type: ignore[dict-item]
+            OrderQueryResult: self._on_query_result,  # type: ignore[dict-item]
+            InstrumentStatus: self._on_instrument_status,  # type: ignore[dict-item]
+            Timer: self._on_timer,  # type: ignore[dict-item]
+            Command: self._on_command,  # type: ignore[dict-item]
+        }
+
+    # ------------------------------------------------------------------ entry
+
+    def handle(self, event: Event) -> list[Action]:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"{self.symbol}: no handler for {type(event).__name__}")
+        return handler(event)
+
+    # ------------------------------------------------------------------ market data
+
+    def _on_delta(self, delta: BookDelta) -> list[Action]:
+        was_synced = self.book.synced
+        if self.book.apply_delta(delta):
+            return self._maybe_quote()
+        if was_synced and not self.book.synced:
+            return self._lost_sync("sequence gap")
+        return []
+
+    def _on_heartbeat(self, hb: BookHeartbeat) -> list[Action]:
+        was_synced = self.book.synced
+        if not self.book.on_heartbeat(hb) and was_synced and not self.book.synced:
+            return self._lost_sync("heartbeat ahead of the book")
+        return self._maybe_quote()
+
+    def _on_snapshot(self, snap: BookSnapshot) -> list[Action]:
+        self.book.apply_snapshot(snap)
+        self.dirty = True
+        return self._maybe_quote()
+
+    def _lost_sync(self, why: str) -> list[Action]:
+        """The gate closes until a snapshot resyncs the book (self-clearing, no halt);
+        what rests was priced off a book now known wrong, so it is withdrawn."""
+        actions: list[Action] = [RequestSnapshot(f"{self.symbol}: {why}")]
+        actions.extend(self._cancel_quotes())
+        return actions
+
+    def _on_trade(self, trade: PublicTrade) -> list[Action]:
+        self.vol.add_trade(float(self.instrument.price(trade.price_ticks)), trade.ts_ns)
+        return []
+
+    def _on_mark(self, mark: MarkPrice) -> list[Action]:
+        if mark.price <= 0:
+            return []
+        self.mark = mark.price
+        breach = self._check_exposure()
+        if breach is not None:
+            return self._trip(breach)
+        return self._maybe_quote()
+
+    def _on_instrument_status(self, status: InstrumentStatus) -> list[Action]:
+        self.instrument_halted = status.halted
+        if status.halted and self.mode is PoolMode.ACTIVE:
+            return self._trip(Breach("EXCHANGE_HALT", f"{self.symbol} halted by the exchange"))
+        self.dirty = True
+        return self._maybe_quote()
+
+    def _on_timer(self, timer: Timer) -> list[Action]:
+        now = self.clock.now_ns()
+        actions: list[Action] = []
+        if self.mode is PoolMode.ACTIVE:
+            breach = self.guards.check_stale(now, self.book.last_received_ns, self.params)
+            if breach is None:
+                breach = self._check_exposure()
+            if breach is not None:
+                return self._trip(breach)
+        for coid in self._unknown_orders():
+            if now - self.last_query_ns.get(coid, 0) >= QUERY_INTERVAL_NS:
+                actions.append(self._query(coid, now))
+        actions.extend(self._maybe_quote())
+        return actions
+
+    # ------------------------------------------------------------------ fills and money
+
+    def _on_fill(self, fill: Fill) -> list[Action]:
+        if fill.fill_id in self.seen_fills:
+            return []
+        member = self._owner_of(fill.client_order_id)
+        if member is None:
+            # Not ours to book: kept for reconciliation, never guessed onto someone.
+            self.unattributed_fills.append(fill)
+            return []
+        self.seen_fills.add(fill.fill_id)
+        order = member.runtime.open_orders.get(fill.client_order_id)
+        member.runtime.apply_fill(fill)
+        if order is not None:
+            self._own_add(order.side, order.price_ticks, -min(fill.size_lots, order.remaining_lots))
+            if fill.client_order_id not in member.runtime.open_orders:
+                self._forget(fill.client_order_id)
+        self.dirty = True
+        breach = self._check_exposure()
+        if breach is not None:
+            return self._trip(breach)
+        return self._maybe_quote()
+
+    def _on_funding(self, payment: FundingPayment) -> list[Action]:
+        if payment.payment_id in self.seen_funding:
+            return []
+        pid = self.by_account.get(payment.account_id)
+        if pid is None:
+            return []
+        self.seen_funding.add(payment.payment_id)
+        self.members[pid].runtime.apply_funding(payment.amount)
+        breach = self._check_exposure()
+        return self._trip(breach) if breach is not None else []
+
+    def _owner_of(self, client_order_id: str) -> _Member | None:
+        pid = self.owner.get(client_order_id)
+        if pid is None:
+            # A late fill of an order this engine forgot (or never saw, before a
+            # restart): the id itself names the participant.
+            try:
+                parsed = parse(client_order_id)
+            except ValueError:
+                return None
+            if parsed.symbol != self.symbol:
+                return None
+            pid = self.by_short.get(parsed.short_id)
+        return None if pid is None else self.members.get(pid)
+
+    # ------------------------------------------------------------------ order lifecycle
+
+    def _on_accepted(self, ack: OrderAccepted) -> list[Action]:
+        member = self._owner_of(ack.client_order_id)
+        if member is not None:
+            member.runtime.set_order_state(ack.client_order_id, OrderState.OPEN)
+        self.guards.on_accept()
+        return []
+
+    def _on_rejected(self, reject: OrderRejected) -> list[Action]:
+        self._drop_order(reject.client_order_id)
+        breach = self.guards.on_reject(self.params)
+        if breach is not None:
+            return self._trip(breach)
+        return self._maybe_quote()
+
+    def _on_cancelled(self, cancel: OrderCancelled) -> list[Action]:
+        self._drop_order(cancel.client_order_id)
+        return self._maybe_quote()
+
+    def _on_unknown(self, unknown: PlaceOutcomeUnknown) -> list[Action]:
+        member = self._owner_of(unknown.client_order_id)
+        if (
+            member is None
+            or member.runtime.set_order_state(unknown.client_order_id, OrderState.UNKNOWN) is None
+        ):
+            return []
+        return [self._query(unknown.client_order_id, self.clock.now_ns())]
+
+    def _on_query_result(self, result: OrderQueryResult) -> list[Action]:
+        coid = result.client_order_id
+        member = self._owner_of(coid)
+        if member is None or coid not in member.runtime.open_orders:
+            return []
+        if result.found:
+            self.not_found.pop(coid, None)
+            if result.open:
+                member.runtime.set_order_state(coid, OrderState.OPEN)
+                return []
+            # Final at the venue (filled or cancelled): its fills arrive on their own.
+            self._drop_order(coid)
+            return self._maybe_quote()
+        self.not_found[coid] += 1
+        if self.not_found[coid] >= NOT_FOUND_BEFORE_GIVING_UP:
+            self._drop_order(coid)
+            return self._maybe_quote()
+        return []
+
+    def _query(self, coid: str, now: int) -> QueryOrder:
+        self.last_query_ns[coid] = now
+        member = self.members[self.owner[coid]]
+        return QueryOrder(coid, member.spec.account_id)
+
+    def _unknown_orders(self) -> list[str]:
+        return [
+            coid
+            for m in self.members.values()
+            for coid, order in m.runtime.open_orders.items()
+            if order.state is OrderState.UNKNOWN
+        ]
+
+    def _drop_order(self, coid: str) -> None:
+        member = self._owner_of(coid)
+        if member is None:
+            return
+        order = member.runtime.remove_order(coid)
+        if order is not None:
+            self._own_add(order.side, order.price_ticks, -order.remaining_lots)
+            self.dirty = True
+        self._forget(coid)
+
+    def _forget(self, coid: str) -> None:
+        # The owner map keeps the id: a late fill must still find its member.
+        self.cancelling.discard(coid)
+        self.not_found.pop(coid, None)
+        self.last_query_ns.pop(coid, None)
+
+    def _own_add(self, side: Side, price: int, lots: int) -> None:
+        levels = self.own_levels[side]
+        total = levels.get(price, 0) + lots
+        if total > 0:
+            levels[price] = total
+        else:
+            levels.pop(price, None)
+
+    # ------------------------------------------------------------------ commands
+
+    def _on_command(self, command: Command) -> list[Action]:
+        kind = command.kind
+        if kind in ("enable", "resume"):
+            self.mode = PoolMode.ACTIVE
+            self.halt_reason = ""
+            self.guards.reset_rejects()
+            self.dirty = True
+            return self._maybe_quote()
+        if kind == "pause":
+            self.mode = PoolMode.PAUSED
+            return self._cancel_everything(f"pause: {command.reason}")
+        if kind == "kill":
+            return self._trip(Breach("KILL", command.reason or "kill switch"), report=False)
+        if kind == "flatten":
+            return self._trip(Breach("FLATTEN", command.reason or "flatten"), report=False)
+        if kind == "config":
+            if command.params is None:
+                raise ValueError("a config command carries params")
+            self._apply_params(command.params)
+            self.dirty = True
+            return self._maybe_quote()
+        if kind == "members":
+            actions = self._set_members(command.members)
+            self.dirty = True
+            actions.extend(self._maybe_quote())
+            return actions
+        raise ValueError(f"{self.symbol}: unknown command {kind!r}")
+
+    def _apply_params(self, params: PoolParams) -> None:
+        old = getattr(self, "params", None)
+        self.params = params
+        self.as_engine = ASEngine(params, self.instrument.tick_size)
+        if (
+            old is None
+            or old.vol_lookback_seconds != params.vol_lookback_seconds
+            or (
+                old.vol_min_samples != params.vol_min_samples
+                or old.sigma_floor != params.sigma_floor
+            )
+        ):
+            self.vol = VolatilityTracker(
+                params.vol_lookback_seconds * NS_PER_S, params.vol_min_samples, params.sigma_floor
+            )
+        self.interval_ns = params.quote_interval_ms * NS_PER_MS
+        self.threshold = params.price_threshold_bps / 10_000
+
+    def _set_members(self, specs: Iterable[MemberSpec]) -> list[Action]:
+        """Adds, updates and removes members; a removed member's orders are cancelled."""
+        wanted = {spec.participant_id: spec for spec in specs}
+        actions: list[Action] = []
+        for pid in [p for p in self.members if p not in wanted]:
+            gone = self.members.pop(pid)
+            actions.extend(self._cancel_member(gone))
+            self.by_short.pop(gone.spec.short_id, None)
+            self.by_account.pop(gone.spec.account_id, None)
+        for pid, spec in wanted.items():
+            member = self.members.get(pid)
+            weight = weight_units(spec.weight) if spec.status is MemberStatus.ACTIVE else 0
+            if member is None:
+                member = _Member(spec, MemberRuntime(pid, self.instrument), weight)
+                self.members[pid] = member
+            else:
+                member.spec, member.weight = spec, weight
+                if weight == 0:
+                    actions.extend(self._cancel_member(member))
+            self.by_short[spec.short_id] = pid
+            self.by_account[spec.account_id] = pid
+        return actions
+
+    # ------------------------------------------------------------------ risk
+
+    def _check_exposure(self) -> Breach | None:
+        """Position and day-loss guards, at mark (nothing to value without one)."""
+        mark = self.mark
+        if mark is None:
+            return None
+        q_notional = self.instrument.size(self._q_lots()) * mark
+        breach = self.guards.check_position(q_notional, self.params)
+        if breach is None:
+            breach = self.guards.check_loss(self.clock.now_ns(), self._total_pnl(mark), self.params)
+        return breach if self.mode is PoolMode.ACTIVE else None
+
+    def _trip(self, breach: Breach, *, report: bool = True) -> list[Action]:
+        """Gate closed first (the mode), then every order cancelled, then the halt reported."""
+        self.mode = PoolMode.HALTED
+        self.halt_reason = f"{breach.trigger}: {breach.detail}"
+        actions = self._cancel_everything(self.halt_reason)
+        if report:
+            actions.append(RiskTriggered(breach.trigger, breach.detail))
+        return actions
+
+    def _q_lots(self) -> int:
+        return sum(m.runtime.position_lots for m in self.members.values())
+
+    def _total_pnl(self, mark: Decimal) -> Decimal:
+        return sum((m.runtime.total_pnl(mark) for m in self.members.values()), Decimal(0))
+
+    # ------------------------------------------------------------------ cancelling
+
+    def _cancel_member(self, member: _Member) -> list[Action]:
+        actions: list[Action] = []
+        for coid in member.runtime.open_orders:
+            if coid not in self.cancelling:
+                self.cancelling.add(coid)
+                actions.append(
+                    CancelOrder(coid, member.spec.participant_id, member.spec.account_id)
+                )
+        return actions
+
+    def _cancel_quotes(self) -> list[Action]:
+        actions: list[Action] = []
+        for member in self.members.values():
+            actions.extend(self._cancel_member(member))
+        self.last.micro = None
+        self.last.shadow.clear()
+        return actions
+
+    def _cancel_everything(self, reason: str) -> list[Action]:
+        """Every known order, then a venue cancel-all per member account for the
+        orders MMS may have lost track of."""
+        actions = self._cancel_quotes()
+        accounts = tuple(sorted(m.spec.account_id for m in self.members.values()))
+        if accounts and not self.shadow:
+            actions.append(CancelAll(accounts, reason))
+        return actions
+
+    # ------------------------------------------------------------------ quoting
+
+    def gate(self) -> str:
+        """Why no order may go now; "" when the gate is open."""
+        if self.mode is not PoolMode.ACTIVE:
+            return f"pool {self.mode}"
+        if self.instrument_halted:
+            return "instrument halted"
+        if not self.book.synced:
+            return "book not synced"
+        if self.mark is None:
+            return "no mark price"
+        return ""
+
+    def _maybe_quote(self) -> list[Action]:
+        if self.mode is not PoolMode.ACTIVE or self.instrument_halted or not self.book.synced:
+            return []
+        now = self.clock.now_ns()
+        last = self.last
+        if last.ns is not None and now - last.ns < self.interval_ns:
+            return []
+        micro = self.book.microprice(self.own_levels[Side.BUY], self.own_levels[Side.SELL])
+        if micro is None:
+            return []
+        if (
+            not self.dirty
+            and last.micro is not None
+            and abs(micro - last.micro) < self.threshold * last.micro
+        ):
+            return []
+        return self._quote(now, micro)
+
+    def _quote(self, now: int, micro: float) -> list[Action]:
+        if self.mark is None:
+            return []
+        if self.params.check_staleness:
+            breach = self.guards.check_stale(now, self.book.last_received_ns, self.params)
+            if breach is not None:
+                return self._trip(breach)
+        sigma = self.vol.sigma(now)
+        mid = self.book.mid_ticks()
+        if sigma is None or mid is None:
+            return []  # warming up: no quotes until σ is known
+        best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
+        q = float(self.instrument.size(self._q_lots()))
+        ladder = self.as_engine.ladder(
+            microprice_ticks=micro,
+            mid_ticks=mid,
+            q=q,
+            sigma=sigma,
+            best_bid=best_bid,
+            best_ask=best_ask,
+        )
+        targets = self._targets(ladder)
+        self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
+        self.dirty = False
+        if self.shadow:
+            return self._simulate(targets)
+        return self._diff(targets, mid, best_bid, best_ask)
+
+    def _targets(self, ladder: Ladder) -> dict[Slot, tuple[int, int]]:
+        """(member, side, level) → (price ticks, lots): the pool's size per level split
+        by capital weight, each member capped by its own position limit."""
+        members = list(self.members.values())
+        weights = [m.weight for m in members]
+        mark = self.mark
+        if mark is None:  # the caller checked; without a mark no limit can be known
+            return {}
+        targets: dict[Slot, tuple[int, int]] = {}
+        min_lots = self.instrument.min_lots
+        for side, prices in ((Side.BUY, ladder.bids), (Side.SELL, ladder.asks)):
+            caps = [
+                capacity_lots(
+                    side,
+                    m.runtime.position_lots,
+                    self._locked_lots(m, side),
+                    m.spec.max_position_usdt,
+                    mark,
+                    self.instrument,
+                )
+                if m.weight
+                else 0
+                for m in members
+            ]
+            for level, price in enumerate(prices):
+                total = level_lots(self.params.order_size_usdt, price, self.instrument)
+                if total <= 0:
+                    continue
+                lots = allocate(
+                    total, weights, caps, min_lots, min_notional_check(self.instrument, price)
+                )
+                for i, member_lots in enumerate(lots):
+                    if member_lots:
+                        caps[i] -= member_lots
+                        targets[(members[i].spec.participant_id, side, level)] = (
+                            price,
+                            member_lots,
+                        )
+        return targets
+
+    @staticmethod
+    def _locked_lots(member: _Member, side: Side) -> int:
+        """Resting lots this re-quote cannot replace: orders of unknown outcome."""
+        return sum(
+            o.remaining_lots
+            for o in member.runtime.open_orders.values()
+            if o.side is side and o.state is OrderState.UNKNOWN
+        )
+
+    def _diff(
+        self,
+        targets: dict[Slot, tuple[int, int]],
+        mid: float,
+        best_bid: int | None,
+        best_ask: int | None,
+    ) -> list[Action]:
+        """Cancels and places for what differs from what rests; nothing for the rest."""
+        cancels: list[Action] = []
+        places: list[Action] = []
+        resting: dict[Slot, OpenOrder] = {}
+        blocked: set[Slot] = set()
+        for member in self.members.values():
+            pid = member.spec.participant_id
+            for coid, order in member.runtime.open_orders.items():
+                slot = (pid, order.side, order.level)
+                if order.state is OrderState.UNKNOWN:
+                    blocked.add(slot)
+                elif coid not in self.cancelling:
+                    if slot in resting or targets.get(slot) != (
+                        order.price_ticks,
+                        order.remaining_lots,
+                    ):
+                        self.cancelling.add(coid)
+                        cancels.append(CancelOrder(coid, pid, member.spec.account_id))
+                    else:
+                        resting[slot] = order
+        max_lots = MAX_ORDER_MULTIPLE * max(
+            1, level_lots(self.params.order_size_usdt, max(1, int(mid)), self.instrument)
+        )
+        for slot, (price, lots) in targets.items():
+            if slot in resting or slot in blocked:
+                continue
+            pid, side, level = slot
+            member = self.members[pid]
+            reason = self.pretrade.refuse_reason(
+                side=side,
+                price_ticks=price,
+                size_lots=lots,
+                mid_ticks=mid,
+                best_bid=best_bid,
+                best_ask=best_ask,
+                params=self.params,
+                max_order_lots=max_lots,
+                resting_prices=self._member_prices(member, side),
+            )
+            if reason is not None:
+                continue
+            coid = self.ids.new(
+                short_id=member.spec.short_id, symbol=self.symbol, level=level, side=side
+            )
+            member.runtime.add_order(
+                client_order_id=coid, side=side, price_ticks=price, size_lots=lots, level=level
+            )
+            self.owner[coid] = pid
+            self._own_add(side, price, lots)
+            places.append(PlaceOrder(coid, pid, member.spec.account_id, side, level, price, lots))
+        # Cancels first: freeing a price level before taking a new one.
+        return cancels + places
+
+    def _member_prices(self, member: _Member, side: Side) -> set[int]:
+        return {
+            o.price_ticks
+            for coid, o in member.runtime.open_orders.items()
+            if o.side is side and coid not in self.cancelling
+        }
+
+    def _simulate(self, targets: dict[Slot, tuple[int, int]]) -> list[Action]:
+        if targets == self.last.shadow:
+            return []
+        self.last.shadow = dict(targets)
+        return [
+            SimulatedQuote(pid, side, level, price, lots)
+            for (pid, side, level), (price, lots) in sorted(targets.items())
+        ]
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(
+        self,
+        *,
+        fills: Iterable[Fill],
+        open_orders: Iterable[tuple[str, OpenOrder]] = (),
+        day_baseline_pnl: Decimal | None = None,
+        day: int | None = None,
+    ) -> list[Action]:
+        """Rebuilds positions, PnL and the order-owner map from persisted fills and
+        orders (SPEC B.4: a restart never resets a guard).
+
+        A pool not ACTIVE (every pool, at boot) must not leave orders resting, so
+        the actions returned cancel each restored order and cancel-all every
+        member account; the runquoter carries them out before anything else."""
+        for fill in fills:
+            member = self._owner_of(fill.client_order_id)
+            if member is None or fill.fill_id in self.seen_fills:
+                continue
+            self.seen_fills.add(fill.fill_id)
+            member.runtime.apply_fill(fill)
+        for pid, order in open_orders:
+            holder = self.members.get(pid)
+            if holder is None:
+                continue
+            holder.runtime.add_order(
+                client_order_id=order.client_order_id,
+                side=order.side,
+                price_ticks=order.price_ticks,
+                size_lots=order.remaining_lots,
+                level=order.level,
+                state=order.state,
+            )
+            self.owner[order.client_order_id] = pid
+            self._own_add(order.side, order.price_ticks, order.remaining_lots)
+        if day_baseline_pnl is not None and day is not None:
+            self.guards.day, self.guards.day_baseline_pnl = day, day_baseline_pnl
+        if self.mode is PoolMode.ACTIVE:
+            return []
+        return self._cancel_everything("restart: nothing rests while the pool is not ACTIVE")
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> EngineStatus:
+        mark = self.mark
+        ladder = self.last.ladder
+        quoted = self.own_levels
+        members = []
+        for m in self.members.values():
+            rt = m.runtime
+            bid_depth = sum(
+                (
+                    self.instrument.notional(o.price_ticks, o.remaining_lots)
+                    for o in rt.open_orders.values()
+                    if o.side is Side.BUY and o.level == 0
+                ),
+                Decimal(0),
+            )
+            ask_depth = sum(
+                (
+                    self.instrument.notional(o.price_ticks, o.remaining_lots)
+                    for o in rt.open_orders.values()
+                    if o.side is Side.SELL and o.level == 0
+                ),
+                Decimal(0),
+            )
+            members.append(
+                MemberView(
+                    participant_id=m.spec.participant_id,
+                    position_lots=rt.position_lots,
+                    position=self.instrument.size(rt.position_lots),
+                    avg_entry_price=rt.avg_entry_price,
+                    realised_pnl_usdt=rt.realised_pnl_usdt,
+                    unrealised_pnl_usdt=rt.unrealised_pnl(mark) if mark else Decimal(0),
+                    fees_usdt=rt.fees_usdt,
+                    funding_usdt=rt.funding_usdt,
+                    volume_usdt=rt.volume_usdt,
+                    trade_count=rt.trade_count,
+                    open_orders=len(rt.open_orders),
+                    bid_depth_usdt=bid_depth,
+                    ask_depth_usdt=ask_depth,
+                    quoting_both_sides=bid_depth > 0 and ask_depth > 0,
+                )
+            )
+        gate = self.gate()
+        return EngineStatus(
+            symbol=self.symbol,
+            mode=self.mode,
+            quoting=gate == "" and bool(quoted[Side.BUY] or quoted[Side.SELL]),
+            gate_reason=gate,
+            q=self.instrument.size(self._q_lots()),
+            sigma=self.vol.sigma(self.clock.now_ns()),
+            reservation_price=ladder.r * float(self.instrument.tick_size) if ladder else None,
+            half_spread=ladder.half_spread if ladder else None,
+            best_bid_quoted=self.instrument.price(max(quoted[Side.BUY]))
+            if quoted[Side.BUY]
+            else None,
+            best_ask_quoted=self.instrument.price(min(quoted[Side.SELL]))
+            if quoted[Side.SELL]
+            else None,
+            day_pnl_usdt=self.guards.day_pnl(self._total_pnl(mark)) if mark else Decimal(0),
+            members=tuple(members),
+            refused=dict(self.pretrade.refused),
+            halt=self.halt_reason,
+        )
+
+
+async def run_engine(
+    engine: PoolEngine,
+    events: asyncio.Queue[Event | None],
+    sink: ActionSink,
+    *,
+    on_error: Callable[[Event, Exception], Sequence[Action]] | None = None,
+) -> None:
+    """The actor: drains the queue one event at a time until it receives None.
+
+    The sink runs after each event, so the actions of one event are carried out
+    in order before the next event is looked at.
+    """
+    while True:
+        event = await events.get()
+        try:
+            if event is None:
+                return
+            try:
+                actions = engine.handle(event)
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                actions = list(on_error(event, exc))
+            if actions:
+                await sink.execute(engine.symbol, actions)
+        finally:
+            events.task_done()

@@ -1,0 +1,359 @@
+"""The PoolEngine, scenario by scenario, on a fake clock."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from decimal import Decimal
+
+from quoting_worker.core.allocation import level_lots
+from quoting_worker.core.engine import NOT_FOUND_BEFORE_GIVING_UP, PoolEngine
+from quoting_worker.core.ids import parse
+from quoting_worker.core.member import OpenOrder, OrderState
+from quoting_worker.core.types import (
+    BookDelta,
+    CancelAll,
+    FundingPayment,
+    InstrumentStatus,
+    MarkPrice,
+    MemberStatus,
+    OrderAccepted,
+    OrderCancelled,
+    OrderQueryResult,
+    OrderRejected,
+    PlaceOutcomeUnknown,
+    PoolMode,
+    QueryOrder,
+    RequestSnapshot,
+    RiskTriggered,
+    Side,
+    SimulatedQuote,
+)
+from tests.core.engine_world import (
+    BTC,
+    MEMBERS,
+    MID,
+    MS,
+    PARAMS,
+    World,
+    cancels,
+    fill_of,
+    places,
+    with_params,
+)
+
+
+def test_a_paused_pool_never_places() -> None:
+    world = World()
+    world.warm()
+    for _ in range(20):
+        world.tick()
+    assert places(world.actions) == []
+    assert world.engine.gate() == "pool PAUSED"
+
+
+def test_enable_quotes_every_level_split_by_capital_weight() -> None:
+    world = World()
+    out = world.active()
+    orders = places(out)
+    assert len(orders) == 3 * 2 * PARAMS.num_levels  # members × sides × levels
+    by_level: dict[tuple[Side, int], list[int]] = defaultdict(list)
+    for order in orders:
+        by_level[(order.side, order.level)].append(order.size_lots)
+        assert parse(order.client_order_id).symbol == "BTCUSDT-PERP"
+    for (side, level), sizes in by_level.items():
+        price = next(o.price_ticks for o in orders if (o.side, o.level) == (side, level))
+        pool_lots = level_lots(PARAMS.order_size_usdt, price, BTC)
+        assert sum(sizes) <= pool_lots
+        # weights 1 : 2 : 3
+        assert sizes[0] < sizes[1] < sizes[2]
+    best_bid = max(o.price_ticks for o in orders if o.side is Side.BUY)
+    best_ask = min(o.price_ticks for o in orders if o.side is Side.SELL)
+    assert best_bid < MID - 5 + 1
+    assert best_ask > MID + 5 - 1
+    status = world.engine.status()
+    assert status.quoting
+    assert all(m.quoting_both_sides for m in status.members)
+
+
+def test_orders_carry_each_members_own_account_and_unique_ids() -> None:
+    world = World()
+    orders = places(world.active())
+    accounts = {m.participant_id: m.account_id for m in MEMBERS}
+    assert all(o.account_id == accounts[o.participant_id] for o in orders)
+    assert len({o.client_order_id for o in orders}) == len(orders)
+
+
+def test_small_moves_and_the_interval_do_not_requote() -> None:
+    world = World()
+    world.active()
+    world.seq += 1
+    # Inside the quote interval: nothing, whatever the move.
+    assert world.send(BookDelta(world.seq, ((MID - 5, 900),), (), world.now())) == []
+    world.clock.advance(150 * MS)
+    world.seq += 1
+    # After the interval, a move below price_threshold_bps: nothing either.
+    assert world.send(BookDelta(world.seq, ((MID - 5, 901),), (), world.now())) == []
+
+
+def test_a_real_move_replaces_only_what_changed() -> None:
+    world = World()
+    first = places(world.active())
+    world.clock.advance(150 * MS)
+    world.seq += 1
+    bids = tuple((MID + 195 - 10 * i, 500) for i in range(30))  # the market lifts 20 USDT
+    asks = tuple((MID + 205 + 10 * i, 500) for i in range(30))
+    removed = ((MID - 5 - 10 * i, 0) for i in range(10))
+    gone_asks = ((MID + 5 + 10 * i, 0) for i in range(20))
+    out = world.send(BookDelta(world.seq, (*removed, *bids), (*gone_asks, *asks), world.now()))
+    assert out, "a 20 USDT move re-quotes"
+    cancelled = {c.client_order_id for c in cancels(out)}
+    placed = places(out)
+    assert cancelled <= {o.client_order_id for o in first}
+    # Every order replaced is cancelled first, and nothing is placed twice in one slot.
+    assert out.index(cancels(out)[0]) < out.index(placed[0])
+    slots = [(o.participant_id, o.side, o.level) for o in placed]
+    assert len(slots) == len(set(slots))
+
+
+def test_pause_cancels_everything_and_stops_quoting() -> None:
+    world = World()
+    orders = places(world.active())
+    out = world.command("pause", reason="ops")
+    assert {c.client_order_id for c in cancels(out)} == {o.client_order_id for o in orders}
+    assert any(isinstance(a, CancelAll) for a in out)
+    world.actions.clear()
+    for _ in range(10):
+        world.tick()
+    assert places(world.actions) == []
+
+
+def test_a_sequence_gap_withdraws_quotes_until_a_snapshot_resyncs() -> None:
+    world = World()
+    world.active()
+    world.seq += 2  # one delta lost
+    out = world.send(BookDelta(world.seq, ((MID - 5, 100),), (), world.now()))
+    assert any(isinstance(a, RequestSnapshot) for a in out)
+    assert len(cancels(out)) == 18
+    assert world.engine.mode is PoolMode.ACTIVE  # self-clearing, not a halt
+    world.actions.clear()
+    for _ in range(5):
+        world.tick()
+    assert places(world.actions) == []
+    for order in world.engine.members.values():
+        for coid in list(order.runtime.open_orders):
+            world.send(OrderCancelled(coid, world.now()))
+    world.clock.advance(200 * MS)
+    assert places(world.snapshot())
+
+
+def test_stale_data_halts_and_only_a_resume_quotes_again() -> None:
+    world = World()
+    world.active()
+    out = world.tick(6000, heartbeat=False)
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["STALE_DATA"]
+    assert world.engine.mode is PoolMode.HALTED
+    world.actions.clear()
+    world.snapshot()
+    world.tick()
+    assert places(world.actions) == []
+    assert places(world.command("resume") + world.tick())
+
+
+def test_reject_storm_halts() -> None:
+    world = World(params=with_params(reject_storm_count=3))
+    orders = places(world.active())
+    out = []
+    for order in orders[:3]:
+        out += world.send(OrderRejected(order.client_order_id, "post only", world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["REJECT_STORM"]
+
+
+def test_an_accept_resets_the_reject_count() -> None:
+    world = World(params=with_params(reject_storm_count=3))
+    orders = places(world.active())
+    world.send(OrderRejected(orders[0].client_order_id, "x", world.now()))
+    world.send(OrderRejected(orders[1].client_order_id, "x", world.now()))
+    world.send(OrderAccepted(orders[2].client_order_id, "v-1", world.now()))
+    out = world.send(OrderRejected(orders[3].client_order_id, "x", world.now()))
+    assert not any(isinstance(a, RiskTriggered) for a in out)
+
+
+def test_exchange_halt_halts_the_pool() -> None:
+    world = World()
+    world.active()
+    out = world.send(InstrumentStatus(halted=True, ts_ns=world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["EXCHANGE_HALT"]
+    # Still halted at the exchange: resumed, but the gate stays shut.
+    assert places(world.command("resume") + world.tick()) == []
+    assert places(world.send(InstrumentStatus(halted=False, ts_ns=world.now())))
+
+
+def test_position_guard_halts_on_the_pool_aggregate() -> None:
+    world = World(params=with_params(max_pool_position_usdt=Decimal("1500")))
+    orders = places(world.active())
+    buys = [o for o in orders if o.side is Side.BUY and o.level == 0]
+    out = []
+    for i, order in enumerate(buys):
+        out += world.send(fill_of(order, f"f-{i}", ts=world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["POSITION"]
+
+
+def test_loss_guard_counts_the_utc_day_only() -> None:
+    world = World(params=with_params(max_pool_loss_usdt=Decimal("100")))
+    orders = places(world.active())
+    for i, buy in enumerate(o for o in orders if o.side is Side.BUY and o.level == 0):
+        world.send(fill_of(buy, f"f-{i}", ts=world.now()))
+    # About 6,000 USDT long; the market falls 5%: some 300 USDT lost today.
+    out = world.send(MarkPrice(BTC.price(MID) * Decimal("0.95"), world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["LOSS"]
+
+
+def test_a_fill_delivered_twice_changes_nothing() -> None:
+    world = World()
+    orders = places(world.active())
+    fill = fill_of(orders[0], "f-1", lots=5, ts=world.now())
+    world.send(fill)
+    before = world.engine.status().members
+    assert world.send(fill) == []
+    assert world.engine.status().members == before
+
+
+def test_a_late_fill_of_a_forgotten_order_still_reaches_its_member() -> None:
+    world = World()
+    orders = places(world.active())
+    order = orders[0]
+    world.send(OrderCancelled(order.client_order_id, world.now()))
+    world.engine.owner.clear()  # as after a restart: the id alone must name the member
+    world.send(fill_of(order, "late-1", lots=2, ts=world.now()))
+    member = world.engine.members[order.participant_id].runtime
+    assert member.position_lots == 2 if order.side is Side.BUY else -2
+
+
+def test_a_fill_for_no_member_is_kept_aside_not_guessed() -> None:
+    world = World()
+    world.active()
+    stray = fill_of(places(world.actions)[0], "stray-1")
+    stray = replace(stray, client_order_id="mm-ffffffff-BTCUSDT-PERP-0-BUY-1")
+    world.send(stray)
+    assert world.engine.unattributed_fills == [stray]
+    assert all(m.runtime.position_lots == 0 for m in world.engine.members.values())
+
+
+def test_unknown_outcome_is_queried_and_blocks_its_slot() -> None:
+    world = World()
+    orders = places(world.active())
+    order = orders[0]
+    out = world.send(PlaceOutcomeUnknown(order.client_order_id, world.now()))
+    assert out == [QueryOrder(order.client_order_id, order.account_id)]
+    slot = (order.participant_id, order.side, order.level)
+    # A big move re-quotes everything, but never a second order into the unknown's slot.
+    world.clock.advance(150 * MS)
+    world.seq += 1
+    moved = world.send(BookDelta(world.seq, ((MID + 95, 500),), ((MID + 105, 500),), world.now()))
+    assert slot not in {(o.participant_id, o.side, o.level) for o in places(moved)}
+    for _ in range(NOT_FOUND_BEFORE_GIVING_UP - 1):
+        world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
+        assert (
+            order.client_order_id in world.engine.members[order.participant_id].runtime.open_orders
+        )
+    world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
+    assert (
+        order.client_order_id not in world.engine.members[order.participant_id].runtime.open_orders
+    )
+
+
+def test_shadow_mode_simulates_and_never_places() -> None:
+    world = World(shadow=True)
+    out = world.active()
+    assert places(out) == []
+    simulated = [a for a in out if isinstance(a, SimulatedQuote)]
+    assert len(simulated) == 18
+    assert world.tick() == []  # unchanged quotes are not simulated again
+
+
+def test_a_member_at_its_limit_gets_no_orders_on_that_side() -> None:
+    tight = replace(MEMBERS[0], max_position_usdt=Decimal("1000"))
+    world = World(members=(tight, *MEMBERS[1:]))
+    orders = places(world.active())
+    buy = next(o for o in orders if o.participant_id == tight.participant_id and o.side is Side.BUY)
+    world.send(fill_of(buy, "f-1", lots=16, ts=world.now()))  # ≈ 960 USDT long
+    world.clock.advance(150 * MS)
+    world.command("config", params=with_params(price_threshold_bps=0.0))
+    now_resting = world.engine.members[tight.participant_id].runtime.open_orders.values()
+    resting_buys = sum(o.remaining_lots for o in now_resting if o.side is Side.BUY)
+    assert 16 + resting_buys <= 16  # limit / (mark × lot) = 16 lots: nothing more to buy
+
+
+def test_suspended_and_removed_members_get_nothing_and_lose_their_orders() -> None:
+    world = World()
+    orders = places(world.active())
+    suspended = replace(MEMBERS[0], status=MemberStatus.SUSPENDED)
+    out = world.command("members", members=(suspended, MEMBERS[1]))
+    gone = {o.client_order_id for o in orders if o.participant_id != MEMBERS[1].participant_id}
+    # Their orders all go (the remaining member's are re-sized too: it now takes all).
+    assert gone <= {c.client_order_id for c in cancels(out)}
+    assert {o.participant_id for o in places(out)} <= {MEMBERS[1].participant_id}
+
+
+def test_flatten_halts_and_cancels_all_accounts_without_placing() -> None:
+    world = World()
+    world.active()
+    out = world.command("flatten", reason="lost orders")
+    assert world.engine.mode is PoolMode.HALTED
+    cancel_all = [a for a in out if isinstance(a, CancelAll)]
+    assert cancel_all
+    assert set(cancel_all[0].account_ids) == {m.account_id for m in MEMBERS}
+    assert places(out) == []
+
+
+def test_funding_reaches_the_member_once() -> None:
+    world = World()
+    world.active()
+    payment = FundingPayment("fund-1", "acct-b", Decimal("-1.25"), world.now())
+    world.send(payment)
+    world.send(payment)
+    member = world.engine.members[MEMBERS[1].participant_id].runtime
+    assert member.funding_usdt == Decimal("-1.25")
+
+
+def test_restore_rebuilds_positions_orders_and_the_days_guard() -> None:
+    world = World()
+    orders = places(world.active())
+    fills = [fill_of(o, f"f-{i}", lots=3, ts=world.now()) for i, o in enumerate(orders[:4])]
+    for fill in fills:
+        world.send(fill)
+    world.send(MarkPrice(BTC.price(MID + 10), world.now()))
+    engine = world.engine
+    open_orders = [
+        (pid, order)
+        for pid, m in engine.members.items()
+        for order in m.runtime.open_orders.values()
+    ]
+    twin = PoolEngine(instrument=BTC, params=PARAMS, members=MEMBERS, clock=world.clock)
+    twin.restore(
+        fills=fills,
+        open_orders=open_orders,
+        day_baseline_pnl=engine.guards.day_baseline_pnl,
+        day=engine.guards.day,
+    )
+    twin.handle(MarkPrice(BTC.price(MID + 10), world.now()))
+    assert twin.status().members == engine.status().members
+    assert twin.status().day_pnl_usdt == engine.status().day_pnl_usdt
+    assert twin.own_levels == engine.own_levels
+    # A replayed fill is still a duplicate after the restart.
+    assert twin.handle(fills[0]) == []
+
+
+def test_restored_unknown_orders_are_not_duplicated() -> None:
+    world = World()
+    engine = world.engine
+    pid = MEMBERS[0].participant_id
+    unknown = OpenOrder(
+        "mm-aaaaaaaa-BTCUSDT-PERP-0-BUY-5", Side.BUY, MID - 50, 10, 0, 10, OrderState.UNKNOWN
+    )
+    engine.restore(fills=(), open_orders=[(pid, unknown)])
+    out = world.active()
+    assert (pid, Side.BUY, 0) not in {(o.participant_id, o.side, o.level) for o in places(out)}
+    queries = [a for a in world.tick(600) if isinstance(a, QueryOrder)]
+    assert [q.client_order_id for q in queries] == [unknown.client_order_id]
