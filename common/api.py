@@ -31,11 +31,30 @@ def error_responses(*statuses: int) -> dict[int, Any]:
     return {s: OpenApiResponse(ErrorSerializer, description=descriptions[s]) for s in statuses}
 
 
-class ReasonSerializer(serializers.Serializer[Any]):
+class InputSerializer(serializers.Serializer[Any]):
+    """A request body that refuses keys it does not declare, naming each one,
+    instead of silently dropping them (a typo must not look like success)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        data = self.initial_data
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: ["is not a field of this request (or cannot be changed)"]
+                        for name in unknown
+                    }
+                )
+        return attrs
+
+
+class ReasonSerializer(InputSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class NoteSerializer(serializers.Serializer[Any]):
+class NoteSerializer(InputSerializer):
     note = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -101,7 +101,13 @@ def _ask_auth_service(token: str) -> dict[str, Any]:
     if response.status_code != 200:
         logger.error("auth service answered %s", response.status_code)
         raise AuthServiceUnavailable
-    claims: dict[str, Any] = response.json()
+    try:
+        claims = response.json()
+    except ValueError:
+        claims = None
+    if not isinstance(claims, dict):
+        logger.error("auth service answered 200 without a JSON object")
+        raise AuthServiceUnavailable
     return claims
 
 

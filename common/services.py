@@ -4,6 +4,7 @@ row and, where a topic exists for the event, the outbox row."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -61,6 +62,8 @@ def apply_changes(instance: models.Model, updates: Mapping[str, Any]) -> dict[st
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)

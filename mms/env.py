@@ -138,6 +138,8 @@ def load_service_env() -> ServiceEnv:
                 secret_key = "insecure-development-key-debug-only"  # noqa: S105
             else:
                 errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"  # noqa: S105
+        if values["http_port"] == values["admin_port"]:
+            errors["ADMIN_PORT"] = f"must differ from HTTP_PORT ({values['http_port']})"
         if bools["disable_auth"] and not bools["debug"]:
             errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"
     if errors:

@@ -1,7 +1,7 @@
 """The ops/finance panel, served on ADMIN_PORT only."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from common.health import healthz
 
@@ -11,5 +11,7 @@ admin.site.index_title = "Pools, participants and settlements"
 
 urlpatterns = [
     path("healthz", healthz),
+    # Prometheus scrapes the web process here, on the internal ops port, not the public API.
+    path("", include("django_prometheus.urls")),
     path("", admin.site.urls),
 ]

@@ -1,10 +1,13 @@
 """The REST API, served on HTTP_PORT. The admin panel is not reachable here."""
 
-from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from common.converters import SymbolConverter
 from common.errors import json_not_found
 from common.health import healthz, readyz
+
+register_converter(SymbolConverter, "symbol")
 
 v1: list[URLPattern | URLResolver] = [
     path("", include("pools.api.urls")),
@@ -21,7 +24,6 @@ v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("", include("django_prometheus.urls")),
     path("v1/", include(v1)),
     re_path(r"^v1/.*$", json_not_found),
 ]

@@ -37,6 +37,7 @@ from participants.models import Participant
 from pools import services
 from pools.enums import PoolState
 from pools.models import FlattenRequest, PoolConfig, PoolMember
+from pools.selectors import pools_not_halted
 
 
 def _halted_selected(pools: Sequence[PoolConfig]) -> bool:
@@ -346,7 +347,7 @@ class PoolConfigAdmin(ServiceModelAdmin):
             title=f"{title}: all pools",
             question=explanation,
             warning="This acts on every pool, whatever is selected.",
-            objects=list(PoolConfig.objects.exclude(state=PoolState.HALTED)),
+            objects=list(pools_not_halted()),
             form=form,
             submit_label=f"{title} now",
             cancel_url=changelist,

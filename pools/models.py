@@ -10,8 +10,9 @@ from participants.models import Participant
 from pools.enums import FlattenStatus, PoolState
 
 S = PoolState
+SYMBOL_PATTERN = r"[A-Z0-9]{2,20}(?:-[A-Z]{2,8})?"
 SYMBOL_VALIDATOR = RegexValidator(
-    r"^[A-Z0-9]{2,20}(-[A-Z]{2,8})?$", "a symbol is upper-case, e.g. BTCUSDT-PERP"
+    rf"^{SYMBOL_PATTERN}$", "a symbol is upper-case, e.g. BTCUSDT-PERP"
 )
 
 

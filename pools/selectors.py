@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from common.redis import redis_client
+from pools.enums import PoolState
 from pools.models import PoolConfig, PoolMember
 
 # The worker writes one JSON record per pool here at least every second, with
@@ -19,6 +21,23 @@ LIVE_STATUS_KEY = "mms:live:pool:{symbol}"
 def pool_list(*, include_archived: bool = False) -> QuerySet[PoolConfig]:
     pools = PoolConfig.objects.all()
     return pools if include_archived else pools.filter(archived_at__isnull=True)
+
+
+def pools_not_halted() -> QuerySet[PoolConfig]:
+    """What an emergency kill acts on: every live (not archived) pool not yet HALTED."""
+    return pool_list().exclude(state=PoolState.HALTED).order_by("symbol")
+
+
+def symbol_known(*, symbol: str) -> bool:
+    """A symbol that has (or had: pools are archived, never deleted) a pool."""
+    return PoolConfig.objects.filter(symbol=symbol).exists()
+
+
+def require_symbol(*, symbol: str) -> str:
+    """404 for a symbol no pool ever had."""
+    if not symbol_known(symbol=symbol):
+        raise Http404(f"no pool {symbol}")
+    return symbol
 
 
 def pool_get(*, symbol: str) -> PoolConfig:

@@ -22,6 +22,7 @@ from participants.models import Participant
 from pools.enums import PoolState
 from pools.events import emit_risk_triggered, emit_state_changed
 from pools.models import FlattenRequest, PoolConfig, PoolMember
+from pools.selectors import pools_not_halted
 from trading.selectors import member_position
 
 POOL_CONFIG_FIELDS = (
@@ -71,10 +72,14 @@ def pool_create_or_update(
                 changes={name: (None, getattr(pool, name)) for name in config},
             )
             return pool, True
-        restored = pool.archived_at is not None
-        if restored:
-            pool.archived_at = None
-            audit_record(entity_type="pool", entity_id=symbol, action="restore", actor=actor)
+        if pool.archived_at is not None:
+            audit_record(
+                entity_type="pool",
+                entity_id=symbol,
+                action="restore",
+                actor=actor,
+                changes=apply_changes(pool, {"archived_at": None}),
+            )
         _update(pool, config, actor)
         return pool, False
 
@@ -92,6 +97,12 @@ def _update(pool: PoolConfig, config: Mapping[str, Any], actor: Actor) -> None:
     unknown = set(config) - set(POOL_CONFIG_FIELDS)
     if unknown:
         raise InvalidInput(f"not a pool config field: {sorted(unknown)}", field=min(unknown))
+    if config.get("enabled") is False and pool.state == PoolState.ACTIVE:
+        raise Conflict(
+            "an ACTIVE pool cannot be disabled; pause it first",
+            field="enabled",
+            current_state=str(pool.state),
+        )
     changes = apply_changes(pool, config)
     _check_config(pool)
     pool.save()
@@ -198,8 +209,7 @@ def emergency_kill(*, actor: Actor, reason: str) -> list[PoolConfig]:
     """Every pool not already HALTED goes HALTED, in one transaction."""
     with transaction.atomic():
         halted = []
-        pools = PoolConfig.objects.select_for_update().exclude(state=PoolState.HALTED)
-        for pool in pools.order_by("symbol"):
+        for pool in pools_not_halted().select_for_update():
             halted.append(
                 _pool_transition(
                     pool, action="halt", actor=actor, reason=f"EMERGENCY_KILL: {reason}"
@@ -238,6 +248,7 @@ def member_add(
         locked = lock(PoolConfig, pk=pool.pk)
         if locked.archived_at is not None:
             raise Conflict(f"pool {locked.symbol} is archived", current_state="ARCHIVED")
+        participant = lock(Participant, pk=participant.pk)
         if participant.state == ParticipantState.TERMINATED:
             raise InvalidInput(
                 "a terminated participant cannot join a pool", field="participant_id"

@@ -69,7 +69,13 @@ def settlement_reject(*, settlement: Settlement, actor: Actor, reason: str) -> S
 
 def settlement_recalculate(*, settlement: Settlement, actor: Actor, reason: str = "") -> Settlement:
     """REJECTED → PENDING. The revenue issue recomputes the figures here too."""
-    return _transition(settlement, "recalculate", actor, reason=reason)
+    return _transition(
+        settlement,
+        "recalculate",
+        actor,
+        reason=reason,
+        updates={"rejected_by": "", "rejected_at": None, "rejection_reason": ""},
+    )
 
 
 def settlement_mark_settled(
@@ -85,6 +91,7 @@ def settlement_mark_settled(
             "payout_reference": reference,
             "settled_by": actor.name,
             "settled_at": timezone.now(),
+            "failure_reason": "",
         },
     )
 

@@ -5,11 +5,12 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.api import InputSerializer
 from participants.enums import RevenueModel, Tier
 from participants.models import Participant
 
 
-class ParticipantUpdateInputSerializer(serializers.Serializer[Any]):
+class ParticipantUpdateInputSerializer(InputSerializer):
     name = serializers.CharField(max_length=200, required=False)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     margin_usdt = serializers.DecimalField(
@@ -26,6 +27,7 @@ class ParticipantUpdateInputSerializer(serializers.Serializer[Any]):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         instance = self.instance
         model = attrs.get("revenue_model", getattr(instance, "revenue_model", None))
         share = attrs.get("revenue_share_pct", getattr(instance, "revenue_share_pct", Decimal(0)))

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from performance.models import PerformanceDaily
+from pools.api.serializers import KnownSymbolField
 
 
 class DayRangeQuerySerializer(serializers.Serializer[Any]):
@@ -33,7 +34,7 @@ class ParticipantRowsQuerySerializer(DayRangeQuerySerializer):
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             **super().get_fields(),
-            "symbol": serializers.CharField(required=False, max_length=32),
+            "symbol": KnownSymbolField(required=False),
         }
 
 

@@ -5,7 +5,7 @@ from performance.api import views
 urlpatterns = [
     path("performance/leaderboard", views.LeaderboardApi.as_view(), name="performance-leaderboard"),
     path(
-        "performance/symbol/<str:symbol>",
+        "performance/symbol/<symbol:symbol>",
         views.PerformanceSymbolApi.as_view(),
         name="performance-symbol",
     ),

@@ -5,7 +5,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.api import InputSerializer
 from pools.models import SYMBOL_VALIDATOR, PoolConfig, PoolMember
+from pools.selectors import symbol_known
 
 POSITIVE = Decimal("0.0000000001")
 
@@ -14,7 +16,25 @@ def _bps(**kwargs: Any) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=12, decimal_places=4, min_value=Decimal(0), **kwargs)
 
 
-class PoolConfigInputSerializer(serializers.Serializer[Any]):
+class KnownSymbolField(serializers.CharField):
+    """A `?symbol=` filter: a symbol some pool has (or had); anything else is a 400
+    naming the parameter rather than an empty answer that looks like 'no activity'."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("validators", [SYMBOL_VALIDATOR])
+        kwargs.setdefault("help_text", "only this symbol (one some pool has or had)")
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # The field's own checks (length, NUL bytes, format) first, the database after.
+        symbol = super().run_validation(data)
+        if symbol is not None and not symbol_known(symbol=symbol):
+            raise serializers.ValidationError(f"no pool has symbol {symbol!r}")
+        return symbol
+
+
+class PoolConfigInputSerializer(InputSerializer):
     """A pool's configuration. On update every field is optional."""
 
     enabled = serializers.BooleanField(required=False)
@@ -43,6 +63,7 @@ class PoolConfigInputSerializer(serializers.Serializer[Any]):
     price_threshold_bps = _bps(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         instance = self.instance
         low = attrs.get("min_spread_bps", getattr(instance, "min_spread_bps", None))
         high = attrs.get("max_spread_bps", getattr(instance, "max_spread_bps", None))
@@ -89,7 +110,7 @@ class PoolOutputSerializer(serializers.ModelSerializer[PoolConfig]):
         read_only_fields = fields
 
 
-class MemberInputSerializer(serializers.Serializer[Any]):
+class MemberInputSerializer(InputSerializer):
     participant_id = serializers.UUIDField()
     weight = serializers.DecimalField(
         max_digits=20,
@@ -105,7 +126,7 @@ class MemberInputSerializer(serializers.Serializer[Any]):
     )
 
 
-class MemberUpdateInputSerializer(serializers.Serializer[Any]):
+class MemberUpdateInputSerializer(InputSerializer):
     weight = serializers.DecimalField(
         max_digits=20, decimal_places=8, min_value=Decimal("0.00000001"), required=False
     )
@@ -114,6 +135,7 @@ class MemberUpdateInputSerializer(serializers.Serializer[Any]):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         if not attrs:
             raise serializers.ValidationError("give weight and/or max_position_usdt")
         return attrs

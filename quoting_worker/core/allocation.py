@@ -146,14 +146,27 @@ def capacity_lots(
 
     A mark ≤ 0 (no valid mark yet) or a limit ≤ 0 gives 0: no quoting blind.
     """
+    return capacity_within(
+        side, position_lots, resting_lots_same_side,
+        limit_lots(max_position_usdt, mark_price, instrument),
+    )
+
+
+def limit_lots(max_position_usdt: Decimal, mark_price: Decimal, instrument: Instrument) -> int:
+    """A position limit in USDT at mark as whole lots: floor(limit / (mark · lot_size)).
+    0 when there is no valid mark or no limit: no quoting blind."""
     if mark_price <= 0 or max_position_usdt <= 0:
         return 0
-    limit_lots = _floor_div(max_position_usdt, mark_price, instrument.lot_size)
+    return _floor_div(max_position_usdt, mark_price, instrument.lot_size)
+
+
+def capacity_within(side: Side, position_lots: int, resting_lots_same_side: int, limit: int) -> int:
+    """`capacity_lots` for a limit already in lots (the hot path computes it once per mark)."""
     if side is Side.BUY:
         exposure = position_lots + resting_lots_same_side
     else:
         exposure = -position_lots + resting_lots_same_side
-    return max(0, limit_lots - exposure)
+    return max(0, limit - exposure)
 
 
 def level_lots(order_size_usdt: Decimal, price_ticks: int, instrument: Instrument) -> int:

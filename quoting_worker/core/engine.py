@@ -9,7 +9,9 @@ per symbol draining one queue, so the quoting loop needs no locks, and an
 a run can be replayed exactly.
 
 The order gate is open only while all of these hold: the pool is ACTIVE, the
-instrument trades, the book is synced, a mark price is known, σ is warmed up.
+instrument is known to trade (unknown after a start until the Metadata
+Service or the feed says), the book is synced and fresh, a mark price is
+known, σ is warmed up.
 Entering PAUSED or HALTED cancels every order of every member (each known
 order, plus a venue cancel-all per member account for orders MMS lost track
 of). A risk breach closes the gate at once, cancels, and asks the authority
@@ -36,8 +38,9 @@ from decimal import Decimal
 
 from quoting_worker.core.allocation import (
     allocate,
-    capacity_lots,
+    capacity_within,
     level_lots,
+    limit_lots,
     min_notional_check,
     weight_units,
 )
@@ -98,6 +101,8 @@ class _Member:
     spec: MemberSpec
     runtime: MemberRuntime
     weight: int  # weight_units(spec.weight); 0 when the member may not quote
+    limit_mark: Decimal | None = None  # the mark `limit` was computed at
+    limit: int = 0  # max_position_usdt in lots at limit_mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,13 +180,15 @@ class PoolEngine:
         self.owner: dict[str, str] = {}  # client order id → participant id
         self.own_levels: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
         self.cancelling: set[str] = set()
+        self.unknown: set[str] = set()  # orders whose placement outcome is unknown
         self.not_found: Counter[str] = Counter()
         self.last_query_ns: dict[str, int] = {}
         self.seen_fills: set[str] = set()
         self.seen_funding: set[str] = set()
         self.unattributed_fills: list[Fill] = []
         self.mark: Decimal | None = None
-        self.instrument_halted = False
+        # Unknown until the Metadata Service or the feed says: no quoting before.
+        self.instrument_halted: bool | None = None
         self.halt_reason = ""
         self.dirty = True
         self.last = _LastQuote()
@@ -330,6 +337,7 @@ class PoolEngine:
         member = self._owner_of(ack.client_order_id)
         if member is not None:
             member.runtime.set_order_state(ack.client_order_id, OrderState.OPEN)
+            self.unknown.discard(ack.client_order_id)
         self.guards.on_accept()
         return []
 
@@ -351,6 +359,7 @@ class PoolEngine:
             or member.runtime.set_order_state(unknown.client_order_id, OrderState.UNKNOWN) is None
         ):
             return []
+        self.unknown.add(unknown.client_order_id)
         return [self._query(unknown.client_order_id, self.clock.now_ns())]
 
     def _on_query_result(self, result: OrderQueryResult) -> list[Action]:
@@ -362,6 +371,7 @@ class PoolEngine:
             self.not_found.pop(coid, None)
             if result.open:
                 member.runtime.set_order_state(coid, OrderState.OPEN)
+                self.unknown.discard(coid)
                 return []
             # Final at the venue (filled or cancelled): its fills arrive on their own.
             self._drop_order(coid)
@@ -378,12 +388,7 @@ class PoolEngine:
         return QueryOrder(coid, member.spec.account_id)
 
     def _unknown_orders(self) -> list[str]:
-        return [
-            coid
-            for m in self.members.values()
-            for coid, order in m.runtime.open_orders.items()
-            if order.state is OrderState.UNKNOWN
-        ]
+        return sorted(self.unknown)
 
     def _drop_order(self, coid: str) -> None:
         member = self._owner_of(coid)
@@ -398,6 +403,7 @@ class PoolEngine:
     def _forget(self, coid: str) -> None:
         # The owner map keeps the id: a late fill must still find its member.
         self.cancelling.discard(coid)
+        self.unknown.discard(coid)
         self.not_found.pop(coid, None)
         self.last_query_ns.pop(coid, None)
 
@@ -454,6 +460,7 @@ class PoolEngine:
             self.vol = VolatilityTracker(
                 params.vol_lookback_seconds * NS_PER_S, params.vol_min_samples, params.sigma_floor
             )
+        self._levels: dict[int, tuple[int, Callable[[int], bool]]] = {}
         self.interval_ns = params.quote_interval_ms * NS_PER_MS
         self.threshold = params.price_threshold_bps / 10_000
 
@@ -473,7 +480,7 @@ class PoolEngine:
                 member = _Member(spec, MemberRuntime(pid, self.instrument), weight)
                 self.members[pid] = member
             else:
-                member.spec, member.weight = spec, weight
+                member.spec, member.weight, member.limit_mark = spec, weight, None
                 if weight == 0:
                     actions.extend(self._cancel_member(member))
             self.by_short[spec.short_id] = pid
@@ -543,6 +550,8 @@ class PoolEngine:
         """Why no order may go now; "" when the gate is open."""
         if self.mode is not PoolMode.ACTIVE:
             return f"pool {self.mode}"
+        if self.instrument_halted is None:
+            return "instrument status unknown"
         if self.instrument_halted:
             return "instrument halted"
         if not self.book.synced:
@@ -552,7 +561,9 @@ class PoolEngine:
         return ""
 
     def _maybe_quote(self) -> list[Action]:
-        if self.mode is not PoolMode.ACTIVE or self.instrument_halted or not self.book.synced:
+        if self.mode is not PoolMode.ACTIVE or self.instrument_halted is not False:
+            return []
+        if not self.book.synced:
             return []
         now = self.clock.now_ns()
         last = self.last
@@ -600,51 +611,76 @@ class PoolEngine:
     def _targets(self, ladder: Ladder) -> dict[Slot, tuple[int, int]]:
         """(member, side, level) → (price ticks, lots): the pool's size per level split
         by capital weight, each member capped by its own position limit."""
-        members = list(self.members.values())
-        weights = [m.weight for m in members]
         mark = self.mark
         if mark is None:  # the caller checked; without a mark no limit can be known
             return {}
-        targets: dict[Slot, tuple[int, int]] = {}
+        members = list(self.members.values())
+        pids = [m.spec.participant_id for m in members]
+        weights = [m.weight for m in members]
+        locked = [self._locked_lots(m) for m in members]
+        limits = [self._limit_lots(m, mark) for m in members]
         min_lots = self.instrument.min_lots
+        targets: dict[Slot, tuple[int, int]] = {}
         for side, prices in ((Side.BUY, ladder.bids), (Side.SELL, ladder.asks)):
             caps = [
-                capacity_lots(
-                    side,
-                    m.runtime.position_lots,
-                    self._locked_lots(m, side),
-                    m.spec.max_position_usdt,
-                    mark,
-                    self.instrument,
+                capacity_within(
+                    side, m.runtime.position_lots, locked[i][side is Side.SELL], limits[i]
                 )
                 if m.weight
                 else 0
-                for m in members
+                for i, m in enumerate(members)
             ]
+            # While no eligible member is near its cap, a split depends on the level's
+            # total alone: levels of equal size share one computation.
+            split: dict[int, list[int]] = {}
             for level, price in enumerate(prices):
-                total = level_lots(self.params.order_size_usdt, price, self.instrument)
+                total, notional_ok = self._level(price)
                 if total <= 0:
                     continue
-                lots = allocate(
-                    total, weights, caps, min_lots, min_notional_check(self.instrument, price)
-                )
+                roomy = all(c >= total for c in caps if c > 0)
+                lots = split.get(total) if roomy else None
+                if lots is None:
+                    lots = allocate(total, weights, caps, min_lots, notional_ok)
+                    if roomy:
+                        split[total] = lots
                 for i, member_lots in enumerate(lots):
                     if member_lots:
                         caps[i] -= member_lots
-                        targets[(members[i].spec.participant_id, side, level)] = (
-                            price,
-                            member_lots,
-                        )
+                        targets[(pids[i], side, level)] = (price, member_lots)
         return targets
 
+    def _level(self, price: int) -> tuple[int, Callable[[int], bool]]:
+        """The pool's lots at `price` and the venue's minimum-notional test there,
+        remembered per price (exact Decimal work, done once per price and config)."""
+        cached = self._levels.get(price)
+        if cached is None:
+            if len(self._levels) > 10_000:
+                self._levels.clear()
+            cached = (
+                level_lots(self.params.order_size_usdt, price, self.instrument),
+                min_notional_check(self.instrument, price),
+            )
+            self._levels[price] = cached
+        return cached
+
+    def _limit_lots(self, member: _Member, mark: Decimal) -> int:
+        """The member's position limit in lots at this mark (recomputed when the mark moves)."""
+        if member.limit_mark != mark:
+            member.limit_mark = mark
+            member.limit = limit_lots(member.spec.max_position_usdt, mark, self.instrument)
+        return member.limit
+
     @staticmethod
-    def _locked_lots(member: _Member, side: Side) -> int:
-        """Resting lots this re-quote cannot replace: orders of unknown outcome."""
-        return sum(
-            o.remaining_lots
-            for o in member.runtime.open_orders.values()
-            if o.side is side and o.state is OrderState.UNKNOWN
-        )
+    def _locked_lots(member: _Member) -> tuple[int, int]:
+        """(buy, sell) lots this re-quote cannot replace: orders of unknown outcome."""
+        buy = sell = 0
+        for order in member.runtime.open_orders.values():
+            if order.state is OrderState.UNKNOWN:
+                if order.side is Side.BUY:
+                    buy += order.remaining_lots
+                else:
+                    sell += order.remaining_lots
+        return buy, sell
 
     def _diff(
         self,
@@ -676,27 +712,35 @@ class PoolEngine:
         max_lots = MAX_ORDER_MULTIPLE * max(
             1, level_lots(self.params.order_size_usdt, max(1, int(mid)), self.instrument)
         )
+        # Prices each member keeps resting per side: the pre-trade duplicate check.
+        kept: dict[tuple[str, Side], set[int]] = {}
+        for (pid, side, _level), order in resting.items():
+            kept.setdefault((pid, side), set()).add(order.price_ticks)
+        refuse = self.pretrade.refuse_reason
+        params = self.params
+        symbol = self.symbol
+        new_id = self.ids.new
         for slot, (price, lots) in targets.items():
             if slot in resting or slot in blocked:
                 continue
             pid, side, level = slot
             member = self.members[pid]
-            reason = self.pretrade.refuse_reason(
+            prices = kept.setdefault((pid, side), set())
+            reason = refuse(
                 side=side,
                 price_ticks=price,
                 size_lots=lots,
                 mid_ticks=mid,
                 best_bid=best_bid,
                 best_ask=best_ask,
-                params=self.params,
+                params=params,
                 max_order_lots=max_lots,
-                resting_prices=self._member_prices(member, side),
+                resting_prices=prices,
             )
             if reason is not None:
                 continue
-            coid = self.ids.new(
-                short_id=member.spec.short_id, symbol=self.symbol, level=level, side=side
-            )
+            prices.add(price)
+            coid = new_id(short_id=member.spec.short_id, symbol=symbol, level=level, side=side)
             member.runtime.add_order(
                 client_order_id=coid, side=side, price_ticks=price, size_lots=lots, level=level
             )
@@ -705,13 +749,6 @@ class PoolEngine:
             places.append(PlaceOrder(coid, pid, member.spec.account_id, side, level, price, lots))
         # Cancels first: freeing a price level before taking a new one.
         return cancels + places
-
-    def _member_prices(self, member: _Member, side: Side) -> set[int]:
-        return {
-            o.price_ticks
-            for coid, o in member.runtime.open_orders.items()
-            if o.side is side and coid not in self.cancelling
-        }
 
     def _simulate(self, targets: dict[Slot, tuple[int, int]]) -> list[Action]:
         if targets == self.last.shadow:
@@ -758,6 +795,8 @@ class PoolEngine:
             )
             self.owner[order.client_order_id] = pid
             self._own_add(order.side, order.price_ticks, order.remaining_lots)
+            if order.state is OrderState.UNKNOWN:
+                self.unknown.add(order.client_order_id)
         if day_baseline_pnl is not None and day is not None:
             self.guards.day, self.guards.day_baseline_pnl = day, day_baseline_pnl
         if self.mode is PoolMode.ACTIVE:

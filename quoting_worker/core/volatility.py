@@ -52,6 +52,7 @@ NS_PER_HOUR = 3_600_000_000_000
 
 # Below this many evictions a rebuild is not worth its call overhead.
 _MIN_REBUILD_EVICTIONS = 64
+_CANCELLATION_RATIO = 1e6
 
 
 class VolatilityTracker:
@@ -156,8 +157,10 @@ class VolatilityTracker:
         cutoff = now_ns - self.lookback_ns
         if not increments or increments[0][0] > cutoff:
             return
+        largest = 0.0
         while increments and increments[0][0] <= cutoff:
             _, dp2, dt_ns = increments.popleft()
+            largest = max(largest, dp2)
             self._add(-dp2)
             self._sum_dt_ns -= dt_ns
             if dp2 > 0.0:
@@ -167,7 +170,11 @@ class VolatilityTracker:
             self._sum_dp2 = 0.0
             self._sum_dp2_comp = 0.0
             self._evicted_since_rebuild = 0
-        elif self._evicted_since_rebuild >= max(len(increments), _MIN_REBUILD_EVICTIONS):
+        elif self._evicted_since_rebuild >= max(
+            len(increments), _MIN_REBUILD_EVICTIONS
+        ) or largest > _CANCELLATION_RATIO * (self._sum_dp2 + self._sum_dp2_comp):
+            # Also when a move far larger than what remains has left the window:
+            # subtracting it cancelled most digits of the running sum.
             self._sum_dp2 = math.fsum(dp2 for _, dp2, _ in increments)
             self._sum_dp2_comp = 0.0
             self._evicted_since_rebuild = 0

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from common.actors import Actor
+from common.api import InputSerializer
 from settlements.models import Settlement
 
 
@@ -64,7 +65,7 @@ class _ActorFieldMixin:
         return value.strip()
 
 
-class SettlementApproveInputSerializer(_ActorFieldMixin, serializers.Serializer[Any]):
+class SettlementApproveInputSerializer(_ActorFieldMixin, InputSerializer):
     approved_by = serializers.CharField(
         max_length=150, help_text="must equal the caller's identity (the token's sub)"
     )
@@ -73,7 +74,7 @@ class SettlementApproveInputSerializer(_ActorFieldMixin, serializers.Serializer[
         return self._require_caller(value)
 
 
-class SettlementRejectInputSerializer(_ActorFieldMixin, serializers.Serializer[Any]):
+class SettlementRejectInputSerializer(_ActorFieldMixin, InputSerializer):
     rejected_by = serializers.CharField(
         max_length=150, help_text="must equal the caller's identity (the token's sub)"
     )
@@ -83,11 +84,11 @@ class SettlementRejectInputSerializer(_ActorFieldMixin, serializers.Serializer[A
         return self._require_caller(value)
 
 
-class SettlementMarkSettledInputSerializer(serializers.Serializer[Any]):
+class SettlementMarkSettledInputSerializer(InputSerializer):
     payout_reference = serializers.CharField(
         max_length=128, help_text="the reference of the wallet transfer finance executed"
     )
 
 
-class SettlementMarkFailedInputSerializer(serializers.Serializer[Any]):
+class SettlementMarkFailedInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=2000, help_text="why the transfer failed")

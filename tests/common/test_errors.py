@@ -36,6 +36,7 @@ def test_wrong_types_name_each_field(ops):
 
 def test_bad_symbol_is_named(ops):
     response = ops.post("/v1/pools", {"symbol": "btc usdt"}, format="json")
+    assert response.status_code == 400
     assert "symbol" in response.json()["errors"]
 
 

@@ -17,6 +17,7 @@ from quoting_worker.core.types import (
     Event,
     Fill,
     Instrument,
+    InstrumentStatus,
     MarkPrice,
     MemberSpec,
     PlaceOrder,
@@ -109,7 +110,8 @@ class World:
 
     def warm(self, mid: int = MID) -> list[Action]:
         """Book, mark and enough trades for σ: the gate's preconditions."""
-        out = self.snapshot(mid)
+        out = self.send(InstrumentStatus(halted=False, ts_ns=self.now()))
+        out += self.snapshot(mid)
         out += self.send(MarkPrice(BTC.price(mid), self.now()))
         for i in range(12):
             self.clock.advance(1000 * MS)

@@ -66,9 +66,10 @@ class EngineMachine(RuleBasedStateMachine):
         self.cash: dict[str, Decimal] = defaultdict(Decimal)
         self.fees: dict[str, Decimal] = defaultdict(Decimal)
         self.fill_counter = 0
-        self.instrument_halted = False
+        self.instrument_halted: bool | None = None  # unknown until a status arrives
         self.last_received = self.world.now()
         self._snapshot(MID)
+        self.instrument_status(False)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -85,7 +86,7 @@ class EngineMachine(RuleBasedStateMachine):
         if orders:
             assert self.model_mode is PoolMode.ACTIVE, f"placed while {self.model_mode}"
             assert self.engine.mode is PoolMode.ACTIVE
-            assert not self.instrument_halted
+            assert self.instrument_halted is False, "placed while the instrument is not trading"
             assert self.engine.book.synced, "placed off an unsynced book"
             age_ms = (self.world.now() - self.last_received) // MS
             assert age_ms <= PARAMS.staleness_threshold_ms, "placed off a stale book"
@@ -285,6 +286,8 @@ class EngineMachine(RuleBasedStateMachine):
             assert twin.members[pid].runtime.total_pnl(Decimal(1)) == member.runtime.total_pnl(
                 Decimal(1)
             )
+        # A new process knows nothing of the instrument until told.
+        self.instrument_halted = None
         # Booting never quotes: an ACTIVE pool comes back PAUSED (SPEC B.9).
         if self.model_mode is PoolMode.ACTIVE:
             self.model_mode = PoolMode.PAUSED

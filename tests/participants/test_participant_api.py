@@ -98,8 +98,8 @@ def test_update_mutable_fields_audits_old_and_new(ops):
 def test_identity_fields_cannot_change(ops):
     pid = ops.post("/v1/participants", ACME, format="json").json()["id"]
     response = ops.put(f"/v1/participants/{pid}", {"account_id": "acct-other"}, format="json")
-    # account_id is not an update field: it is ignored by the serializer, nothing changes.
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert "account_id" in response.json()["errors"]
     assert Participant.objects.get(pk=pid).account_id == "acct-acme"
 
 

@@ -28,6 +28,8 @@ def _row(participant, symbol, day, q_score, **kwargs):
 @pytest.fixture
 def two_symbols():
     """Alpha quotes both pools, Beta only BTC, Gamma only ETH, over two days."""
+    PoolFactory(symbol=BTC)
+    PoolFactory(symbol=ETH)
     alpha = ParticipantFactory(name="Alpha")
     beta = ParticipantFactory(name="Beta")
     gamma = ParticipantFactory(name="Gamma")
@@ -101,6 +103,12 @@ def test_leaderboard_for_one_date_and_one_symbol(finance, two_symbols):
         ("Gamma", "0.8000000000"),
         ("Alpha", "0.2000000000"),
     ]
+
+
+def test_leaderboard_for_a_symbol_no_pool_ever_had_is_400_naming_it(viewer, two_symbols):
+    response = viewer.get("/v1/performance/leaderboard?symbol=NOPEUSDT-PERP")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
 
 
 def test_leaderboard_open_ended_range_reports_the_days_it_covered(viewer, two_symbols):
@@ -202,7 +210,6 @@ def test_leaderboard_default_day_costs_one_query_more(viewer, django_assert_max_
 
 
 def test_symbol_rows_newest_first_and_paginated(viewer, two_symbols):
-    PoolFactory(symbol=BTC)
     response = viewer.get(f"/v1/performance/symbol/{BTC}?page_size=3")
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -220,7 +227,6 @@ def test_symbol_rows_newest_first_and_paginated(viewer, two_symbols):
 
 
 def test_symbol_rows_in_a_date_range(ops, two_symbols):
-    PoolFactory(symbol=ETH)
     response = ops.get(f"/v1/performance/symbol/{ETH}?from=2025-03-01&to=2025-03-01")
     assert {(r["day"], r["participant_name"]) for r in response.json()["results"]} == {
         ("2025-03-01", "Alpha"),
@@ -233,6 +239,12 @@ def test_symbol_rows_unknown_symbol_is_404(viewer):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("path", ["A%00B", "btcusdt-perp", "BTC%20USDT", "%00"])
+def test_symbol_rows_malformed_symbol_is_404_not_500(viewer, path):
+    PoolFactory(symbol=BTC)
+    assert viewer.get(f"/v1/performance/symbol/{path}").status_code == 404
+
+
 def test_symbol_rows_bad_range_is_400(viewer):
     PoolFactory(symbol=BTC)
     response = viewer.get(f"/v1/performance/symbol/{BTC}?from=2025-03-05&to=2025-03-01")
@@ -242,7 +254,6 @@ def test_symbol_rows_bad_range_is_400(viewer):
 
 def test_symbol_rows_are_not_for_an_lp(api_client, two_symbols):
     alpha, _, _ = two_symbols
-    PoolFactory(symbol=BTC)
     lp = api_client("lp", participant_id=str(alpha.pk))
     assert lp.get(f"/v1/performance/symbol/{BTC}").status_code == 403
 
@@ -285,6 +296,22 @@ def test_lp_reads_its_own_performance_but_not_another(api_client, two_symbols):
     response = lp.get(f"/v1/performance/{beta.pk}")
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
+
+
+def test_participant_rows_for_a_symbol_no_pool_ever_had_is_400_naming_it(viewer, two_symbols):
+    alpha, _, _ = two_symbols
+    response = viewer.get(f"/v1/performance/{alpha.pk}?symbol=NOPEUSDT-PERP")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
+
+
+@pytest.mark.parametrize("route", ["leaderboard", "participant"])
+def test_symbol_filter_with_a_nul_byte_is_400_naming_it(viewer, two_symbols, route):
+    alpha, _, _ = two_symbols
+    url = "/v1/performance/leaderboard" if route == "leaderboard" else f"/v1/performance/{alpha.pk}"
+    response = viewer.get(url, {"symbol": "A\x00B"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
 
 
 def test_participant_rows_unknown_participant_is_404(viewer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from decimal import Decimal
 
@@ -120,6 +121,54 @@ def test_emergency_flatten_records_a_durable_request(ops):
     assert status["by_state"] == {"HALTED": 1}
 
 
+def _live_and_archived() -> None:
+    """AUSDT-PERP ACTIVE, BUSDT-PERP PAUSED, and ZUSDT-PERP archived (PAUSED)."""
+    for symbol in ("AUSDT-PERP", "BUSDT-PERP", "ZUSDT-PERP"):
+        PoolFactory(symbol=symbol)
+    services.pool_enable(pool=PoolConfig.objects.get(symbol="AUSDT-PERP"), actor=OPS)
+    services.pool_archive(pool=PoolConfig.objects.get(symbol="ZUSDT-PERP"), actor=OPS)
+
+
+def _archived_untouched() -> None:
+    archived = PoolConfig.objects.get(symbol="ZUSDT-PERP")
+    assert (archived.state, archived.archived_at is not None) == ("PAUSED", True)
+    assert not AuditLog.objects.filter(entity_id="ZUSDT-PERP", action="halt").exists()
+    assert not OutboxEvent.objects.filter(key="ZUSDT-PERP", topic="mm.risk.triggered.v1").exists()
+
+
+@pytest.mark.django_db
+def test_emergency_kill_ignores_archived_pools(ops):
+    _live_and_archived()
+    response = ops.post("/v1/mm/emergency/kill", {"reason": "venue incident"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["halted"] == ["AUSDT-PERP", "BUSDT-PERP"]
+    assert (_state("AUSDT-PERP"), _state("BUSDT-PERP")) == ("HALTED", "HALTED")
+    _archived_untouched()
+    assert ops.get("/v1/mm/status").json()["by_state"] == {"HALTED": 2}
+
+
+@pytest.mark.django_db
+def test_emergency_flatten_ignores_archived_pools(ops):
+    _live_and_archived()
+    response = ops.post("/v1/mm/emergency/flatten", {"reason": "lost orders"}, format="json")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["halted"] == ["AUSDT-PERP", "BUSDT-PERP"]
+    assert FlattenRequest.objects.filter(pk=body["flatten_request_id"]).exists()
+    assert (_state("AUSDT-PERP"), _state("BUSDT-PERP")) == ("HALTED", "HALTED")
+    _archived_untouched()
+
+
+@pytest.mark.django_db
+def test_emergency_kill_with_only_archived_pools_halts_nothing(ops):
+    PoolFactory(symbol="ZUSDT-PERP")
+    services.pool_archive(pool=PoolConfig.objects.get(symbol="ZUSDT-PERP"), actor=OPS)
+    response = ops.post("/v1/mm/emergency/kill", {"reason": "drill"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["halted"] == []
+    _archived_untouched()
+
+
 @pytest.mark.django_db
 def test_reset_points_to_resume(ops):
     response = ops.post("/v1/mm/reset", {}, format="json")
@@ -207,3 +256,63 @@ def test_service_refuses_bad_config_without_writing():
         )
     assert not PoolConfig.objects.exists()
     assert not AuditLog.objects.exists()
+
+
+@pytest.mark.django_db
+def test_active_pool_cannot_be_disabled_by_update(ops):
+    pool = PoolFactory(symbol="BTCUSDT-PERP")
+    services.pool_enable(pool=pool, actor=OPS)
+    response = ops.put("/v1/pools/BTCUSDT-PERP", {"enabled": False}, format="json")
+    assert response.status_code == 409, response.json()
+    body = response.json()
+    assert "enabled" in body["errors"]
+    assert body["current_state"] == "ACTIVE"
+    pool = PoolConfig.objects.get(symbol="BTCUSDT-PERP")
+    assert (pool.enabled, pool.state) == (True, "ACTIVE")
+    assert not AuditLog.objects.filter(entity_id="BTCUSDT-PERP", action="update").exists()
+
+
+@pytest.mark.django_db
+def test_paused_pool_can_be_disabled_by_update(ops):
+    pool = PoolFactory(symbol="BTCUSDT-PERP")
+    services.pool_enable(pool=pool, actor=OPS)
+    services.pool_pause(pool=pool, actor=OPS)
+    response = ops.put("/v1/pools/BTCUSDT-PERP", {"enabled": False}, format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["enabled"], response.json()["state"]) == (False, "PAUSED")
+    pool = PoolConfig.objects.get(symbol="BTCUSDT-PERP")
+    assert (pool.enabled, pool.state) == (False, "PAUSED")
+    audit = AuditLog.objects.get(entity_id="BTCUSDT-PERP", action="update")
+    assert audit.changes == {"enabled": [True, False]}
+
+
+@pytest.mark.django_db
+def test_restore_is_audited_with_the_old_archived_at(ops):
+    PoolFactory(symbol="BTCUSDT-PERP")
+    services.pool_archive(pool=PoolConfig.objects.get(symbol="BTCUSDT-PERP"), actor=OPS)
+    archived_at = PoolConfig.objects.get(symbol="BTCUSDT-PERP").archived_at
+    assert archived_at is not None
+    body = {
+        "symbol": "BTCUSDT-PERP",
+        "gamma": "0.1",
+        "kappa": "1.5",
+        "vol_lookback_seconds": 300,
+        "tau": "1",
+        "num_levels": 3,
+        "level_spacing_bps": "2",
+        "min_spread_bps": "2",
+        "max_spread_bps": "50",
+        "order_size_usdt": "1000",
+        "max_pool_position_usdt": "100000",
+        "max_pool_loss_usdt": "5000",
+    }
+    response = ops.post("/v1/pools", body, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["archived_at"] is None
+    audit = AuditLog.objects.get(entity_id="BTCUSDT-PERP", action="restore")
+    assert audit.actor == "olga-ops"
+    old, new = audit.changes["archived_at"]
+    assert new is None
+    assert old == archived_at.isoformat()
+    assert dt.datetime.fromisoformat(old) == archived_at
+    assert PoolConfig.objects.get(symbol="BTCUSDT-PERP").archived_at is None

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from common.models import AuditLog, OutboxEvent
 from pools.models import PoolConfig
+from tests.factories import PoolFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,3 +53,50 @@ def test_min_spread_above_max_names_the_field(ops):
     assert response.status_code == 400
     assert "min_spread_bps" in response.json()["errors"]
     assert not PoolConfig.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "unknown"),
+    [
+        ({"gama": "0.2"}, ["gama"]),
+        ({"gamma": "0.2", "symbol": "ETHUSDT-PERP"}, ["symbol"]),
+        ({"state": "ACTIVE", "archived_at": None}, ["archived_at", "state"]),
+    ],
+)
+def test_update_with_an_unknown_key_is_400_naming_it(ops, body, unknown):
+    PoolFactory(symbol="BTCUSDT-PERP")
+    response = ops.put("/v1/pools/BTCUSDT-PERP", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert sorted(response.json()["errors"]) == unknown
+    pool = PoolConfig.objects.get(symbol="BTCUSDT-PERP")
+    assert (pool.gamma, pool.state, pool.archived_at) == (Decimal("0.1"), "PAUSED", None)
+    assert not AuditLog.objects.filter(action="update").exists()
+
+
+def test_create_with_an_unknown_key_is_400_naming_it(ops):
+    response = ops.post("/v1/pools", {**BTC, "gamma_typo": "0.2"}, format="json")
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["errors"]) == ["gamma_typo"]
+    assert not PoolConfig.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/pools/A%00B",
+        "/v1/pools/%00",
+        "/v1/pools/btcusdt-perp",
+        "/v1/pools/BTC%20USDT-PERP",
+        "/v1/pools/A%00B/status",
+        "/v1/pools/A%00B/members",
+    ],
+)
+def test_malformed_symbol_in_the_path_is_404_not_500(viewer, url):
+    PoolFactory(symbol="BTCUSDT-PERP")
+    response = viewer.get(url)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("action", ["enable", "pause", "resume"])
+def test_action_on_a_malformed_symbol_is_404(ops, action):
+    assert ops.post(f"/v1/pools/A%00B/{action}", {}, format="json").status_code == 404

@@ -267,6 +267,30 @@ def test_recalculate_puts_a_rejected_settlement_back_in_the_queue(finance):
     assert [r["id"] for r in pending] == [str(settlement.pk)]
 
 
+def test_recalculate_clears_the_rejection(finance):
+    settlement = SettlementFactory()
+    response = finance.post(
+        _url(settlement, "reject"),
+        {"rejected_by": FINANCE_SUB, "reason": "pnl off"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    response = finance.post(_url(settlement, "recalculate"), {}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["state"] == "PENDING"
+    assert (body["rejected_by"], body["rejected_at"], body["rejection_reason"]) == ("", None, "")
+    row = Settlement.objects.get(pk=settlement.pk)
+    assert (row.rejected_by, row.rejected_at, row.rejection_reason) == ("", None, "")
+    audit = AuditLog.objects.get(entity_type="settlement", action="recalculate")
+    assert audit.changes["rejected_by"] == [FINANCE_SUB, ""]
+    assert audit.changes["rejection_reason"] == ["pnl off", ""]
+    assert audit.changes["rejected_at"][1] is None
+    # The rejection stays in the audit trail.
+    reject = AuditLog.objects.get(entity_type="settlement", action="reject")
+    assert reject.reason == "pnl off"
+
+
 def test_recalculate_a_pending_settlement_is_409(finance):
     response = finance.post(_url(SettlementFactory(), "recalculate"), {}, format="json")
     assert response.status_code == 409
@@ -327,6 +351,38 @@ def test_failed_payout_is_retried_under_the_same_id(finance):
         ("mark_failed", "APPROVED", "FAILED", FINANCE_SUB),
         ("mark_settled", "FAILED", "SETTLED", FINANCE_SUB),
     ]
+
+
+def test_mark_settled_after_a_failure_clears_the_failure_reason(finance):
+    settlement = _set_state(SettlementFactory(), "APPROVED")
+    finance.post(_url(settlement, "mark-failed"), {"reason": "wallet frozen"}, format="json")
+    assert Settlement.objects.get(pk=settlement.pk).failure_reason == "wallet frozen"
+    response = finance.post(
+        _url(settlement, "mark-settled"), {"payout_reference": "TX-RETRY-2"}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert (response.json()["state"], response.json()["failure_reason"]) == ("SETTLED", "")
+    assert Settlement.objects.get(pk=settlement.pk).failure_reason == ""
+    audit = AuditLog.objects.get(entity_type="settlement", action="mark_settled")
+    assert audit.changes["failure_reason"] == ["wallet frozen", ""]
+
+
+@pytest.mark.parametrize(
+    ("action", "source", "body"),
+    [
+        ("approve", "PENDING", {"approved_by": FINANCE_SUB, "note": "ok"}),
+        ("reject", "PENDING", {"rejected_by": FINANCE_SUB, "reason": "x", "note": "ok"}),
+        ("mark-settled", "APPROVED", {"payout_reference": "TX-1", "note": "ok"}),
+        ("mark-failed", "APPROVED", {"reason": "bounced", "note": "ok"}),
+    ],
+)
+def test_unknown_body_key_is_400_naming_it(finance, action, source, body):
+    settlement = _set_state(SettlementFactory(), source)
+    response = finance.post(_url(settlement, action), body, format="json")
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["errors"]) == ["note"]
+    assert Settlement.objects.get(pk=settlement.pk).state == source
+    assert not AuditLog.objects.filter(entity_type="settlement").exists()
 
 
 def test_mark_failed_without_reason_is_400(finance):

@@ -9,6 +9,9 @@ Fills (BTC = BTCUSDT-PERP, ETH = ETHUSDT-PERP), `now` taken at setup:
     b_old   Bravo  BTC    SELL 59000  1     -5.9      now − 25 h 59000 (outside 24 h)
     a_eth   Alpha  ETH    BUY  3000   2     -0.6      now − 1 h   6000
 
+Both symbols have a pool (per-symbol routes 404 and `?symbol=` filters 400 for a
+symbol no pool ever had).
+
 Orders (BTC unless said):
 
     who    side status            price  size  filled  notional
@@ -30,7 +33,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from tests.factories import FillFactory, OrderFactory, ParticipantFactory
+from tests.factories import FillFactory, OrderFactory, ParticipantFactory, PoolFactory
 
 BTC = "BTCUSDT-PERP"
 ETH = "ETHUSDT-PERP"
@@ -53,6 +56,8 @@ def iso(moment: dt.datetime) -> str:
 @pytest.fixture
 def book() -> Book:
     now = timezone.now()
+    PoolFactory(symbol=BTC)
+    PoolFactory(symbol=ETH)
     alpha = ParticipantFactory(name="Alpha Liquidity")
     bravo = ParticipantFactory(name="Bravo Markets")
     hours = dt.timedelta(hours=1)

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 
+from tests.factories import PoolFactory
 from tests.trading.conftest import BTC, ETH, iso
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +153,32 @@ def test_hourly_longest_window_reaches_older_fills(viewer, book):
     assert sum(b["fill_count"] for b in body["buckets"]) == 4  # b_old included now
 
 
+def test_hourly_for_a_symbol_no_pool_ever_had_is_400_naming_it(ops, book):
+    response = ops.get("/v1/mm-analytics/hourly", {"symbol": "NOPEUSDT-PERP"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
+
+
+@pytest.mark.parametrize("until", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z"])
+def test_hourly_until_before_2000_is_400_naming_it(ops, until):
+    response = ops.get("/v1/mm-analytics/hourly", {"until": until})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["until"]
+
+
+@pytest.mark.parametrize("url", ["/v1/mm-orders", "/v1/mm-fills", "/v1/mm-analytics/hourly"])
+def test_symbol_filter_with_a_nul_byte_is_400_naming_it(ops, book, url):
+    response = ops.get(url, {"symbol": "A\x00B"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
+
+
+def test_hourly_until_in_2000_is_fine(ops):
+    response = ops.get("/v1/mm-analytics/hourly", {"until": "2000-01-01T00:00:00Z", "hours": 168})
+    assert response.status_code == 200, response.json()
+    assert len(response.json()["buckets"]) == 168
+
+
 @pytest.mark.parametrize("params", [{"hours": "0"}, {"hours": "1000"}, {"hours": "a day"}])
 def test_hourly_bad_hours_answers_400(ops, params):
     response = ops.get("/v1/mm-analytics/hourly", params)
@@ -207,13 +234,31 @@ def test_symbol_metrics(finance, book):
     ]
 
 
-def test_symbol_metrics_for_unknown_symbol_are_zero(ops, book):
-    body = ops.get("/v1/mm-analytics/NOPEUSDT-PERP/metrics").json()
+def test_symbol_metrics_for_a_pool_without_activity_are_zero(ops, book):
+    PoolFactory(symbol="XRPUSDT-PERP")
+    response = ops.get("/v1/mm-analytics/XRPUSDT-PERP/metrics")
+    assert response.status_code == 200, response.json()
+    body = response.json()
     assert body["fills_24h"]["fill_count"] == 0
     assert (body["order_count"], body["open_order_count"], body["positions"]) == (0, 0, [])
     assert set(body["orders_by_status"].values()) == {0}
 
 
-def test_symbol_metrics_cost_three_queries(ops, book, django_assert_max_num_queries):
-    with django_assert_max_num_queries(3):
+def test_symbol_metrics_for_a_symbol_no_pool_ever_had_are_404(ops, book):
+    response = ops.get("/v1/mm-analytics/NOPEUSDT-PERP/metrics")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/mm-analytics/btcusdt-perp/metrics", "/v1/mm-analytics/A%00B/metrics"]
+)
+def test_symbol_metrics_for_a_malformed_symbol_are_no_route(ops, book, url):
+    assert ops.get(url).status_code == 404
+
+
+def test_symbol_metrics_cost_three_queries_after_the_symbol_check(
+    ops, book, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(4):  # the symbol check, then three
         assert ops.get(f"/v1/mm-analytics/{BTC}/metrics").status_code == 200

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from tests.factories import FillFactory
+from tests.factories import FillFactory, PoolFactory
 from tests.trading.conftest import BTC, ETH, iso
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +73,7 @@ def test_symbol_route_and_ordering(finance, book):
         ({"page": "0"}, "page"),
     ],
 )
-def test_bad_query_parameter_answers_400_naming_it(ops, params, field):
+def test_bad_query_parameter_answers_400_naming_it(ops, book, params, field):
     for url in ("/v1/mm-fills", f"/v1/mm-fills/{BTC}"):
         response = ops.get(url, params)
         assert response.status_code == 400, (url, response.json())
@@ -113,6 +113,7 @@ def test_summary_of_the_last_24_hours(viewer, book):
 
 def test_summary_window_edge(ops, book):
     """A fill just inside 24 h counts; one an hour outside does not."""
+    PoolFactory(symbol="XRPUSDT-PERP")
     FillFactory(
         participant=book.bravo,
         symbol="XRPUSDT-PERP",
@@ -142,6 +143,7 @@ def test_summary_window_edge(ops, book):
 
 
 def test_summary_vwap_rounds_half_even_to_8_places(ops, book):
+    PoolFactory(symbol="DOGEUSDT-PERP")
     for price in ("1.00000002", "1.00000003"):
         FillFactory(
             participant=book.alpha,
@@ -157,8 +159,11 @@ def test_summary_vwap_rounds_half_even_to_8_places(ops, book):
     assert body["buy"]["vwap"] == "1.00000002"  # 1.000000025 to the even neighbour, not up
 
 
-def test_summary_for_unknown_symbol_is_zero(viewer, book):
-    body = viewer.get("/v1/mm-fills/NOPEUSDT-PERP/summary").json()
+def test_summary_for_a_pool_without_fills_is_zero(viewer, book):
+    PoolFactory(symbol="XRPUSDT-PERP")
+    response = viewer.get("/v1/mm-fills/XRPUSDT-PERP/summary")
+    assert response.status_code == 200, response.json()
+    body = response.json()
     assert (body["fill_count"], body["participant_count"]) == (0, 0)
     assert (body["base_volume"], body["notional_usdt"], body["fees_usdt"]) == (
         "0.00000000",
@@ -166,6 +171,31 @@ def test_summary_for_unknown_symbol_is_zero(viewer, book):
         "0.00000000",
     )
     assert body["buy"]["vwap"] is None
+    assert _ids(viewer.get("/v1/mm-fills/XRPUSDT-PERP")) == []
+    assert _ids(viewer.get("/v1/mm-fills", {"symbol": "XRPUSDT-PERP"})) == []
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/mm-fills/NOPEUSDT-PERP", "/v1/mm-fills/NOPEUSDT-PERP/summary"]
+)
+def test_symbol_no_pool_ever_had_is_404(viewer, book, url):
+    response = viewer.get(url)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_symbol_filter_no_pool_ever_had_is_400_naming_it(viewer, book):
+    response = viewer.get("/v1/mm-fills", {"symbol": "NOPEUSDT-PERP"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/v1/mm-fills/btcusdt-perp", "/v1/mm-fills/A%00B", "/v1/mm-fills/A%00B/summary"],
+)
+def test_malformed_symbol_in_the_path_is_no_route(viewer, book, url):
+    assert viewer.get(url).status_code == 404
 
 
 def test_lp_summary_covers_only_its_own_fills(lp_alpha, book):
@@ -180,11 +210,14 @@ def test_lp_summary_covers_only_its_own_fills(lp_alpha, book):
     }
 
 
-def test_summary_is_one_query(ops, book, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1):
+def test_summary_is_one_query_after_the_symbol_check(ops, book, django_assert_max_num_queries):
+    # one to check a pool has the symbol, one for the summary itself
+    with django_assert_max_num_queries(2):
         assert ops.get(f"/v1/mm-fills/{BTC}/summary").status_code == 200
 
 
 def test_list_does_not_query_per_row(ops, book, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # count + page, participant joined in
         assert ops.get("/v1/mm-fills").status_code == 200
+    with django_assert_max_num_queries(3):  # + the symbol check
+        assert ops.get(f"/v1/mm-fills/{BTC}").status_code == 200

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from tests.factories import OrderFactory
+from tests.factories import OrderFactory, PoolFactory
 from tests.trading.conftest import BTC, ETH, iso
 
 pytestmark = pytest.mark.django_db
@@ -76,14 +76,52 @@ def test_symbol_route_lists_only_that_symbol(finance, book):
     )
 
 
-def test_unknown_symbol_is_simply_empty(viewer, book):
-    response = viewer.get("/v1/mm-orders/NOPEUSDT-PERP")
+def test_symbol_with_a_pool_but_no_orders_is_simply_empty(viewer, book):
+    PoolFactory(symbol="XRPUSDT-PERP")
+    response = viewer.get("/v1/mm-orders/XRPUSDT-PERP")
     assert response.status_code == 200
     assert response.json()["count"] == 0
-    breakdown = viewer.get("/v1/mm-orders/NOPEUSDT-PERP/breakdown").json()
+    assert _ids(viewer.get("/v1/mm-orders", {"symbol": "XRPUSDT-PERP"})) == []
+    breakdown = viewer.get("/v1/mm-orders/XRPUSDT-PERP/breakdown").json()
     assert breakdown["order_count"] == 0
     assert breakdown["notional_usdt"] == "0.00000000"
     assert all(r["order_count"] == 0 for r in breakdown["rows"])
+
+
+def test_archived_pool_symbol_is_still_readable(viewer, book):
+    PoolFactory(symbol="XRPUSDT-PERP", archived_at=book.now)
+    assert viewer.get("/v1/mm-orders/XRPUSDT-PERP").status_code == 200
+    assert viewer.get("/v1/mm-orders/XRPUSDT-PERP/breakdown").status_code == 200
+    assert viewer.get("/v1/mm-orders", {"symbol": "XRPUSDT-PERP"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url", ["/v1/mm-orders/NOPEUSDT-PERP", "/v1/mm-orders/NOPEUSDT-PERP/breakdown"]
+)
+def test_symbol_no_pool_ever_had_is_404(viewer, book, url):
+    response = viewer.get(url)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_symbol_filter_no_pool_ever_had_is_400_naming_it(viewer, book):
+    response = viewer.get("/v1/mm-orders", {"symbol": "NOPEUSDT-PERP"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["symbol"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/mm-orders/btc",
+        "/v1/mm-orders/btcusdt-perp/breakdown",
+        "/v1/mm-orders/A%00B",
+        "/v1/mm-orders/A%00B/breakdown",
+        "/v1/mm-orders/BTC%20USDT",
+    ],
+)
+def test_malformed_symbol_in_the_path_is_no_route(viewer, book, url):
+    assert viewer.get(url).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -99,7 +137,7 @@ def test_unknown_symbol_is_simply_empty(viewer, book):
         ({"page_size": "0"}, "page_size"),
     ],
 )
-def test_bad_query_parameter_answers_400_naming_it(ops, params, field):
+def test_bad_query_parameter_answers_400_naming_it(ops, book, params, field):
     for url in ("/v1/mm-orders", f"/v1/mm-orders/{BTC}"):
         response = ops.get(url, params)
         assert response.status_code == 400, (url, response.json())
@@ -184,8 +222,11 @@ def test_lp_breakdown_counts_only_its_own_orders(lp_alpha, book):
 def test_list_does_not_query_per_row(ops, book, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # count + page, participant joined in
         assert ops.get("/v1/mm-orders").status_code == 200
+    with django_assert_max_num_queries(3):  # + the symbol check
+        assert ops.get(f"/v1/mm-orders/{BTC}").status_code == 200
 
 
-def test_breakdown_is_one_query(ops, book, django_assert_max_num_queries):
-    with django_assert_max_num_queries(1):
+def test_breakdown_is_one_query_after_the_symbol_check(ops, book, django_assert_max_num_queries):
+    # one to check a pool has the symbol, one for the breakdown itself
+    with django_assert_max_num_queries(2):
         assert ops.get(f"/v1/mm-orders/{BTC}/breakdown").status_code == 200

@@ -3,10 +3,12 @@ Decimals leave as strings with 8 places (SPEC Part B.14), never as floats."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from rest_framework import serializers
 
+from pools.api.serializers import KnownSymbolField
 from trading.enums import OrderStatus, Side
 from trading.models import MMFill, MMOrder
 from trading.selectors import MAX_HOURLY_HOURS
@@ -76,7 +78,7 @@ class OrderQuerySerializer(SymbolOrderQuerySerializer):
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             **super().get_fields(),
-            "symbol": serializers.CharField(required=False, max_length=32),
+            "symbol": KnownSymbolField(required=False),
         }
 
 
@@ -89,14 +91,12 @@ class FillQuerySerializer(SymbolFillQuerySerializer):
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             **super().get_fields(),
-            "symbol": serializers.CharField(required=False, max_length=32),
+            "symbol": KnownSymbolField(required=False),
         }
 
 
 class HourlyQuerySerializer(serializers.Serializer[Any]):
-    symbol = serializers.CharField(
-        required=False, max_length=32, help_text="only this symbol; all symbols when absent"
-    )
+    symbol = KnownSymbolField(required=False, help_text="only this symbol; all when absent")
     hours = serializers.IntegerField(
         required=False,
         default=24,
@@ -108,6 +108,12 @@ class HourlyQuerySerializer(serializers.Serializer[Any]):
         required=False,
         help_text="end of the window (ISO 8601, default now): look at a past day's hours",
     )
+
+    def validate_until(self, value: dt.datetime) -> dt.datetime:
+        # The window reaches back up to MAX_HOURLY_HOURS; before 2000 is a typo, not a question.
+        if value.year < 2000:
+            raise serializers.ValidationError("must be in the year 2000 or later")
+        return value
 
 
 # --- rows ----------------------------------------------------------------------------

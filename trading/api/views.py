@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from common.api import error_responses
 from common.auth import lp_participant_id, require_own_participant
+from pools.selectors import require_symbol
 from trading import selectors
 from trading.api.serializers import (
     FillQuerySerializer,
@@ -54,6 +55,12 @@ def _participant_scope(request: Request, requested: uuid.UUID | None) -> uuid.UU
     return own
 
 
+def _path_symbol(kwargs: dict[str, Any]) -> str | None:
+    """The {symbol} of a per-symbol route, which must name a pool (else 404)."""
+    symbol = kwargs.get("symbol")
+    return None if symbol is None else require_symbol(symbol=symbol)
+
+
 class MMOrderListApi(generics.ListAPIView):
     serializer_class = MMOrderOutputSerializer
     filter_backends: list[Any] = []  # the query serializer validates and filters
@@ -63,7 +70,7 @@ class MMOrderListApi(generics.ListAPIView):
     def get_queryset(self) -> Any:
         query = _query(self.query_serializer, self.request)
         return selectors.order_list(
-            symbol=self.kwargs.get("symbol", query.get("symbol")),
+            symbol=_path_symbol(self.kwargs) or query.get("symbol"),
             status=query.get("status"),
             side=query.get("side"),
             participant_id=_participant_scope(self.request, query.get("participant")),
@@ -105,6 +112,7 @@ class MMOrderBreakdownApi(APIView):
         ),
     )
     def get(self, request: Request, symbol: str) -> Response:
+        require_symbol(symbol=symbol)
         breakdown = selectors.order_breakdown(
             symbol=symbol, participant_id=_participant_scope(request, None)
         )
@@ -120,7 +128,7 @@ class MMFillListApi(generics.ListAPIView):
     def get_queryset(self) -> Any:
         query = _query(self.query_serializer, self.request)
         return selectors.fill_list(
-            symbol=self.kwargs.get("symbol", query.get("symbol")),
+            symbol=_path_symbol(self.kwargs) or query.get("symbol"),
             side=query.get("side"),
             participant_id=_participant_scope(self.request, query.get("participant")),
             filled_from=query.get("from"),
@@ -162,6 +170,7 @@ class MMFillSummaryApi(APIView):
         ),
     )
     def get(self, request: Request, symbol: str) -> Response:
+        require_symbol(symbol=symbol)
         summary = selectors.fill_summary(
             symbol=symbol, participant_id=_participant_scope(request, None)
         )
@@ -203,4 +212,5 @@ class AnalyticsSymbolMetricsApi(APIView):
         ),
     )
     def get(self, request: Request, symbol: str) -> Response:
+        require_symbol(symbol=symbol)
         return Response(SymbolMetricsOutputSerializer(selectors.symbol_metrics(symbol=symbol)).data)
