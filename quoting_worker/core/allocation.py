@@ -147,7 +147,9 @@ def capacity_lots(
     A mark ≤ 0 (no valid mark yet) or a limit ≤ 0 gives 0: no quoting blind.
     """
     return capacity_within(
-        side, position_lots, resting_lots_same_side,
+        side,
+        position_lots,
+        resting_lots_same_side,
         limit_lots(max_position_usdt, mark_price, instrument),
     )
 
