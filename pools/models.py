@@ -162,3 +162,22 @@ class FlattenRequest(models.Model):
 
     def __str__(self) -> str:
         return f"flatten #{self.pk} {self.status}"
+
+
+class SymbolLease(models.Model):
+    """Which quoting worker owns a symbol, with a fencing token that grows on every
+    takeover (SPEC Part B.11): a write carrying an older token is refused, so a
+    worker that lost a symbol can never act on it again."""
+
+    symbol = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=128, blank=True, default="")
+    token = models.BigIntegerField(default=0)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "mm_symbol_leases"
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} → {self.owner or '-'} #{self.token}"

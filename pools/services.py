@@ -16,6 +16,7 @@ from django.utils import timezone
 from common.actors import Actor, ActorKind
 from common.exceptions import Conflict, IllegalTransition, InvalidInput
 from common.lifecycle import lock, run_transition
+from common.notify import notify_flatten, notify_pool_changed
 from common.services import apply_changes, audit_record, field_values, validate_model
 from participants.enums import ParticipantState
 from participants.models import Participant
@@ -71,6 +72,7 @@ def pool_create_or_update(
                 to_state=str(pool.state),
                 changes={name: (None, getattr(pool, name)) for name in config},
             )
+            notify_pool_changed(symbol=symbol, reason="create")
             return pool, True
         if pool.archived_at is not None:
             audit_record(
@@ -110,6 +112,7 @@ def _update(pool: PoolConfig, config: Mapping[str, Any], actor: Actor) -> None:
         audit_record(
             entity_type="pool", entity_id=pool.symbol, action="update", actor=actor, changes=changes
         )
+        notify_pool_changed(symbol=pool.symbol, reason="config")
 
 
 def pool_archive(*, pool: PoolConfig, actor: Actor) -> PoolConfig:
@@ -128,6 +131,7 @@ def pool_archive(*, pool: PoolConfig, actor: Actor) -> PoolConfig:
                 actor=actor,
                 changes=changes,
             )
+            notify_pool_changed(symbol=locked.symbol, reason="archive")
         return locked
 
 
@@ -156,6 +160,7 @@ def _pool_transition(
     emit_state_changed(
         pool=locked, from_state=from_state, action=action, actor=actor, reason=reason
     )
+    notify_pool_changed(symbol=locked.symbol, reason=action)
     return locked
 
 
@@ -225,6 +230,7 @@ def emergency_flatten(*, actor: Actor, reason: str) -> tuple[FlattenRequest, lis
     with transaction.atomic():
         halted = emergency_kill(actor=actor, reason=reason)
         request = FlattenRequest.objects.create(requested_by=actor.name, reason=reason)
+        notify_flatten(request_id=request.pk)
         audit_record(
             entity_type="flatten",
             entity_id=request.pk,
@@ -273,6 +279,7 @@ def member_add(
                 **{name: (None, getattr(member, name)) for name in MEMBER_FIELDS},
             },
         )
+        notify_pool_changed(symbol=locked.symbol, reason="members")
         return member
 
 
@@ -293,6 +300,7 @@ def member_update(*, member: PoolMember, updates: Mapping[str, Any], actor: Acto
                 actor=actor,
                 changes=changes,
             )
+        notify_pool_changed(symbol=locked.pool.symbol, reason="members")
         return locked
 
 
@@ -324,3 +332,4 @@ def member_remove(*, member: PoolMember, actor: Actor) -> None:
             reason=f"position at removal {position}",
         )
         locked.delete()
+        notify_pool_changed(symbol=pool.symbol, reason="members")

@@ -764,21 +764,22 @@ class PoolEngine:
     def restore(
         self,
         *,
-        fills: Iterable[Fill],
+        fills: Iterable[tuple[str, Fill]],
         open_orders: Iterable[tuple[str, OpenOrder]] = (),
         day_baseline_pnl: Decimal | None = None,
         day: int | None = None,
     ) -> list[Action]:
         """Rebuilds positions, PnL and the order-owner map from persisted fills and
-        orders (SPEC B.4: a restart never resets a guard).
+        orders, each with the participant it was attributed to (SPEC B.4: a restart
+        never resets a guard).
 
         A pool not ACTIVE (every pool, at boot) must not leave orders resting, so
         the actions returned cancel each restored order and cancel-all every
         member account; the runquoter carries them out before anything else."""
-        for fill in fills:
-            member = self._owner_of(fill.client_order_id)
+        for pid, fill in fills:
+            member = self.members.get(pid)
             if member is None or fill.fill_id in self.seen_fills:
-                continue
+                continue  # a former member's fills: not part of this pool's q any more
             self.seen_fills.add(fill.fill_id)
             member.runtime.apply_fill(fill)
         for pid, order in open_orders:

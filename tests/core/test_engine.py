@@ -332,7 +332,7 @@ def test_restore_rebuilds_positions_orders_and_the_days_guard() -> None:
     ]
     twin = PoolEngine(instrument=BTC, params=PARAMS, members=MEMBERS, clock=world.clock)
     twin.restore(
-        fills=fills,
+        fills=[(engine.owner[f.client_order_id], f) for f in fills],
         open_orders=open_orders,
         day_baseline_pnl=engine.guards.day_baseline_pnl,
         day=engine.guards.day,

@@ -272,7 +272,7 @@ class EngineMachine(RuleBasedStateMachine):
             mode=PoolMode.PAUSED if old.mode is PoolMode.ACTIVE else old.mode,
         )
         boot = twin.restore(
-            fills=self.fills,
+            fills=[(old.owner[f.client_order_id], f) for f in self.fills],
             open_orders=[
                 (pid, order)
                 for pid, m in old.members.items()

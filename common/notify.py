@@ -1,0 +1,39 @@
+"""Wake-up calls from the web process to the quoting workers, over Redis.
+
+The database row is the authority for a pool's state and configuration
+(SPEC Part B.9); a notification only says "symbol X changed, read it again",
+so a lost message delays a change until the worker's periodic re-read, and a
+duplicate one changes nothing. Sent after the transaction commits, never
+for a change that rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.db import transaction
+
+from common.redis import redis_client
+
+logger = logging.getLogger("mms.notify")
+
+POOL_CHANGED_CHANNEL = "mms:pool-changed"
+FLATTEN_CHANNEL = "mms:flatten"
+
+
+def _publish(channel: str, payload: dict[str, object]) -> None:
+    try:
+        redis_client().publish(channel, json.dumps(payload))
+    except Exception:
+        logger.warning("could not notify %s of %s", channel, payload, exc_info=True)
+
+
+def notify_pool_changed(*, symbol: str, reason: str) -> None:
+    transaction.on_commit(
+        lambda: _publish(POOL_CHANGED_CHANNEL, {"symbol": symbol, "reason": reason})
+    )
+
+
+def notify_flatten(*, request_id: int) -> None:
+    transaction.on_commit(lambda: _publish(FLATTEN_CHANNEL, {"flatten_request_id": request_id}))

@@ -1,0 +1,70 @@
+"""Live status out to Redis, pool changes in from the database (SPEC Part B.9, B.10).
+
+Status: one JSON record per pool, versioned, with the worker's id and a
+timestamp, written with an expiry; a missing record means no worker hosts the
+pool (the API says "down"). Changes: the database row is the authority; when
+told a symbol changed (or periodically) the worker reads the row again and
+`commands_for` turns the difference between the row and the engine into the
+engine's commands.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from decimal import Decimal
+from typing import Any
+
+from pools.selectors import LIVE_STATUS_KEY
+from quoting_worker.adapters.store import PoolSetup
+from quoting_worker.core.engine import EngineStatus, PoolEngine
+from quoting_worker.core.types import Command, PoolMode
+
+LIVE_TTL_SECONDS = 3  # published every second: two missed beats and the pool reads "down"
+
+
+def status_record(
+    status: EngineStatus, *, worker_id: str, version: int, now_ns: int
+) -> dict[str, Any]:
+    record = _jsonable(asdict(status))
+    record.update({"version": version, "worker_id": worker_id, "published_at_ns": now_ns})
+    return record
+
+
+def status_key(symbol: str) -> str:
+    return LIVE_STATUS_KEY.format(symbol=symbol)
+
+
+def status_payload(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+def commands_for(setup: PoolSetup, engine: PoolEngine, *, now_ns: int) -> list[Command]:
+    """What the engine must be told so that it applies what the database says."""
+    commands: list[Command] = []
+    if setup.params != engine.params:
+        commands.append(Command("config", now_ns, params=setup.params))
+    current = {m.spec.participant_id: m.spec for m in engine.members.values()}
+    wanted = {m.participant_id: m for m in setup.members}
+    if current != wanted:
+        commands.append(Command("members", now_ns, members=setup.members))
+    if setup.mode is not engine.mode:
+        kind = {
+            PoolMode.ACTIVE: "resume",
+            PoolMode.PAUSED: "pause",
+            PoolMode.HALTED: "kill",
+        }[setup.mode]
+        commands.append(Command(kind, now_ns, reason="database state"))
+    return commands
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, PoolMode):
+        return value.value
+    return value

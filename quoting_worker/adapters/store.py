@@ -1,0 +1,290 @@
+"""The quoting worker's reads and writes through the ORM (SPEC Part B.4, B.9, B.11).
+
+Synchronous functions: the runquoter calls them off the event loop
+(`asyncio.to_thread`), in batches. Every write of orders and fills carries the
+symbol's fencing token and is refused when the token is stale, so a worker
+that lost a symbol can never write for it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from common.actors import Actor, ActorKind
+from participants.enums import ParticipantState
+from pools import services as pool_services
+from pools.enums import PoolState
+from pools.leases import lease_check
+from pools.models import PoolConfig, PoolMember
+from quoting_worker.core.member import OpenOrder, OrderState
+from quoting_worker.core.types import (
+    Fill,
+    Instrument,
+    MemberSpec,
+    MemberStatus,
+    PlaceOrder,
+    PoolMode,
+    PoolParams,
+    Side,
+)
+from trading.enums import TERMINAL_ORDER_STATUSES, OrderStatus
+from trading.models import MMFill, MMOrder
+
+NS = 1_000_000_000
+
+
+def quoter_actor(worker_id: str) -> Actor:
+    return Actor(worker_id, ActorKind.QUOTER)
+
+
+def _ts(ts_ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC)
+
+
+# ---------------------------------------------------------------- reading the pool
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSetup:
+    symbol: str
+    mode: PoolMode
+    enabled: bool
+    params: PoolParams
+    members: tuple[MemberSpec, ...]
+
+
+def pool_params(pool: PoolConfig) -> PoolParams:
+    return PoolParams(
+        gamma=float(pool.gamma),
+        kappa=float(pool.kappa),
+        tau_hours=float(pool.tau),
+        vol_lookback_seconds=pool.vol_lookback_seconds,
+        num_levels=pool.num_levels,
+        level_spacing_bps=float(pool.level_spacing_bps),
+        min_spread_bps=float(pool.min_spread_bps),
+        max_spread_bps=float(pool.max_spread_bps),
+        order_size_usdt=pool.order_size_usdt,
+        max_pool_position_usdt=pool.max_pool_position_usdt,
+        max_pool_loss_usdt=pool.max_pool_loss_usdt,
+        check_staleness=pool.check_staleness,
+        staleness_threshold_ms=pool.staleness_threshold_ms,
+        quote_interval_ms=pool.quote_interval_ms,
+        price_threshold_bps=float(pool.price_threshold_bps),
+    )
+
+
+def member_specs(pool: PoolConfig) -> tuple[MemberSpec, ...]:
+    members = PoolMember.objects.filter(pool=pool).select_related("participant")
+    return tuple(
+        MemberSpec(
+            participant_id=str(m.participant_id),
+            short_id=m.participant.short_id,
+            account_id=m.participant.account_id,
+            weight=m.weight,
+            max_position_usdt=m.max_position_usdt,
+            status=MemberStatus(m.participant.state),
+        )
+        for m in members.order_by("id")
+        if m.participant.state != ParticipantState.TERMINATED
+    )
+
+
+def pool_setup(*, symbol: str) -> PoolSetup | None:
+    pool = PoolConfig.objects.filter(symbol=symbol, archived_at__isnull=True).first()
+    if pool is None:
+        return None
+    return PoolSetup(
+        symbol=symbol,
+        mode=PoolMode(pool.state),
+        enabled=pool.enabled,
+        params=pool_params(pool),
+        members=member_specs(pool),
+    )
+
+
+# ---------------------------------------------------------------- lifecycle through the services
+
+
+def pool_boot_pause(*, symbol: str, worker_id: str, reason: str) -> PoolMode:
+    """At boot or takeover an ACTIVE pool goes PAUSED first (SPEC B.9); HALTED stays."""
+    pool = PoolConfig.objects.get(symbol=symbol)
+    pool_services.pool_boot_pause(pool=pool, actor=quoter_actor(worker_id), reason=reason)
+    return PoolMode(PoolConfig.objects.get(symbol=symbol).state)
+
+
+def pool_halt(*, symbol: str, worker_id: str, trigger: str, detail: str) -> bool:
+    """A kill-switch breach: the pool goes HALTED through the one service function.
+    False when it already was (the breach is then already on record)."""
+    pool = PoolConfig.objects.get(symbol=symbol)
+    if pool.state == PoolState.HALTED:
+        return False
+    pool_services.pool_halt(
+        pool=pool, actor=quoter_actor(worker_id), trigger=trigger, detail=detail
+    )
+    return True
+
+
+# ---------------------------------------------------------------- orders and fills
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """A status change of one order, as the venue answered."""
+
+    client_order_id: str
+    status: OrderStatus
+    venue_order_id: str | None = None
+    reason: str = ""
+
+
+def orders_record(
+    *,
+    symbol: str,
+    token: int,
+    instrument: Instrument,
+    placed: Sequence[tuple[PlaceOrder, int]] = (),
+    changes: Sequence[OrderChange] = (),
+) -> None:
+    """New orders (with the ns they were sent) and status changes, in one transaction."""
+    if not placed and not changes:
+        return
+    with transaction.atomic():
+        lease_check(symbol=symbol, token=token)
+        MMOrder.objects.bulk_create(
+            [
+                MMOrder(
+                    client_order_id=order.client_order_id,
+                    participant_id=order.participant_id,
+                    symbol=symbol,
+                    side=order.side.value,
+                    level=order.level,
+                    price=instrument.price(order.price_ticks),
+                    size=instrument.size(order.size_lots),
+                    status=OrderStatus.PENDING,
+                    fencing_token=token,
+                    created_at=_ts(sent_ns),
+                )
+                for order, sent_ns in placed
+            ],
+            ignore_conflicts=True,
+        )
+        now = timezone.now()
+        for change in changes:
+            updates: dict[str, object] = {"status": change.status, "updated_at": now}
+            if change.venue_order_id:
+                updates["venue_order_id"] = change.venue_order_id
+            if change.reason:
+                updates["reject_reason"] = change.reason
+            if change.status in TERMINAL_ORDER_STATUSES:
+                updates["closed_at"] = now
+            # A terminal order stays terminal: a late "accepted" never reopens it.
+            MMOrder.objects.filter(client_order_id=change.client_order_id).exclude(
+                status__in=TERMINAL_ORDER_STATUSES
+            ).update(**updates)
+
+
+def fills_record(
+    *, symbol: str, token: int, instrument: Instrument, fills: Iterable[tuple[str, Fill]]
+) -> int:
+    """Attributed fills, each once (unique venue fill id); the orders' filled size
+    follows. Returns how many were new."""
+    fills = list(fills)
+    if not fills:
+        return 0
+    with transaction.atomic():
+        lease_check(symbol=symbol, token=token)
+        known = set(
+            MMFill.objects.filter(fill_id__in=[f.fill_id for _, f in fills]).values_list(
+                "fill_id", flat=True
+            )
+        )
+        new = [(pid, f) for pid, f in fills if f.fill_id not in known]
+        orders = {
+            o.client_order_id: o
+            for o in MMOrder.objects.select_for_update().filter(
+                client_order_id__in={f.client_order_id for _, f in new}
+            )
+        }
+        rows = []
+        for pid, fill in new:
+            order = orders.get(fill.client_order_id)
+            size = instrument.size(fill.size_lots)
+            rows.append(
+                MMFill(
+                    fill_id=fill.fill_id,
+                    order=order,
+                    client_order_id=fill.client_order_id,
+                    participant_id=pid,
+                    symbol=symbol,
+                    side=fill.side.value,
+                    price=instrument.price(fill.price_ticks),
+                    size=size,
+                    fee_usdt=fill.fee,
+                    liquidity="MAKER",
+                    filled_at=_ts(fill.ts_ns),
+                )
+            )
+            if order is not None:
+                order.filled_size = min(order.size, order.filled_size + size)
+                if order.filled_size == order.size:
+                    order.status = OrderStatus.FILLED
+                    order.closed_at = timezone.now()
+                elif order.status not in TERMINAL_ORDER_STATUSES:
+                    order.status = OrderStatus.PARTIALLY_FILLED
+        MMFill.objects.bulk_create(rows, ignore_conflicts=True)
+        for order in orders.values():
+            order.save(update_fields=["filled_size", "status", "closed_at", "updated_at"])
+        return len(rows)
+
+
+# ---------------------------------------------------------------- restart
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreData:
+    fills: tuple[tuple[str, Fill], ...]  # (participant id, fill)
+    open_orders: tuple[tuple[str, OpenOrder], ...]
+
+
+def restore_data(*, symbol: str, instrument: Instrument) -> RestoreData:
+    """Everything the engine needs to rebuild positions, PnL and its owner map."""
+    fills = tuple(
+        (
+            str(f.participant_id),
+            Fill(
+                fill_id=f.fill_id,
+                client_order_id=f.client_order_id,
+                side=Side(f.side),
+                price_ticks=instrument.ticks(f.price),
+                size_lots=instrument.lots(f.size),
+                fee=f.fee_usdt,
+                ts_ns=int(f.filled_at.timestamp() * NS),
+            ),
+        )
+        for f in MMFill.objects.filter(symbol=symbol).order_by("filled_at", "id")
+    )
+    open_orders = tuple(
+        (
+            str(o.participant_id),
+            OpenOrder(
+                client_order_id=o.client_order_id,
+                side=Side(o.side),
+                price_ticks=instrument.ticks(o.price),
+                size_lots=instrument.lots(o.size),
+                level=o.level,
+                remaining_lots=instrument.lots(o.size - o.filled_size),
+                # Unacknowledged at the crash: the venue may or may not have it.
+                state=OrderState.OPEN if o.status != OrderStatus.PENDING else OrderState.UNKNOWN,
+            ),
+        )
+        for o in MMOrder.objects.filter(symbol=symbol)
+        .exclude(status__in=TERMINAL_ORDER_STATUSES)
+        .order_by("created_at", "id")
+        if o.size > o.filled_size
+    )
+    return RestoreData(fills=fills, open_orders=open_orders)

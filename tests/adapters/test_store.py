@@ -1,0 +1,185 @@
+"""The worker's ORM store against the real PostgreSQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from common.models import AuditLog, OutboxEvent
+from pools.leases import StaleLease, lease_acquire, lease_release
+from pools.models import PoolConfig
+from quoting_worker.adapters import store
+from quoting_worker.core.engine import PoolEngine
+from quoting_worker.core.member import OrderState
+from quoting_worker.core.ports import FakeClock
+from quoting_worker.core.types import Fill, Instrument, MemberStatus, PlaceOrder, PoolMode, Side
+from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from trading.models import MMFill, MMOrder
+
+pytestmark = pytest.mark.django_db
+
+BTC = Instrument("BTCUSDT-PERP", Decimal("0.1"), Decimal("0.001"), 1, Decimal("5"))
+NS = 1_700_000_000_000_000_000
+
+
+@pytest.fixture
+def pool():
+    pool = PoolFactory(symbol="BTCUSDT-PERP")
+    MemberFactory(pool=pool, participant=ParticipantFactory(state="ACTIVE"), weight=Decimal(2))
+    return pool
+
+
+def _place(participant_id: str, n: int, side: Side = Side.BUY, lots: int = 10) -> PlaceOrder:
+    return PlaceOrder(
+        f"mm-x-BTCUSDT-PERP-0-{side}-{n}", participant_id, "acct", side, 0, 600_000, lots
+    )
+
+
+def test_pool_setup_maps_config_and_members(pool):
+    suspended = ParticipantFactory(state="SUSPENDED")
+    MemberFactory(pool=pool, participant=suspended)
+    MemberFactory(pool=pool, participant=ParticipantFactory(state="TERMINATED"))
+    setup = store.pool_setup(symbol="BTCUSDT-PERP")
+    assert setup is not None
+    assert setup.mode is PoolMode.PAUSED
+    assert setup.params.gamma == 0.1
+    assert setup.params.order_size_usdt == Decimal("1000.00000000")
+    assert [m.status for m in setup.members] == [MemberStatus.ACTIVE, MemberStatus.SUSPENDED]
+    assert setup.members[0].weight == Decimal(2)
+    assert store.pool_setup(symbol="NOPE-PERP") is None
+
+
+def test_orders_and_fills_are_recorded_once_with_the_order_following(pool):
+    token = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    pid = str(pool.members.get().participant_id)
+    order = _place(pid, 1)
+    store.orders_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, placed=[(order, NS)])
+    row = MMOrder.objects.get()
+    assert (row.status, row.price, row.size, row.fencing_token) == (
+        "PENDING",
+        Decimal("60000.00000000"),
+        Decimal("0.01000000"),
+        token,
+    )
+    store.orders_record(
+        symbol="BTCUSDT-PERP",
+        token=token,
+        instrument=BTC,
+        changes=[store.OrderChange(order.client_order_id, store.OrderStatus.OPEN, "v-1")],
+    )
+    fill = Fill("f-1", order.client_order_id, Side.BUY, 600_000, 4, Decimal("-0.024"), NS)
+    assert (
+        store.fills_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, fills=[(pid, fill)])
+        == 1
+    )
+    assert (
+        store.fills_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, fills=[(pid, fill)])
+        == 0
+    )
+    row.refresh_from_db()
+    assert (row.status, row.venue_order_id, row.filled_size) == (
+        "PARTIALLY_FILLED",
+        "v-1",
+        Decimal("0.004"),
+    )
+    rest = Fill("f-2", order.client_order_id, Side.BUY, 600_000, 6, Decimal("-0.036"), NS + 1)
+    store.fills_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, fills=[(pid, rest)])
+    row.refresh_from_db()
+    assert (row.status, row.filled_size) == ("FILLED", Decimal("0.01"))
+    assert row.closed_at is not None
+    # A late "accepted" never reopens a terminal order.
+    store.orders_record(
+        symbol="BTCUSDT-PERP",
+        token=token,
+        instrument=BTC,
+        changes=[store.OrderChange(order.client_order_id, store.OrderStatus.OPEN)],
+    )
+    row.refresh_from_db()
+    assert row.status == "FILLED"
+    assert MMFill.objects.count() == 2
+
+
+def test_a_stale_token_writes_nothing(pool):
+    old = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    new = lease_acquire(symbol="BTCUSDT-PERP", owner="w2")
+    assert new == old + 1
+    pid = str(pool.members.get().participant_id)
+    with pytest.raises(StaleLease):
+        store.orders_record(
+            symbol="BTCUSDT-PERP", token=old, instrument=BTC, placed=[(_place(pid, 1), NS)]
+        )
+    fill = Fill("f-1", "mm-x-BTCUSDT-PERP-0-BUY-1", Side.BUY, 600_000, 4, Decimal(0), NS)
+    with pytest.raises(StaleLease):
+        store.fills_record(symbol="BTCUSDT-PERP", token=old, instrument=BTC, fills=[(pid, fill)])
+    assert not MMOrder.objects.exists()
+    assert not MMFill.objects.exists()
+    assert lease_release(symbol="BTCUSDT-PERP", owner="w1", token=old) is False
+    assert lease_release(symbol="BTCUSDT-PERP", owner="w2", token=new) is True
+
+
+def test_restore_rebuilds_the_engine_from_the_database(pool):
+    token = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    pid = str(pool.members.get().participant_id)
+    buy, sell, unacked = _place(pid, 1), _place(pid, 2, Side.SELL), _place(pid, 3)
+    store.orders_record(
+        symbol="BTCUSDT-PERP",
+        token=token,
+        instrument=BTC,
+        placed=[(buy, NS), (sell, NS), (unacked, NS)],
+        changes=[
+            store.OrderChange(buy.client_order_id, store.OrderStatus.OPEN, "v-1"),
+            store.OrderChange(sell.client_order_id, store.OrderStatus.OPEN, "v-2"),
+        ],
+    )
+    fills = [
+        (pid, Fill("f-1", buy.client_order_id, Side.BUY, 600_000, 10, Decimal("-0.06"), NS)),
+        (pid, Fill("f-2", sell.client_order_id, Side.SELL, 600_100, 3, Decimal("-0.018"), NS + 5)),
+    ]
+    store.fills_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, fills=fills)
+    data = store.restore_data(symbol="BTCUSDT-PERP", instrument=BTC)
+    setup = store.pool_setup(symbol="BTCUSDT-PERP")
+    engine = PoolEngine(
+        instrument=BTC, params=setup.params, members=setup.members, clock=FakeClock()
+    )
+    boot = engine.restore(fills=data.fills, open_orders=data.open_orders)
+    runtime = engine.members[pid].runtime
+    assert runtime.position_lots == 7
+    # 3 lots of 0.001 BTC sold 10 USDT above the entry: 0.03 USDT.
+    assert runtime.realised_pnl_usdt == Decimal("0.03")
+    assert runtime.fees_usdt == Decimal("-0.078")
+    states = {o.client_order_id: o.state for o in runtime.open_orders.values()}
+    assert states == {
+        sell.client_order_id: OrderState.OPEN,
+        unacked.client_order_id: OrderState.UNKNOWN,
+    }
+    # The pool is PAUSED at boot: everything restored is cancelled first.
+    assert {getattr(a, "client_order_id", None) for a in boot} >= set(states)
+
+
+def test_halt_and_boot_pause_go_through_the_pool_service(pool):
+    PoolConfig.objects.filter(pk=pool.pk)  # PAUSED at creation
+    from common.actors import Actor
+    from pools.services import pool_enable
+
+    pool_enable(pool=pool, actor=Actor("olga"))
+    assert (
+        store.pool_boot_pause(symbol="BTCUSDT-PERP", worker_id="w1", reason="boot")
+        is PoolMode.PAUSED
+    )
+    pool_enable(pool=pool, actor=Actor("olga"))
+    assert (
+        store.pool_halt(symbol="BTCUSDT-PERP", worker_id="w1", trigger="LOSS", detail="-6000")
+        is True
+    )
+    assert (
+        store.pool_halt(symbol="BTCUSDT-PERP", worker_id="w1", trigger="LOSS", detail="-6000")
+        is False
+    )
+    assert (
+        store.pool_boot_pause(symbol="BTCUSDT-PERP", worker_id="w1", reason="boot")
+        is PoolMode.HALTED
+    )
+    audit = AuditLog.objects.filter(entity_id="BTCUSDT-PERP", action="halt").get()
+    assert (audit.actor, audit.actor_kind) == ("w1", "quoter")
+    assert OutboxEvent.objects.filter(topic="mm.risk.triggered.v1").count() == 1
