@@ -181,6 +181,7 @@ class PoolEngine:
         self.own_levels: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
         self.cancelling: set[str] = set()
         self.unknown: set[str] = set()  # orders whose placement outcome is unknown
+        self.cancel_sent_ns: dict[str, int] = {}
         self.not_found: Counter[str] = Counter()
         self.last_query_ns: dict[str, int] = {}
         self.seen_fills: set[str] = set()
@@ -277,7 +278,7 @@ class PoolEngine:
                 breach = self._check_exposure()
             if breach is not None:
                 return self._trip(breach)
-        for coid in self._unknown_orders():
+        for coid in self._unresolved(now):
             if now - self.last_query_ns.get(coid, 0) >= QUERY_INTERVAL_NS:
                 actions.append(self._query(coid, now))
         actions.extend(self._maybe_quote())
@@ -372,6 +373,8 @@ class PoolEngine:
             if result.open:
                 member.runtime.set_order_state(coid, OrderState.OPEN)
                 self.unknown.discard(coid)
+                if coid in self.cancelling or self.mode is not PoolMode.ACTIVE:
+                    return [self._cancel(coid, member)]  # still there: ask again
                 return []
             # Final at the venue (filled or cancelled): its fills arrive on their own.
             self._drop_order(coid)
@@ -387,8 +390,13 @@ class PoolEngine:
         member = self.members[self.owner[coid]]
         return QueryOrder(coid, member.spec.account_id)
 
-    def _unknown_orders(self) -> list[str]:
-        return sorted(self.unknown)
+    def _unresolved(self, now: int) -> list[str]:
+        """Orders to ask the venue about: unknown placements, and cancels not yet
+        confirmed after a query interval (a lost answer must not leave them be)."""
+        late = {
+            coid for coid, sent in self.cancel_sent_ns.items() if now - sent >= QUERY_INTERVAL_NS
+        }
+        return sorted(self.unknown | late)
 
     def _drop_order(self, coid: str) -> None:
         member = self._owner_of(coid)
@@ -403,6 +411,7 @@ class PoolEngine:
     def _forget(self, coid: str) -> None:
         # The owner map keeps the id: a late fill must still find its member.
         self.cancelling.discard(coid)
+        self.cancel_sent_ns.pop(coid, None)
         self.unknown.discard(coid)
         self.not_found.pop(coid, None)
         self.last_query_ns.pop(coid, None)
@@ -517,14 +526,17 @@ class PoolEngine:
 
     # ------------------------------------------------------------------ cancelling
 
+    def _cancel(self, coid: str, member: _Member) -> CancelOrder:
+        """Marks the order as being cancelled; it stays counted until the venue confirms."""
+        self.cancelling.add(coid)
+        self.cancel_sent_ns[coid] = self.clock.now_ns()
+        return CancelOrder(coid, member.spec.participant_id, member.spec.account_id)
+
     def _cancel_member(self, member: _Member) -> list[Action]:
         actions: list[Action] = []
         for coid in member.runtime.open_orders:
             if coid not in self.cancelling:
-                self.cancelling.add(coid)
-                actions.append(
-                    CancelOrder(coid, member.spec.participant_id, member.spec.account_id)
-                )
+                actions.append(self._cancel(coid, member))
         return actions
 
     def _cancel_quotes(self) -> list[Action]:
@@ -705,8 +717,7 @@ class PoolEngine:
                         order.price_ticks,
                         order.remaining_lots,
                     ):
-                        self.cancelling.add(coid)
-                        cancels.append(CancelOrder(coid, pid, member.spec.account_id))
+                        cancels.append(self._cancel(coid, member))
                     else:
                         resting[slot] = order
         max_lots = MAX_ORDER_MULTIPLE * max(

@@ -357,3 +357,20 @@ def test_restored_unknown_orders_are_not_duplicated() -> None:
     assert (pid, Side.BUY, 0) not in {(o.participant_id, o.side, o.level) for o in places(out)}
     queries = [a for a in world.tick(600) if isinstance(a, QueryOrder)]
     assert [q.client_order_id for q in queries] == [unknown.client_order_id]
+
+
+def test_an_unconfirmed_cancel_is_queried_and_sent_again() -> None:
+    world = World()
+    order = places(world.active())[0]
+    world.command("pause")
+    queries = [a for a in world.tick(600) if isinstance(a, QueryOrder)]
+    assert order.client_order_id in {q.client_order_id for q in queries}
+    # The venue still has it: the cancel goes out again.
+    again = world.send(OrderQueryResult(order.client_order_id, True, True, world.now()))
+    assert [c.client_order_id for c in cancels(again)] == [order.client_order_id]
+    # The venue never heard of it, three times: given up, no longer counted.
+    for _ in range(NOT_FOUND_BEFORE_GIVING_UP):
+        world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
+    runtime = world.engine.members[order.participant_id].runtime
+    assert order.client_order_id not in runtime.open_orders
+    assert order.client_order_id not in world.engine.cancelling
