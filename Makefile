@@ -5,17 +5,22 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# gRPC stubs are generated from contracts/ (gitignored), by the install step.
+GEN := quoting_worker/adapters/_generated/__init__.py
 
 
 .PHONY: run test lint typecheck pytest services venv migrate clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(GEN)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(GEN): $(STAMP) $(wildcard contracts/*.proto) scripts/gen_protos.sh
+	PYTHON=$(BIN)/python bash scripts/gen_protos.sh
 
 services:
 	bash scripts/services.sh

@@ -1,0 +1,622 @@
+"""The Order Service client and the engine's action sink built on it.
+
+Contract: contracts/order-service.openapi.yaml. Reliability rules
+(RELIABILITY.md) and how this module keeps them:
+
+Placement outcomes (`OrderServiceClient.place`)
+    201/200 with a live status  → OrderAccepted
+    200 with CANCELLED/FILLED   → OrderCancelled (a replay of an order already gone)
+    422, or 400                 → OrderRejected(reason=the venue's code); nothing rests
+    timeout, connection error,
+    5xx, 409                    → PlaceOutcomeUnknown, never "failed": the venue may
+                                  hold the order; the engine resolves it by querying
+    429                         → wait out Retry-After, send again (same id); still
+                                  429 after `max_rate_limited_retries` → OrderRejected
+                                  ("RATE_LIMITED"): a 429 is never processed
+The client does not retry a placement after an unknown outcome by itself; a
+caller that retries passes the same PlaceOrder, so the same client order id,
+and the venue answers 200 with the order it already holds (idempotent on
+(account_id, client_order_id)). Every placement carries account_id, user_id
+and account_type SYSTEM_MARKET_MAKER.
+
+Prices and sizes go out as decimal strings: `place` takes them as strings;
+`OrderServiceSink` makes them from ticks and lots with the symbol's
+`Instrument` (`format(instrument.price(ticks), "f")`), never through float.
+
+Cancel outcomes (`cancel`)
+    200                         → OrderCancelled
+    404 ("no live order")       → query the id: found and final (CANCELLED,
+                                  FILLED, REJECTED) → OrderCancelled, since
+                                  the order is gone for good (fills arrive on
+                                  their own); found and live (the cancel raced
+                                  its placement) → one more DELETE; not found
+                                  → None, because a 404 is not final by itself:
+                                  the sink hands the engine the query result
+                                  and the engine counts not-founds
+    timeout, 5xx                → retried (cancels are idempotent) up to
+                                  `attempts`, then None
+Queries, open orders, cancel-all, the dead-man's switch and snapshot requests
+retry transport errors and 5xx the same way, then raise OrderServiceUnavailable.
+
+Rate limits: a token bucket (`RateBudget`, defaults 20 tokens, refilled at
+20/s, 5 held in reserve). Placements, queries, open orders and snapshot
+requests take a token only while more than `reserve` remain; cancels,
+cancel-alls and dead-man's-switch renewals may take the last one. So a burst
+of placements always leaves 5 requests for cancels at once. After a 429 the
+Retry-After (seconds or an HTTP date; 1 s when absent, 60 s at most) closes
+the window for that request class and every class of lower priority (place <
+query < control < cancel): no such request leaves the client until it ends.
+A 429 on a placement so stops placements only; cancels still go.
+
+Outcomes are counted in `OrderServiceClient.outcomes` ("place.accepted",
+"cancel.not_found", ...) for metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import IntEnum
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from quoting_worker.core.types import (
+    Action,
+    CancelAll,
+    CancelOrder,
+    Event,
+    Instrument,
+    OrderAccepted,
+    OrderCancelled,
+    OrderQueryResult,
+    OrderRejected,
+    PlaceOrder,
+    PlaceOutcomeUnknown,
+    QueryOrder,
+    RequestSnapshot,
+    Side,
+)
+
+logger = logging.getLogger(__name__)
+
+ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
+LIVE_STATUSES = frozenset({"NEW", "OPEN", "PARTIALLY_FILLED"})
+FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED"})
+DEFAULT_RETRY_AFTER_S = 1.0
+MAX_RETRY_AFTER_S = 60.0
+
+PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancelled
+
+
+class OrderServiceUnavailable(Exception):
+    """No answer that settles the request (timeouts, 5xx, 429s past the retries)."""
+
+
+class RequestClass(IntEnum):
+    """Priority of a request for the rate budget; higher may use the reserve."""
+
+    PLACE = 0
+    QUERY = 1  # queries, open orders, snapshot requests
+    CONTROL = 2  # dead-man's-switch renewals
+    CANCEL = 3  # cancels and cancel-alls
+
+    @property
+    def uses_reserve(self) -> bool:
+        return self >= RequestClass.CONTROL
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order as the venue reports it."""
+
+    order_id: str
+    client_order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    filled_size: Decimal
+    status: str
+
+    @property
+    def open(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> VenueOrder:
+        return cls(
+            order_id=str(body["order_id"]),
+            client_order_id=str(body["client_order_id"]),
+            account_id=str(body["account_id"]),
+            symbol=str(body["symbol"]),
+            side=Side(body["side"]),
+            price=Decimal(body["price"]),
+            size=Decimal(body["size"]),
+            filled_size=Decimal(body.get("filled_size", "0")),
+            status=str(body["status"]),
+        )
+
+
+class RateBudget:
+    """A token bucket with a reserve only cancels and renewals may spend, and
+    per-class windows closed by a venue's 429 Retry-After."""
+
+    def __init__(
+        self,
+        *,
+        rate_per_s: float = 20.0,
+        burst: int = 20,
+        reserve: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_per_s <= 0 or burst < 1 or not 0 <= reserve < burst:
+            raise ValueError("need rate_per_s > 0, burst ≥ 1 and 0 ≤ reserve < burst")
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.reserve = reserve
+        self._clock = clock
+        self._tokens = float(burst)
+        self._refilled = clock()
+        self._closed_until = dict.fromkeys(RequestClass, 0.0)
+
+    def closed_for(self, kind: RequestClass) -> float:
+        """Seconds until a Retry-After window lets `kind` out again (0 when open)."""
+        return max(0.0, self._closed_until[kind] - self._clock())
+
+    def close(self, kind: RequestClass, seconds: float) -> None:
+        """A 429 on `kind`: no request of it, or of any lower class, for `seconds`."""
+        until = self._clock() + seconds
+        for other in RequestClass:
+            if other <= kind:
+                self._closed_until[other] = max(self._closed_until[other], until)
+
+    async def acquire(self, kind: RequestClass) -> None:
+        while True:
+            wait = self.closed_for(kind)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            now = self._clock()
+            self._tokens = min(
+                float(self.burst), self._tokens + (now - self._refilled) * self.rate_per_s
+            )
+            self._refilled = now
+            floor = 0 if kind.uses_reserve else self.reserve
+            if self._tokens >= floor + 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((floor + 1 - self._tokens) / self.rate_per_s)
+
+
+def retry_after_seconds(value: str | None) -> float:
+    """Retry-After as seconds (delta-seconds or an HTTP date), within [0, 60]."""
+    if not value:
+        return DEFAULT_RETRY_AFTER_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER_S
+        seconds = when.timestamp() - time.time()
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
+
+
+def decimal_str(value: Decimal) -> str:
+    """Plain decimal notation ("0.001", never "1E-3"), as the contract asks."""
+    return format(value, "f")
+
+
+class OrderServiceClient:
+    """One pooled HTTP client per process; safe to share between engines."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 2.0,
+        user_ids: Mapping[str, str] | None = None,
+        budget: RateBudget | None = None,
+        attempts: int = 3,
+        max_rate_limited_retries: int = 3,
+        backoff_s: float = 0.05,
+        clock_ns: Callable[[], int] = time.time_ns,
+        max_connections: int = 50,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`user_ids`: account_id → user_id (may be a dict the caller keeps up to
+        date); `place(user_id=...)` overrides it. `attempts`: tries per idempotent
+        request other than a placement (a placement is sent once)."""
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+        )
+        self.user_ids: Mapping[str, str] = user_ids if user_ids is not None else {}
+        self.budget = budget or RateBudget()
+        self.attempts = max(1, attempts)
+        self.max_rate_limited_retries = max_rate_limited_retries
+        self.backoff_s = backoff_s
+        self.clock_ns = clock_ns
+        self.outcomes: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> OrderServiceClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -------------------------------------------------------------- transport
+
+    async def _send(
+        self,
+        kind: RequestClass,
+        method: str,
+        url: str,
+        *,
+        attempts: int,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Sends within the budget; retries 429s (after Retry-After) and, while
+        `attempts` last, transport errors and 5xx. Returns the last response;
+        raises the last httpx.TransportError."""
+        tries = rate_limited = 0
+        while True:
+            await self.budget.acquire(kind)
+            tries += 1
+            try:
+                response = await self._http.request(method, url, json=json, params=params)
+            except httpx.TransportError:
+                if tries >= attempts:
+                    raise
+                await asyncio.sleep(self.backoff_s * 2 ** (tries - 1))
+                continue
+            if response.status_code == 429:
+                self.outcomes[f"{kind.name.lower()}.rate_limited"] += 1
+                self.budget.close(kind, retry_after_seconds(response.headers.get("Retry-After")))
+                if rate_limited >= self.max_rate_limited_retries:
+                    return response
+                rate_limited += 1
+                tries -= 1  # a refused request is not an attempt
+                continue
+            if response.status_code >= 500 and tries < attempts:
+                await asyncio.sleep(self.backoff_s * 2 ** (tries - 1))
+                continue
+            return response
+
+    async def _checked(
+        self,
+        kind: RequestClass,
+        method: str,
+        url: str,
+        *,
+        ok: tuple[int, ...] = (200,),
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = await self._send(
+                kind, method, url, attempts=self.attempts, json=json, params=params
+            )
+        except httpx.TransportError as exc:
+            raise OrderServiceUnavailable(f"{method} {url}: {exc!r}") from exc
+        if response.status_code not in ok:
+            raise OrderServiceUnavailable(f"{method} {url}: HTTP {response.status_code}")
+        return response
+
+    # -------------------------------------------------------------- orders
+
+    async def place(
+        self,
+        order: PlaceOrder,
+        *,
+        symbol: str,
+        price: str,
+        size: str,
+        user_id: str | None = None,
+    ) -> PlaceResult:
+        """Places one post-only GTC limit order; `price` and `size` are decimal strings."""
+        coid = order.client_order_id
+        uid = user_id or self.user_ids.get(order.account_id)
+        if not uid:
+            raise ValueError(f"no user_id for account {order.account_id}")
+        body = {
+            "client_order_id": coid,
+            "account_id": order.account_id,
+            "user_id": uid,
+            "account_type": ACCOUNT_TYPE,
+            "symbol": symbol,
+            "side": str(order.side),
+            "type": "LIMIT",
+            "time_in_force": "GTC",
+            "post_only": True,
+            "price": price,
+            "size": size,
+        }
+        try:
+            response = await self._send(
+                RequestClass.PLACE, "POST", "/v1/orders", attempts=1, json=body
+            )
+        except httpx.TransportError:
+            return self._unknown(coid, "transport")
+        now = self.clock_ns()
+        status = response.status_code
+        if status in (200, 201):
+            venue_status = str(_body(response).get("status", ""))
+            if venue_status in LIVE_STATUSES:
+                self.outcomes["place.accepted"] += 1
+                return OrderAccepted(coid, str(_body(response).get("order_id", "")), now)
+            if venue_status in ("CANCELLED", "FILLED"):
+                self.outcomes["place.already_final"] += 1
+                return OrderCancelled(coid, now)
+            return self._unknown(coid, "odd_status")
+        if status == 429:
+            self.outcomes["place.rejected"] += 1
+            return OrderRejected(coid, "RATE_LIMITED", now)
+        if status in (400, 422):
+            self.outcomes["place.rejected"] += 1
+            return OrderRejected(coid, str(_body(response).get("code") or f"HTTP_{status}"), now)
+        # 5xx, 409 (the id holds some other order) or anything unexpected: ask later.
+        return self._unknown(coid, "conflict" if status == 409 else "http_error")
+
+    def _unknown(self, coid: str, why: str) -> PlaceOutcomeUnknown:
+        self.outcomes["place.unknown"] += 1
+        self.outcomes[f"place.unknown.{why}"] += 1
+        return PlaceOutcomeUnknown(coid, self.clock_ns())
+
+    async def lookup(self, client_order_id: str, account_id: str) -> VenueOrder | None:
+        """The venue's record of this id, or None on 404."""
+        response = await self._checked(
+            RequestClass.QUERY,
+            "GET",
+            f"/v1/orders/{_path(client_order_id)}",
+            ok=(200, 404),
+            params={"account_id": account_id},
+        )
+        if response.status_code == 404:
+            self.outcomes["query.not_found"] += 1
+            return None
+        self.outcomes["query.found"] += 1
+        return VenueOrder.from_json(_body(response))
+
+    async def query(self, client_order_id: str, account_id: str) -> OrderQueryResult:
+        """found=False on 404, which the engine counts before giving an order up."""
+        order = await self.lookup(client_order_id, account_id)
+        return OrderQueryResult(
+            client_order_id,
+            found=order is not None,
+            open=order is not None and order.open,
+            ts_ns=self.clock_ns(),
+        )
+
+    async def cancel(
+        self, client_order_id: str, *, account_id: str, symbol: str
+    ) -> OrderCancelled | None:
+        """OrderCancelled only when the venue confirms the order is gone (see the
+        module docstring); None when that is not known."""
+        outcome = await self.cancel_outcome(client_order_id, account_id=account_id, symbol=symbol)
+        return outcome if isinstance(outcome, OrderCancelled) else None
+
+    async def cancel_outcome(
+        self, client_order_id: str, *, account_id: str, symbol: str
+    ) -> OrderCancelled | OrderQueryResult | None:
+        """`cancel`, also returning the query result when a 404 left it unsettled."""
+        url = f"/v1/orders/{_path(client_order_id)}"
+        params = {"account_id": account_id, "symbol": symbol}
+        for _ in range(2):  # a second DELETE only when the order turned out live
+            try:
+                response = await self._send(
+                    RequestClass.CANCEL, "DELETE", url, attempts=self.attempts, params=params
+                )
+            except httpx.TransportError:
+                self.outcomes["cancel.unknown"] += 1
+                return None
+            if response.status_code == 200:
+                self.outcomes["cancel.cancelled"] += 1
+                return OrderCancelled(client_order_id, self.clock_ns())
+            if response.status_code != 404:
+                self.outcomes["cancel.unknown"] += 1
+                return None
+            try:
+                order = await self.lookup(client_order_id, account_id)
+            except OrderServiceUnavailable:
+                self.outcomes["cancel.unknown"] += 1
+                return None
+            if order is None:
+                self.outcomes["cancel.not_found"] += 1
+                return OrderQueryResult(client_order_id, False, False, self.clock_ns())
+            if order.status in FINAL_STATUSES:
+                self.outcomes["cancel.already_final"] += 1
+                return OrderCancelled(client_order_id, self.clock_ns())
+        self.outcomes["cancel.still_open"] += 1
+        return OrderQueryResult(client_order_id, True, True, self.clock_ns())
+
+    async def cancel_all(self, account_id: str, symbol: str) -> int:
+        """How many orders the venue cancelled."""
+        cancelled, _ = await self.cancel_all_ids(account_id, symbol)
+        return cancelled
+
+    async def cancel_all_ids(self, account_id: str, symbol: str) -> tuple[int, list[str]]:
+        """How many orders the venue cancelled, and their client order ids."""
+        response = await self._checked(
+            RequestClass.CANCEL,
+            "POST",
+            "/v1/orders/cancel-all",
+            json={"account_id": account_id, "symbol": symbol},
+        )
+        body = _body(response)
+        self.outcomes["cancel_all.done"] += 1
+        return int(body.get("cancelled", 0)), [str(c) for c in body.get("client_order_ids", [])]
+
+    async def open_orders(self, account_id: str, symbol: str) -> list[VenueOrder]:
+        response = await self._checked(
+            RequestClass.QUERY,
+            "GET",
+            "/v1/orders",
+            params={"account_id": account_id, "symbol": symbol},
+        )
+        return [VenueOrder.from_json(order) for order in _body(response).get("orders", [])]
+
+    async def renew_dead_mans_switch(
+        self, account_id: str, symbol: str, timeout_ms: int
+    ) -> int | None:
+        """Arms or renews the venue's timer (0 disarms); its expiry in epoch ms."""
+        response = await self._checked(
+            RequestClass.CONTROL,
+            "PUT",
+            "/v1/dead-man-switch",
+            json={"account_id": account_id, "symbol": symbol, "timeout_ms": timeout_ms},
+        )
+        self.outcomes["dead_man_switch.renewed"] += 1
+        expires_at = _body(response).get("expires_at")
+        return None if expires_at is None else int(expires_at)
+
+    async def request_snapshot(self, symbol: str) -> None:
+        await self._checked(
+            RequestClass.QUERY,
+            "POST",
+            "/v1/market-data/snapshot-request",
+            ok=(200, 202),
+            json={"symbol": symbol},
+        )
+        self.outcomes["snapshot.requested"] += 1
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _path(client_order_id: str) -> str:
+    return quote(client_order_id, safe="")
+
+
+# ---------------------------------------------------------------- the action sink
+
+
+EventCallback = Callable[[Event], object]  # may return an awaitable (asyncio.Queue.put)
+
+
+class OrderServiceSink:
+    """Carries out a batch of the engine's order actions and feeds back what the
+    venue said.
+
+    Within one `execute`: cancels and cancel-alls first (concurrently), then
+    queries, placements and snapshot requests (concurrently). Events go to
+    `on_event` as each answer arrives: OrderAccepted / OrderRejected /
+    PlaceOutcomeUnknown / OrderCancelled for placements; OrderCancelled, or the
+    OrderQueryResult of an unsettled 404, for cancels; OrderCancelled for every
+    order a cancel-all took; OrderQueryResult for queries. A query the venue
+    does not answer yields nothing (the engine asks again on its timer); a
+    failed cancel-all is logged and counted in `failures`. RiskTriggered and
+    SimulatedQuote are not order traffic and are left to the runquoter.
+    """
+
+    def __init__(
+        self,
+        client: OrderServiceClient,
+        *,
+        instruments: Mapping[str, Instrument] | Callable[[str], Instrument],
+        on_event: EventCallback,
+    ) -> None:
+        self.client = client
+        self._instruments = instruments
+        self.on_event = on_event
+        self.failures: Counter[str] = Counter()
+
+    def instrument(self, symbol: str) -> Instrument:
+        if callable(self._instruments):
+            return self._instruments(symbol)
+        return self._instruments[symbol]
+
+    async def execute(self, symbol: str, actions: Sequence[Action]) -> None:
+        cancels = [
+            self._cancel(symbol, action) for action in actions if isinstance(action, CancelOrder)
+        ]
+        cancels += [
+            self._cancel_all(symbol, account_id)
+            for action in actions
+            if isinstance(action, CancelAll)
+            for account_id in action.account_ids
+        ]
+        if cancels:
+            await asyncio.gather(*cancels)
+        rest = []
+        for action in actions:
+            if isinstance(action, QueryOrder):
+                rest.append(self._query(action))
+            elif isinstance(action, PlaceOrder):
+                rest.append(self._place(symbol, action))
+            elif isinstance(action, RequestSnapshot):
+                rest.append(self._snapshot(symbol))
+        if rest:
+            await asyncio.gather(*rest)
+
+    async def _emit(self, event: Event) -> None:
+        result = self.on_event(event)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _place(self, symbol: str, order: PlaceOrder) -> None:
+        instrument = self.instrument(symbol)
+        event = await self.client.place(
+            order,
+            symbol=symbol,
+            price=decimal_str(instrument.price(order.price_ticks)),
+            size=decimal_str(instrument.size(order.size_lots)),
+        )
+        await self._emit(event)
+
+    async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:
+        outcome = await self.client.cancel_outcome(
+            cancel.client_order_id, account_id=cancel.account_id, symbol=symbol
+        )
+        if outcome is not None:
+            await self._emit(outcome)
+
+    async def _cancel_all(self, symbol: str, account_id: str) -> None:
+        try:
+            _, ids = await self.client.cancel_all_ids(account_id, symbol)
+        except OrderServiceUnavailable:
+            self.failures["cancel_all"] += 1
+            logger.exception("%s: cancel-all for %s failed", symbol, account_id)
+            return
+        now = self.client.clock_ns()
+        for coid in ids:
+            await self._emit(OrderCancelled(coid, now))
+
+    async def _query(self, query: QueryOrder) -> None:
+        try:
+            result = await self.client.query(query.client_order_id, query.account_id)
+        except OrderServiceUnavailable:
+            self.failures["query"] += 1
+            return
+        await self._emit(result)
+
+    async def _snapshot(self, symbol: str) -> None:
+        try:
+            await self.client.request_snapshot(symbol)
+        except OrderServiceUnavailable:
+            self.failures["snapshot"] += 1
+            logger.warning("%s: snapshot request failed", symbol)

@@ -1,0 +1,165 @@
+"""The Metadata Service client against the simulator, run as a separate process
+and reached over real gRPC: exact trading rules, halts, and clear errors when
+the service has no answer a pool could quote on."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import grpc
+import pytest
+
+from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
+from quoting_worker.adapters.metadata import (
+    InstrumentNotFound,
+    InvalidInstrument,
+    MetadataClient,
+    MetadataUnavailable,
+    instrument_from_message,
+)
+from quoting_worker.core.types import Instrument
+from tests.conftest import ROOT, free_port
+
+
+def _wait_until_grpc_serving(target: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        ready = grpc.channel_ready_future(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start")
+            try:
+                ready.result(timeout=0.2)
+                return
+            except grpc.FutureTimeoutError:
+                continue
+    raise RuntimeError(f"metadata simulator at {target} not serving within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def metadata_target() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "simulator.metadata_service", "--port", str(port)], cwd=ROOT
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        _wait_until_grpc_serving(target, proc, timeout=30.0)
+        yield target
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _get(target: str, symbol: str, timeout: float = 5.0) -> tuple[Instrument, bool]:
+    async def call() -> tuple[Instrument, bool]:
+        async with MetadataClient(target, timeout=timeout) as client:
+            return await client.get_instrument(symbol)
+
+    return asyncio.run(call())
+
+
+def _set_status(target: str, symbol: str, status: metadata_pb2.InstrumentStatus) -> None:
+    with grpc.insecure_channel(target) as channel:
+        admin = metadata_pb2_grpc.MetadataSimulatorAdminStub(channel)
+        admin.SetStatus(metadata_pb2.SetStatusRequest(symbol=symbol, status=status), timeout=5)
+
+
+def test_btc_rules_arrive_as_exact_decimals(metadata_target: str) -> None:
+    instrument, halted = _get(metadata_target, "BTCUSDT-PERP")
+
+    assert instrument == Instrument(
+        symbol="BTCUSDT-PERP",
+        tick_size=Decimal("0.1"),
+        lot_size=Decimal("0.001"),
+        min_lots=1,
+        min_notional=Decimal("5"),
+    )
+    assert str(instrument.tick_size) == "0.1"  # the exchange's own digits, not a float's
+    assert halted is False
+
+
+def test_every_listed_instrument_is_usable(metadata_target: str) -> None:
+    async def listing() -> list[tuple[Instrument, bool]]:
+        async with MetadataClient(metadata_target) as client:
+            return await client.list_instruments()
+
+    instruments = {instrument.symbol: instrument for instrument, _ in asyncio.run(listing())}
+
+    assert {"BTCUSDT-PERP", "ETHUSDT-PERP", "PEPEUSDT-PERP"} <= set(instruments)
+    assert instruments["ETHUSDT-PERP"].tick_size == Decimal("0.01")
+    assert instruments["PEPEUSDT-PERP"].price(123) == Decimal("0.0000123")
+
+
+def test_an_unknown_symbol_is_a_clear_error(metadata_target: str) -> None:
+    with pytest.raises(InstrumentNotFound, match=r"NOPEUSDT-PERP.*" + metadata_target):
+        _get(metadata_target, "NOPEUSDT-PERP")
+
+
+def test_a_halted_instrument_reports_halted_until_resumed(metadata_target: str) -> None:
+    _set_status(metadata_target, "ETHUSDT-PERP", metadata_pb2.INSTRUMENT_STATUS_HALTED)
+    try:
+        instrument, halted = _get(metadata_target, "ETHUSDT-PERP")
+        assert halted is True
+        assert instrument.tick_size == Decimal("0.01")  # the rules still come through
+    finally:
+        _set_status(metadata_target, "ETHUSDT-PERP", metadata_pb2.INSTRUMENT_STATUS_TRADING)
+
+    assert _get(metadata_target, "ETHUSDT-PERP")[1] is False
+
+
+def test_an_unreachable_service_is_a_timeout_naming_symbol_and_target() -> None:
+    target = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+
+    with pytest.raises(MetadataUnavailable, match=rf"BTCUSDT-PERP.*{target}.*0\.5 s"):
+        _get(target, "BTCUSDT-PERP", timeout=0.5)
+
+    assert time.monotonic() - started < 5  # bounded by the timeout, not hanging
+
+
+def _message(**fields: object) -> metadata_pb2.Instrument:
+    rules: dict[str, object] = {
+        "symbol": "BTCUSDT-PERP",
+        "tick_size": "0.1",
+        "lot_size": "0.001",
+        "min_size": "0.005",
+        "min_notional": "5",
+        "status": metadata_pb2.INSTRUMENT_STATUS_TRADING,
+    }
+    return metadata_pb2.Instrument(**{**rules, **fields})
+
+
+def test_min_size_becomes_a_whole_number_of_lots() -> None:
+    instrument, _ = instrument_from_message(_message(min_size="0.005"))
+    assert instrument.min_lots == 5
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tick_size": ""},
+        {"tick_size": "0"},
+        {"tick_size": "-0.1"},
+        {"tick_size": "abc"},
+        {"tick_size": "NaN"},
+        {"lot_size": "Infinity"},
+        {"lot_size": "0"},
+        {"min_size": "0.0015"},  # not a whole number of 0.001 lots
+        {"min_notional": "-1"},
+        {"symbol": ""},
+    ],
+)
+def test_a_malformed_answer_is_refused(fields: dict[str, object]) -> None:
+    with pytest.raises(InvalidInstrument):
+        instrument_from_message(_message(**fields))
+
+
+def test_an_unknown_status_counts_as_halted() -> None:
+    _, halted = instrument_from_message(_message(status=metadata_pb2.INSTRUMENT_STATUS_UNKNOWN))
+    assert halted is True

@@ -1,0 +1,507 @@
+"""The Order Service client and sink against the stand-in, over real HTTP.
+
+The stand-in (simulator/order_service.py) runs as its own process; faults are
+injected through its admin routes and checked in its stats and request log.
+No database, no Redis, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+
+from quoting_worker.adapters.order_service import (
+    OrderServiceClient,
+    OrderServiceSink,
+    RateBudget,
+    RequestClass,
+    decimal_str,
+)
+from quoting_worker.core.types import (
+    CancelAll,
+    CancelOrder,
+    Event,
+    Instrument,
+    OrderAccepted,
+    OrderCancelled,
+    OrderQueryResult,
+    OrderRejected,
+    PlaceOrder,
+    PlaceOutcomeUnknown,
+    QueryOrder,
+    RequestSnapshot,
+    Side,
+)
+from simulator.order_service import create_app
+from tests.adapters.order_service_fixture import SimAdmin, run_order_service
+
+BTC = Instrument("BTCUSDT-PERP", Decimal("0.1"), Decimal("0.001"), 1, Decimal(5))
+ETH = Instrument("ETHUSDT-PERP", Decimal("0.01"), Decimal("0.01"), 1, Decimal(5))
+ALPHA, BRAVO = "acct-alpha", "acct-bravo"
+USERS = {ALPHA: "user-alpha", BRAVO: "user-bravo"}
+CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "order-service.openapi.yaml"
+_ns = itertools.count(1_700_000_000_000_000_000)
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def _auth_service() -> None:
+    """Nothing here authenticates."""
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """Nothing here touches Redis."""
+
+
+@pytest.fixture(scope="module")
+def sim_url() -> Iterator[str]:
+    with run_order_service() as url:
+        yield url
+
+
+@pytest.fixture
+def sim(sim_url: str) -> SimAdmin:
+    admin = SimAdmin(sim_url)
+    admin.reset()
+    return admin
+
+
+def order(
+    side: Side = Side.BUY,
+    ticks: int = 600_000,
+    lots: int = 10,
+    account: str = ALPHA,
+    instrument: Instrument = BTC,
+) -> PlaceOrder:
+    coid = f"mm-alpha000-{instrument.symbol}-0-{side}-{next(_ns)}"
+    return PlaceOrder(coid, "alpha000-participant", account, side, 0, ticks, lots)
+
+
+async def place(client: OrderServiceClient, o: PlaceOrder, instrument: Instrument = BTC) -> Any:
+    return await client.place(
+        o,
+        symbol=instrument.symbol,
+        price=decimal_str(instrument.price(o.price_ticks)),
+        size=decimal_str(instrument.size(o.size_lots)),
+    )
+
+
+@asynccontextmanager
+async def connect(sim: SimAdmin, **options: Any) -> AsyncIterator[OrderServiceClient]:
+    async with OrderServiceClient(sim.url, user_ids=USERS, **options) as client:
+        yield client
+
+
+def run(test: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(test())
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 3.0) -> float:
+    """Polls `check` until true; the seconds it took. Fails after `within_s`."""
+    start = time.monotonic()
+    while not await check():
+        assert time.monotonic() - start < within_s, "condition not reached in time"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start
+
+
+# ---------------------------------------------------------------- the contract
+
+
+def test_the_contract_names_every_route_the_simulator_serves() -> None:
+    contract = yaml.safe_load(CONTRACT.read_text())
+    documented = {
+        (method.upper(), path)
+        for path, item in contract["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "delete"}
+    }
+    served = {
+        (method, route.path)
+        for route in create_app().routes
+        for method in getattr(route, "methods", set()) - {"HEAD"}
+        if route.path != "/healthz"
+    }
+    assert documented == served
+    admin = {path for _, path in documented if path.startswith("/admin")}
+    assert admin
+    assert all(contract["paths"][p].get("x-simulator-only") for p in admin)
+
+
+# ---------------------------------------------------------------- placing
+
+
+def test_a_placement_is_accepted_and_carries_the_members_identity(sim: SimAdmin) -> None:
+    o = order()
+
+    async def scenario() -> tuple[Any, Any]:
+        async with connect(sim) as client:
+            return await place(client, o), await client.open_orders(ALPHA, BTC.symbol)
+
+    accepted, open_orders = run(scenario)
+    assert isinstance(accepted, OrderAccepted)
+    assert accepted.client_order_id == o.client_order_id
+    assert accepted.venue_order_id
+    [resting] = open_orders
+    assert (resting.client_order_id, resting.side, resting.status) == (
+        o.client_order_id,
+        Side.BUY,
+        "OPEN",
+    )
+    assert (resting.price, resting.size) == (Decimal("60000.0"), Decimal("0.010"))
+    venue = httpx.get(
+        f"{sim.url}/v1/orders/{o.client_order_id}", params={"account_id": ALPHA}
+    ).json()
+    assert (venue["user_id"], venue["account_type"]) == ("user-alpha", "SYSTEM_MARKET_MAKER")
+
+
+def test_the_same_client_order_id_twice_rests_once(sim: SimAdmin) -> None:
+    o = order()
+
+    async def scenario() -> tuple[Any, Any]:
+        async with connect(sim) as client:
+            return await place(client, o), await place(client, o)
+
+    first, second = run(scenario)
+    assert isinstance(first, OrderAccepted)
+    assert isinstance(second, OrderAccepted)
+    assert first.venue_order_id == second.venue_order_id
+    stats = sim.stats()
+    assert stats["requests"]["place"] == {"201": 1, "200": 1}
+    assert (stats["live_orders"], stats["duplicate_live_orders"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("price", "size", "setup", "code"),
+    [
+        ("60000.05", "0.010", None, "INVALID_TICK"),
+        ("60000.0", "0.0105", None, "INVALID_LOT"),
+        ("100.0", "0.001", None, "BELOW_MIN_NOTIONAL"),
+        ("60000.0", "0.010", "book", "POST_ONLY_WOULD_CROSS"),
+        ("60000.0", "0.010", "halt", "INSTRUMENT_HALTED"),
+    ],
+)
+def test_a_rejected_placement_says_why(
+    sim: SimAdmin, price: str, size: str, setup: str | None, code: str
+) -> None:
+    if setup == "book":
+        sim.book(BTC.symbol, "59999.9", "60000.0")  # a bid at the ask would take it
+    if setup == "halt":
+        sim.halt(BTC.symbol)
+    o = order()
+
+    async def scenario() -> tuple[Any, Any]:
+        async with connect(sim) as client:
+            result = await client.place(o, symbol=BTC.symbol, price=price, size=size)
+            return result, await client.query(o.client_order_id, ALPHA)
+
+    rejected, queried = run(scenario)
+    assert isinstance(rejected, OrderRejected)
+    assert rejected.reason == code
+    assert (queried.found, queried.open) == (True, False)  # kept as REJECTED
+    assert sim.stats()["live_orders"] == 0
+
+
+def test_a_5xx_before_the_venue_acts_is_unknown_and_the_query_finds_nothing(
+    sim: SimAdmin,
+) -> None:
+    sim.faults(error_rate=1.0, routes=["place"])
+    o = order()
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        async with connect(sim) as client:
+            unknown = await place(client, o)
+            queried = await client.query(o.client_order_id, ALPHA)
+            sim.faults()
+            return unknown, queried, await place(client, o)
+
+    unknown, queried, retried = run(scenario)
+    assert isinstance(unknown, PlaceOutcomeUnknown)
+    assert (queried.found, queried.open) == (False, False)
+    assert isinstance(retried, OrderAccepted)
+    assert sim.stats()["live_orders"] == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_after_accept_rate": 1.0},
+        {"timeout_after_accept_rate": 1.0, "hang_ms": 1500},
+        {"reset_rate": 1.0},
+    ],
+    ids=["500-after-accept", "timeout-after-accept", "connection-reset"],
+)
+def test_an_unknown_outcome_is_resolved_by_query_and_a_retry_never_doubles(
+    sim: SimAdmin, faults: dict[str, Any]
+) -> None:
+    sim.faults(routes=["place"], **faults)
+    o = order()
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim, timeout_s=0.3) as client:
+            unknown = await place(client, o)
+            queried = await client.query(o.client_order_id, ALPHA)
+            retried_under_fault = await place(client, o)
+            sim.faults()
+            retried = await place(client, o)
+            return unknown, queried, retried_under_fault, retried, client.outcomes
+
+    unknown, queried, retried_under_fault, retried, outcomes = run(scenario)
+    assert isinstance(unknown, PlaceOutcomeUnknown)
+    assert (queried.found, queried.open) == (True, True)  # the venue had taken it
+    assert isinstance(retried_under_fault, PlaceOutcomeUnknown)
+    assert isinstance(retried, OrderAccepted)
+    assert outcomes["place.unknown"] == 2
+    assert outcomes["place.accepted"] == 1
+    stats = sim.stats()
+    assert (stats["orders_total"], stats["live_orders"], stats["duplicate_live_orders"]) == (
+        1,
+        1,
+        0,
+    )
+
+
+def test_the_same_seed_replays_the_same_faults(sim: SimAdmin) -> None:
+    async def outcomes() -> list[str]:
+        sim.reset()
+        sim.faults(error_rate=0.5, seed=7, routes=["place"])
+        async with connect(sim) as client:
+            return [type(await place(client, order())).__name__ for _ in range(12)]
+
+    first, second = run(outcomes), run(outcomes)
+    assert first == second
+    assert {"OrderAccepted", "PlaceOutcomeUnknown"} == set(first)
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+def test_a_429_holds_placements_for_retry_after_while_a_cancel_still_goes(
+    sim: SimAdmin,
+) -> None:
+    sim.faults(rate_limit={"requests": 2, "per_seconds": 1})
+    first, second, third, fourth = (order(ticks=600_000 - i) for i in range(4))
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            accepted = [await place(client, first), await place(client, second)]
+            held = asyncio.create_task(place(client, third))  # meets the 429
+            await eventually(_async(lambda: client.budget.closed_for(RequestClass.PLACE) > 0))
+            queued = asyncio.create_task(place(client, fourth))  # inside the window
+            cancelled = await client.cancel(
+                first.client_order_id, account_id=ALPHA, symbol=BTC.symbol
+            )
+            return (*accepted, cancelled, held.done(), await held, await queued)
+
+    *accepted, cancelled, held_done_at_cancel, third_result, fourth_result = run(scenario)
+    assert all(isinstance(r, OrderAccepted) for r in [*accepted, third_result, fourth_result])
+    assert isinstance(cancelled, OrderCancelled)
+    assert not held_done_at_cancel
+
+    places = sim.requests("place")
+    [refused] = [r for r in places if r["outcome"] == "429"]  # the client did not hammer
+    after = [r["t"] for r in places if r["t"] > refused["t"]]
+    assert len(after) == 2
+    assert min(after) >= refused["t"] + 1.0 - 0.005  # Retry-After: 1
+    [cancel] = sim.requests("cancel")
+    assert refused["t"] < cancel["t"] < refused["t"] + 1.0
+
+
+def test_placements_leave_the_reserve_to_cancels(sim: SimAdmin) -> None:
+    # 3 tokens, 2 of them reserved: one placement, then placements wait; cancels don't.
+    budget = RateBudget(rate_per_s=2.0, burst=3, reserve=2)
+    first, second = order(), order(ticks=599_990)
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim, budget=budget) as client:
+            accepted = await place(client, first)
+            waiting = asyncio.create_task(place(client, second))
+            cancelled = await client.cancel(
+                first.client_order_id, account_id=ALPHA, symbol=BTC.symbol
+            )
+            return accepted, cancelled, waiting.done(), await waiting
+
+    accepted, cancelled, done_at_cancel, later = run(scenario)
+    assert isinstance(accepted, OrderAccepted)
+    assert isinstance(later, OrderAccepted)
+    assert isinstance(cancelled, OrderCancelled)
+    assert not done_at_cancel
+    routes = [r["route"] for r in sim.requests() if r["route"] in {"place", "cancel"}]
+    assert routes == ["place", "cancel", "place"]
+
+
+# ---------------------------------------------------------------- dead-man's switch
+
+
+def test_an_unrenewed_dead_mans_switch_cancels_that_accounts_orders(sim: SimAdmin) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            for o in (order(), order(Side.SELL, 600_100), order(account=BRAVO)):
+                assert isinstance(await place(client, o), OrderAccepted)
+            expires_at = await client.renew_dead_mans_switch(ALPHA, BTC.symbol, 300)
+
+            async def alpha_empty() -> bool:
+                return not await client.open_orders(ALPHA, BTC.symbol)
+
+            waited = await eventually(alpha_empty)
+            return expires_at, waited, await client.open_orders(BRAVO, BTC.symbol)
+
+    expires_at, waited, bravo = run(scenario)
+    assert expires_at is not None
+    assert abs(expires_at / 1000 - time.time()) < 5
+    assert waited >= 0.2  # not before its time
+    assert len(bravo) == 1  # another account's orders stay
+    assert sim.stats()["dead_man_switch"] == {"armed": 0, "fired": 1, "orders_cancelled": 2}
+
+
+def test_a_renewed_dead_mans_switch_leaves_the_orders(sim: SimAdmin) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            assert isinstance(await place(client, order()), OrderAccepted)
+            deadline = time.monotonic() + 0.9  # three timeouts
+            while time.monotonic() < deadline:
+                await client.renew_dead_mans_switch(ALPHA, BTC.symbol, 300)
+                await asyncio.sleep(0.1)  # the worker's renewal cadence
+            resting = await client.open_orders(ALPHA, BTC.symbol)
+            return resting, await client.renew_dead_mans_switch(ALPHA, BTC.symbol, 0)
+
+    resting, disarmed = run(scenario)
+    assert len(resting) == 1
+    assert disarmed is None
+    assert sim.stats()["dead_man_switch"] == {"armed": 0, "fired": 0, "orders_cancelled": 0}
+
+
+# ---------------------------------------------------------------- cancels and listing
+
+
+def test_cancel_all_takes_one_account_on_one_symbol(sim: SimAdmin) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            btc = [order(ticks=600_000 - i) for i in range(3)]
+            for o in btc:
+                await place(client, o)
+            await place(client, order(ticks=300_000, lots=100, instrument=ETH), ETH)
+            await place(client, order(account=BRAVO))
+            before = await client.open_orders(ALPHA, BTC.symbol)
+            cancelled = await client.cancel_all(ALPHA, BTC.symbol)
+            return (
+                {o.client_order_id for o in btc},
+                {o.client_order_id for o in before},
+                cancelled,
+                await client.open_orders(ALPHA, BTC.symbol),
+                await client.open_orders(ALPHA, ETH.symbol),
+                await client.open_orders(BRAVO, BTC.symbol),
+            )
+
+    placed, before, cancelled, alpha_btc, alpha_eth, bravo_btc = run(scenario)
+    assert before == placed
+    assert cancelled == 3
+    assert alpha_btc == []
+    assert [o.symbol for o in alpha_eth] == [ETH.symbol]
+    assert len(bravo_btc) == 1
+
+
+def test_a_cancel_is_confirmed_only_when_the_venue_says_the_order_is_gone(
+    sim: SimAdmin,
+) -> None:
+    o, never_placed = order(), order()
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            await place(client, o)
+            first = await client.cancel(o.client_order_id, account_id=ALPHA, symbol=BTC.symbol)
+            again = await client.cancel(o.client_order_id, account_id=ALPHA, symbol=BTC.symbol)
+            unknown = await client.cancel(
+                never_placed.client_order_id, account_id=ALPHA, symbol=BTC.symbol
+            )
+            unknown_detail = await client.cancel_outcome(
+                never_placed.client_order_id, account_id=ALPHA, symbol=BTC.symbol
+            )
+            return first, again, unknown, unknown_detail, client.outcomes
+
+    first, again, unknown, unknown_detail, outcomes = run(scenario)
+    assert isinstance(first, OrderCancelled)
+    assert isinstance(again, OrderCancelled)  # 404, and the query says CANCELLED: final
+    assert unknown is None  # 404 and not found: not final by itself
+    assert isinstance(unknown_detail, OrderQueryResult)
+    assert not unknown_detail.found
+    assert outcomes["cancel.already_final"] == 1
+    assert outcomes["cancel.not_found"] == 2
+
+
+# ---------------------------------------------------------------- the sink
+
+
+def test_the_sink_carries_out_a_batch_and_feeds_back_what_the_venue_said(
+    sim: SimAdmin,
+) -> None:
+    bid, ask, tiny, later = (
+        order(),
+        order(Side.SELL, 600_010),
+        order(ticks=10, lots=1),  # 1.0 × 0.001 = 0.001 USDT
+        order(ticks=599_990),
+    )
+    ghost = order()
+
+    async def scenario() -> list[list[Any]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        async with connect(sim) as client:
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=queue.put)
+            batches: list[list[Any]] = []
+            for actions in (
+                [bid, ask, tiny],
+                [
+                    later,
+                    CancelOrder(bid.client_order_id, bid.participant_id, ALPHA),
+                    QueryOrder(ask.client_order_id, ALPHA),
+                    QueryOrder(ghost.client_order_id, ALPHA),
+                    RequestSnapshot("sequence gap"),
+                ],
+                [CancelAll((ALPHA,), "pause")],
+            ):
+                await sink.execute(BTC.symbol, actions)
+                batches.append([queue.get_nowait() for _ in range(queue.qsize())])
+            return batches
+
+    placed, mixed, paused = run(scenario)
+    by_id = {e.client_order_id: e for e in placed}
+    assert isinstance(by_id[bid.client_order_id], OrderAccepted)
+    assert isinstance(by_id[ask.client_order_id], OrderAccepted)
+    assert by_id[tiny.client_order_id] == OrderRejected(
+        tiny.client_order_id, "BELOW_MIN_NOTIONAL", by_id[tiny.client_order_id].ts_ns
+    )
+
+    assert mixed[0] == OrderCancelled(bid.client_order_id, mixed[0].ts_ns)  # cancels first
+    rest = {type(e).__name__ + ":" + e.client_order_id: e for e in mixed[1:]}
+    assert isinstance(rest[f"OrderAccepted:{later.client_order_id}"], OrderAccepted)
+    asked = rest[f"OrderQueryResult:{ask.client_order_id}"]
+    assert (asked.found, asked.open) == (True, True)
+    assert not rest[f"OrderQueryResult:{ghost.client_order_id}"].found
+
+    assert {e.client_order_id for e in paused} == {
+        ask.client_order_id,
+        later.client_order_id,
+    }
+    assert all(isinstance(e, OrderCancelled) for e in paused)
+    stats = sim.stats()
+    assert stats["live_orders"] == 0
+    assert stats["snapshot_requests"] == {BTC.symbol: 1}
+    sent = [r["route"] for r in sim.requests() if r["route"] in {"cancel", "place"}]
+    assert sent[3:] == ["cancel", "place"]  # the second batch's cancel went before its place
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def wrapped() -> bool:
+        return check()
+
+    return wrapped
