@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "trading",
     "performance",
     "settlements",
+    "quoting_worker",
 ]
 
 MIDDLEWARE = [

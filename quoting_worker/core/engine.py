@@ -191,6 +191,7 @@ class PoolEngine:
         # Unknown until the Metadata Service or the feed says: no quoting before.
         self.instrument_halted: bool | None = None
         self.halt_reason = ""
+        self.active_since_ns = 0
         self.dirty = True
         self.last = _LastQuote()
         self._apply_params(params)
@@ -273,7 +274,7 @@ class PoolEngine:
         now = self.clock.now_ns()
         actions: list[Action] = []
         if self.mode is PoolMode.ACTIVE:
-            breach = self.guards.check_stale(now, self.book.last_received_ns, self.params)
+            breach = self.guards.check_stale(now, self._feed_heard_ns(), self.params)
             if breach is None:
                 breach = self._check_exposure()
             if breach is not None:
@@ -430,6 +431,7 @@ class PoolEngine:
         kind = command.kind
         if kind in ("enable", "resume"):
             self.mode = PoolMode.ACTIVE
+            self.active_since_ns = self.clock.now_ns()
             self.halt_reason = ""
             self.guards.reset_rejects()
             self.dirty = True
@@ -524,6 +526,11 @@ class PoolEngine:
     def _total_pnl(self, mark: Decimal) -> Decimal:
         return sum((m.runtime.total_pnl(mark) for m in self.members.values()), Decimal(0))
 
+    def _feed_heard_ns(self) -> int:
+        """When the feed was last heard, for staleness: a pool just made ACTIVE gives
+        the feed one threshold to speak before it counts as stale."""
+        return max(self.book.last_received_ns, self.active_since_ns)
+
     # ------------------------------------------------------------------ cancelling
 
     def _cancel(self, coid: str, member: _Member) -> CancelOrder:
@@ -596,7 +603,7 @@ class PoolEngine:
         if self.mark is None:
             return []
         if self.params.check_staleness:
-            breach = self.guards.check_stale(now, self.book.last_received_ns, self.params)
+            breach = self.guards.check_stale(now, self._feed_heard_ns(), self.params)
             if breach is not None:
                 return self._trip(breach)
         sigma = self.vol.sigma(now)

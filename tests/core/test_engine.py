@@ -374,3 +374,14 @@ def test_an_unconfirmed_cancel_is_queried_and_sent_again() -> None:
     runtime = world.engine.members[order.participant_id].runtime
     assert order.client_order_id not in runtime.open_orders
     assert order.client_order_id not in world.engine.cancelling
+
+
+def test_a_pool_made_active_gives_a_silent_feed_one_threshold_before_halting() -> None:
+    world = World()
+    world.warm()
+    world.clock.advance(60_000 * MS)  # the feed has been silent for a minute
+    world.command("enable")
+    assert world.engine.mode is PoolMode.ACTIVE
+    assert world.tick(1000, heartbeat=False) == []  # within the threshold: no quotes, no halt
+    out = world.tick(5000, heartbeat=False)
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["STALE_DATA"]

@@ -1,0 +1,122 @@
+"""Decoded Kafka records (contracts/avro) to the core's events.
+
+Prices and sizes arrive as decimal strings and become integer ticks and lots
+with the symbol's Instrument; a price off the tick grid or a size off the lot
+grid is refused (`ValueError`), never rounded silently: it means the venue and
+the Metadata Service disagree, and the pool must not price off it.
+The matching engine's topic carries every account's events; only MMS's own
+(client order ids `mm-…`) and funding for member accounts are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from quoting_worker.core.ids import PREFIX
+from quoting_worker.core.types import (
+    BookDelta,
+    BookHeartbeat,
+    BookSnapshot,
+    Event,
+    Fill,
+    FundingPayment,
+    Instrument,
+    InstrumentStatus,
+    Level,
+    MarkPrice,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    PublicTrade,
+    Side,
+)
+
+SNAPSHOT_TOPIC = "md.orderbook.snap.v1"
+DELTA_TOPIC = "md.orderbook.delta.v1"
+MARK_TOPIC = "md.mark.v1"
+ENGINE_TOPIC = "engine.event.v1"
+MMS_ORDER_PREFIX = f"{PREFIX}-"
+
+
+def ticks(instrument: Instrument, price: str) -> int:
+    value = Decimal(price)
+    ticks_ = value / instrument.tick_size
+    if ticks_ != ticks_.to_integral_value():
+        raise ValueError(
+            f"{instrument.symbol}: price {price} is not on the tick {instrument.tick_size}"
+        )
+    return int(ticks_)
+
+
+def lots(instrument: Instrument, size: str) -> int:
+    value = Decimal(size)
+    lots_ = value / instrument.lot_size
+    if lots_ != lots_.to_integral_value():
+        raise ValueError(
+            f"{instrument.symbol}: size {size} is not a multiple of the lot {instrument.lot_size}"
+        )
+    return int(lots_)
+
+
+def _levels(instrument: Instrument, levels: Iterable[Mapping[str, str]]) -> tuple[Level, ...]:
+    return tuple((ticks(instrument, lv["price"]), lots(instrument, lv["size"])) for lv in levels)
+
+
+def to_event(topic: str, record: Mapping[str, Any], instrument: Instrument) -> Event | None:
+    """The core event for one decoded record, or None when it is not the pool's business."""
+    if topic == DELTA_TOPIC:
+        if record["type"] == "BookHeartbeat":
+            return BookHeartbeat(record["seq"], record["ts_ns"])
+        return BookDelta(
+            record["seq"],
+            _levels(instrument, record["bids"]),
+            _levels(instrument, record["asks"]),
+            record["ts_ns"],
+        )
+    if topic == SNAPSHOT_TOPIC:
+        return BookSnapshot(
+            record["seq"],
+            _levels(instrument, record["bids"]),
+            _levels(instrument, record["asks"]),
+            record["ts_ns"],
+        )
+    if topic == MARK_TOPIC:
+        return MarkPrice(Decimal(record["mark_price"]), record["ts_ns"])
+    if topic == ENGINE_TOPIC:
+        return _engine_event(record, instrument)
+    raise ValueError(f"not a topic the quoter consumes: {topic}")
+
+
+def _engine_event(record: Mapping[str, Any], instrument: Instrument) -> Event | None:
+    kind = record["type"]
+    ts = record["ts_ns"]
+    if kind == "PublicTrade":
+        return PublicTrade(ticks(instrument, record["price"]), lots(instrument, record["size"]), ts)
+    if kind == "InstrumentStatus":
+        return InstrumentStatus(record["status"] != "TRADING", ts)
+    if kind == "FundingPayment":
+        return FundingPayment(
+            record["payment_id"], record["account_id"], Decimal(record["amount"]), ts
+        )
+    coid = record.get("client_order_id") or ""
+    if not coid.startswith(MMS_ORDER_PREFIX):
+        return None  # another account's order
+    if kind == "Fill":
+        return Fill(
+            fill_id=record["fill_id"],
+            client_order_id=coid,
+            side=Side(record["side"]),
+            price_ticks=ticks(instrument, record["price"]),
+            size_lots=lots(instrument, record["size"]),
+            fee=Decimal(record["fee"]),
+            ts_ns=ts,
+        )
+    if kind == "OrderAccepted":
+        return OrderAccepted(coid, record["order_id"], ts)
+    if kind == "OrderRejected":
+        return OrderRejected(coid, record["reason"], ts)
+    if kind == "OrderCancelled":
+        return OrderCancelled(coid, ts)
+    raise ValueError(f"unknown engine event type {kind!r}")

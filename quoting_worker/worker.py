@@ -1,0 +1,684 @@
+"""The runquoter process: hosts one PoolEngine per owned symbol and wires it to
+Kafka, the Order Service, the Metadata Service, PostgreSQL and Redis.
+
+Threads and tasks:
+- the Kafka consumer runs in its own thread (librdkafka blocks); it decodes
+  each message there and hands (symbol, topic, record, offset) to the event
+  loop; rebalance callbacks block until the loop has hosted or released the
+  symbols, so a revoked symbol stops quoting before its partition moves;
+- one asyncio task per hosted symbol drains its engine's queue: a fill is
+  persisted before the engine sees it, and the engine's actions are carried
+  out (write-ahead: an order is recorded PENDING before it is sent) before
+  the next event is looked at;
+- side tasks: live status to Redis every second, dead-man's-switch renewal,
+  a listener for pool changes (Redis) with a periodic re-read of every hosted
+  pool from the database, and durable flatten requests.
+
+Offsets are committed only for messages whose effects are done (applied, and
+for fills stored): at-least-once, with the engine and the store idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from django.db import close_old_connections, connections, transaction
+from django.utils import timezone
+
+from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
+from common.services import outbox_enqueue
+from pools.enums import FlattenStatus
+from pools.leases import StaleLease, lease_acquire, lease_release
+from pools.models import FlattenRequest, PoolConfig
+from quoting_worker.adapters import store
+from quoting_worker.adapters.kafka_config import (
+    CONSUMED_TOPICS,
+    DEVELOPMENT_GROUP_TIMEOUTS,
+    PRODUCTION_GROUP_TIMEOUTS,
+    consumer_config,
+)
+from quoting_worker.adapters.live import (
+    LIVE_TTL_SECONDS,
+    commands_for,
+    status_key,
+    status_payload,
+    status_record,
+)
+from quoting_worker.adapters.metadata import MetadataClient, MetadataError
+from quoting_worker.adapters.order_service import OrderServiceClient, OrderServiceSink
+from quoting_worker.adapters.partitioning import partition_for
+from quoting_worker.adapters.serde import AvroCodec, DecodeError
+from quoting_worker.adapters.translate import to_event
+from quoting_worker.core.engine import PoolEngine
+from quoting_worker.core.ids import ClientOrderIds, parse
+from quoting_worker.core.types import (
+    Action,
+    CancelAll,
+    Command,
+    Event,
+    Fill,
+    Instrument,
+    InstrumentStatus,
+    OrderAccepted,
+    OrderCancelled,
+    OrderQueryResult,
+    OrderRejected,
+    PlaceOrder,
+    PoolMode,
+    RequestSnapshot,
+    RiskTriggered,
+    SimulatedQuote,
+    Timer,
+)
+from trading.enums import OrderStatus
+
+logger = logging.getLogger("mms.quoter")
+
+T = TypeVar("T")
+SIMULATED_TOPIC = "mm.quote.simulated.v1"
+DEAD_MANS_SWITCH_MS = 5_000
+
+
+class SystemClock:
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+
+@dataclass
+class WorkerConfig:
+    kafka_brokers: str
+    registry_url: str
+    order_service_url: str
+    metadata_target: str
+    redis_url: str
+    group_id: str = "mms-quoter"
+    partitions: int = 12
+    shadow: bool = False
+    development: bool = False
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    status_interval_s: float = 1.0
+    reread_interval_s: float = 5.0
+    timer_interval_s: float = 0.05
+
+
+@dataclass
+class Hosted:
+    symbol: str
+    engine: PoolEngine
+    instrument: Instrument
+    token: int
+    queue: asyncio.Queue[tuple[Event, Callable[[], None] | None] | None]
+    task: asyncio.Task[None] | None = None
+    version: int = 0
+
+
+class OffsetTracker:
+    """Per partition, the offset up to which every handed-out message is done."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int], set[int]] = defaultdict(set)
+        self._next: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+
+    def started(self, topic: str, partition: int, offset: int) -> None:
+        with self._lock:
+            self._pending[(topic, partition)].add(offset)
+            self._next[(topic, partition)] = max(self._next.get((topic, partition), 0), offset + 1)
+
+    def done(self, topic: str, partition: int, offset: int) -> None:
+        with self._lock:
+            self._pending[(topic, partition)].discard(offset)
+
+    def forget(self, topic: str, partition: int) -> None:
+        with self._lock:
+            for book in (self._pending, self._next, self._committed):
+                book.pop((topic, partition), None)
+
+    def to_commit(self) -> list[TopicPartition]:
+        out = []
+        with self._lock:
+            for tp, nxt in self._next.items():
+                pending = self._pending.get(tp)
+                position = min(pending) if pending else nxt
+                if self._committed.get(tp) != position:
+                    self._committed[tp] = position
+                    out.append(TopicPartition(tp[0], tp[1], position))
+        return out
+
+
+class QuoterWorker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.clock = SystemClock()
+        self.ids = ClientOrderIds(self.clock.now_ns)
+        self.hosted: dict[str, Hosted] = {}
+        self.instruments: dict[str, Instrument] = {}
+        self.user_ids: dict[str, str] = {}
+        self.offsets = OffsetTracker()
+        self.skipped: defaultdict[str, int] = defaultdict(int)
+        self.assigned: set[int] = set()
+        self.stopping = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.codec = AvroCodec(config.registry_url)
+        self.client = OrderServiceClient(config.order_service_url, user_ids=self.user_ids)
+        self.sink = OrderServiceSink(
+            self.client, instruments=self.instruments, on_event=self._venue_event
+        )
+        self.metadata = MetadataClient(config.metadata_target)
+        self.redis = aioredis.from_url(config.redis_url)
+        self._consumer_thread: threading.Thread | None = None
+        # Every ORM call runs on this one thread: one connection, closed at shutdown.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quoter-db")
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._consumer_thread = threading.Thread(
+            target=self._consume, name="kafka-consumer", daemon=True
+        )
+        self._consumer_thread.start()
+        side = [
+            asyncio.create_task(self._publish_status_forever()),
+            asyncio.create_task(self._listen_forever()),
+            asyncio.create_task(self._reread_forever()),
+            asyncio.create_task(self._tick_forever()),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """The gate closes and every order is cancelled explicitly, symbol by symbol
+        (a graceful exit does not fire the venue's cancel-on-disconnect)."""
+        self.stopping.set()
+        for symbol in list(self.hosted):
+            await self._release(symbol, reason="shutdown")
+        if self._consumer_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._consumer_thread.join, 15)
+        await self.client.aclose()
+        await self.metadata.close()
+        await self.redis.aclose()
+        await self._db(connections.close_all)
+        self._db_thread.shutdown(wait=True)
+
+    async def _db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Runs an ORM call on the worker's database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, partial(fn, *args, **kwargs))
+
+    # ------------------------------------------------------------------ Kafka thread
+
+    def _consume(self) -> None:
+        timeouts = (
+            DEVELOPMENT_GROUP_TIMEOUTS if self.config.development else PRODUCTION_GROUP_TIMEOUTS
+        )
+        consumer = Consumer(
+            consumer_config(
+                bootstrap=self.config.kafka_brokers,
+                group_id=self.config.group_id,
+                client_id=self.config.worker_id,
+                timeouts=timeouts,
+            )
+        )
+        consumer.subscribe(
+            list(CONSUMED_TOPICS),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        try:
+            while not self.stopping.is_set():
+                message = consumer.poll(0.05)
+                if message is not None:
+                    self._take(message)
+                commits = self.offsets.to_commit()
+                if commits:
+                    try:
+                        consumer.commit(offsets=commits, asynchronous=True)
+                    except Exception:
+                        logger.warning("offset commit failed", exc_info=True)
+        finally:
+            commits = self.offsets.to_commit()
+            if commits:
+                try:
+                    consumer.commit(offsets=commits, asynchronous=False)
+                except Exception:
+                    logger.warning("final offset commit failed", exc_info=True)
+            consumer.close()
+
+    def _take(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                logger.warning("kafka error: %s", error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        key = message.key()
+        value = message.value()
+        if topic is None or partition is None or offset is None or key is None or value is None:
+            self.skipped["no_key_or_value"] += 1
+            logger.warning("skipped %s[%s]@%s: no key or value", topic, partition, offset)
+            return
+        try:
+            record = self.codec.decode(topic, value)
+        except DecodeError as exc:
+            self.skipped["undecodable"] += 1
+            logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
+            return
+        self.offsets.started(topic, partition, offset)
+        self._loop().call_soon_threadsafe(
+            self._route, key.decode(), topic, partition, offset, record
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in partitions}
+        self._run_on_loop(self._assign(numbers))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.offsets.forget(tp.topic, tp.partition)
+        numbers = {tp.partition for tp in partitions}
+        self._run_on_loop(self._revoke(numbers))
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        if self.loop is None:
+            raise RuntimeError("the worker's event loop is not running")
+        return self.loop
+
+    def _run_on_loop(self, coroutine: Any) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop())
+        try:
+            future.result(timeout=30)
+        except Exception:
+            logger.exception("rebalance handling failed")
+
+    # ------------------------------------------------------------------ ownership
+
+    async def _assign(self, partitions: set[int]) -> None:
+        self.assigned |= partitions
+        for symbol in await self._db(self._enabled_symbols):
+            if partition_for(symbol, self.config.partitions) in partitions:
+                await self._host(symbol)
+
+    async def _revoke(self, partitions: set[int]) -> None:
+        self.assigned -= partitions
+        for symbol in list(self.hosted):
+            if partition_for(symbol, self.config.partitions) in partitions:
+                await self._release(symbol, reason="partition revoked")
+
+    def _owns(self, symbol: str) -> bool:
+        return partition_for(symbol, self.config.partitions) in self.assigned
+
+    @staticmethod
+    def _enabled_symbols() -> list[str]:
+        close_old_connections()
+        return list(
+            PoolConfig.objects.filter(enabled=True, archived_at__isnull=True).values_list(
+                "symbol", flat=True
+            )
+        )
+
+    async def _host(self, symbol: str) -> None:
+        async with self._lock:
+            if symbol in self.hosted or self.stopping.is_set():
+                return
+            try:
+                instrument, halted = await self.metadata.get_instrument(symbol)
+            except MetadataError as exc:
+                logger.error("%s: no metadata, not hosted: %s", symbol, exc)
+                return
+            token = await self._db(lease_acquire, symbol=symbol, owner=self.config.worker_id)
+            # Taking a symbol over: an ACTIVE pool goes PAUSED first (SPEC B.9).
+            await self._db(
+                store.pool_boot_pause,
+                symbol=symbol,
+                worker_id=self.config.worker_id,
+                reason="worker start or takeover",
+            )
+            setup = await self._db(store.pool_setup, symbol=symbol)
+            if setup is None:
+                return
+            restore = await self._db(store.restore_data, symbol=symbol, instrument=instrument)
+            await self._db(self._load_user_ids, symbol)
+            self.instruments[symbol] = instrument
+            engine = PoolEngine(
+                instrument=instrument,
+                params=setup.params,
+                members=setup.members,
+                clock=self.clock,
+                ids=self.ids,
+                shadow=self.config.shadow,
+                mode=setup.mode,
+            )
+            boot = engine.restore(fills=restore.fills, open_orders=restore.open_orders)
+            boot += engine.handle(InstrumentStatus(halted, self.clock.now_ns()))
+            boot.append(RequestSnapshot(f"{symbol}: hosted"))
+            hosted = Hosted(symbol, engine, instrument, token, asyncio.Queue())
+            self.hosted[symbol] = hosted
+            hosted.task = asyncio.create_task(self._drain(hosted), name=f"engine-{symbol}")
+            await self._execute(hosted, boot)
+            logger.info("%s: hosted with token %s (%s)", symbol, token, setup.mode)
+
+    def _load_user_ids(self, symbol: str) -> None:
+        close_old_connections()
+        from pools.models import PoolMember
+
+        for account_id, user_id in PoolMember.objects.filter(pool__symbol=symbol).values_list(
+            "participant__account_id", "participant__user_id"
+        ):
+            self.user_ids[account_id] = user_id
+
+    async def _release(self, symbol: str, *, reason: str) -> None:
+        hosted = self.hosted.get(symbol)
+        if hosted is None:
+            return
+        actions = hosted.engine.handle(Command("pause", self.clock.now_ns(), reason=reason))
+        await self._execute(hosted, actions)
+        await hosted.queue.put(None)
+        if hosted.task is not None:
+            await asyncio.wait({hosted.task}, timeout=10)
+        self.hosted.pop(symbol, None)
+        await self.redis.delete(status_key(symbol))
+        await self._db(
+            lease_release, symbol=symbol, owner=self.config.worker_id, token=hosted.token
+        )
+        logger.info("%s: released (%s)", symbol, reason)
+
+    # ------------------------------------------------------------------ events
+
+    def _route(
+        self, symbol: str, topic: str, partition: int, offset: int, record: dict[str, Any]
+    ) -> None:
+        def done() -> None:
+            self.offsets.done(topic, partition, offset)
+
+        hosted = self.hosted.get(symbol)
+        if hosted is None:
+            done()
+            return
+        try:
+            event = to_event(topic, record, hosted.instrument)
+        except (ValueError, KeyError) as exc:
+            self.skipped["untranslatable"] += 1
+            logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
+            done()
+            return
+        if event is None:
+            done()
+            return
+        hosted.queue.put_nowait((event, done))
+
+    async def _venue_event(self, event: Event) -> None:
+        """An Order Service answer: recorded, then handed to its engine."""
+        symbol = self._symbol_of(event)
+        hosted = self.hosted.get(symbol) if symbol else None
+        if hosted is None:
+            return
+        change = _order_change(event)
+        if change is not None:
+            try:
+                await self._db(
+                    store.orders_record,
+                    symbol=hosted.symbol,
+                    token=hosted.token,
+                    instrument=hosted.instrument,
+                    changes=[change],
+                )
+            except StaleLease:
+                logger.error("%s: lease lost, releasing", hosted.symbol)
+                return
+        hosted.queue.put_nowait((event, None))
+
+    @staticmethod
+    def _symbol_of(event: Event) -> str | None:
+        coid = getattr(event, "client_order_id", None)
+        try:
+            return parse(coid).symbol if coid else None
+        except ValueError:
+            return None
+
+    async def _drain(self, hosted: Hosted) -> None:
+        while True:
+            item = await hosted.queue.get()
+            if item is None:
+                return
+            event, done = item
+            try:
+                if isinstance(event, Fill):
+                    await self._store_fill(hosted, event)
+                actions = hosted.engine.handle(event)
+                if actions:
+                    await self._execute(hosted, actions)
+            except StaleLease:
+                logger.error("%s: another worker holds the symbol now", hosted.symbol)
+            except Exception:
+                logger.exception("%s: event %s failed", hosted.symbol, type(event).__name__)
+            finally:
+                if done is not None:
+                    done()
+
+    async def _store_fill(self, hosted: Hosted, fill: Fill) -> None:
+        member = hosted.engine._owner_of(fill.client_order_id)
+        if member is None:
+            return
+        await self._db(
+            store.fills_record,
+            symbol=hosted.symbol,
+            token=hosted.token,
+            instrument=hosted.instrument,
+            fills=[(member.spec.participant_id, fill)],
+        )
+
+    async def _execute(self, hosted: Hosted, actions: Sequence[Action]) -> None:
+        placed = [a for a in actions if isinstance(a, PlaceOrder)]
+        if placed:
+            # Write-ahead: an order is on record before it can exist at the venue.
+            now = self.clock.now_ns()
+            await self._db(
+                store.orders_record,
+                symbol=hosted.symbol,
+                token=hosted.token,
+                instrument=hosted.instrument,
+                placed=[(order, now) for order in placed],
+            )
+        for action in actions:
+            if isinstance(action, RiskTriggered):
+                await self._db(
+                    store.pool_halt,
+                    symbol=hosted.symbol,
+                    worker_id=self.config.worker_id,
+                    trigger=action.trigger,
+                    detail=action.detail,
+                )
+        simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
+        if simulated:
+            await self._db(self._record_simulated, hosted, simulated)
+        await self.sink.execute(hosted.symbol, actions)
+
+    def _record_simulated(self, hosted: Hosted, quotes: list[SimulatedQuote]) -> None:
+        close_old_connections()
+        now = self.clock.now_ns()
+        with transaction.atomic():
+            for quote in quotes:
+                outbox_enqueue(
+                    topic=SIMULATED_TOPIC,
+                    key=hosted.symbol,
+                    event_type="SimulatedQuote",
+                    payload={
+                        "symbol": hosted.symbol,
+                        "participant_id": quote.participant_id,
+                        "side": quote.side.value,
+                        "level": quote.level,
+                        "price": str(hosted.instrument.price(quote.price_ticks)),
+                        "size": str(hosted.instrument.size(quote.size_lots)),
+                        "ts_ns": now,
+                    },
+                )
+
+    # ------------------------------------------------------------------ side tasks
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.timer_interval_s)
+            now = self.clock.now_ns()
+            for hosted in list(self.hosted.values()):
+                hosted.queue.put_nowait((Timer(now), None))
+
+    async def _publish_status_forever(self) -> None:
+        while True:
+            for hosted in list(self.hosted.values()):
+                hosted.version += 1
+                record = status_record(
+                    hosted.engine.status(),
+                    worker_id=self.config.worker_id,
+                    version=hosted.version,
+                    now_ns=self.clock.now_ns(),
+                )
+                await self.redis.set(
+                    status_key(hosted.symbol), status_payload(record), ex=LIVE_TTL_SECONDS
+                )
+                if hosted.engine.mode is PoolMode.ACTIVE and not self.config.shadow:
+                    for member in hosted.engine.members.values():
+                        try:
+                            await self.client.renew_dead_mans_switch(
+                                member.spec.account_id, hosted.symbol, DEAD_MANS_SWITCH_MS
+                            )
+                        except Exception:
+                            logger.warning("%s: dead-man's switch renewal failed", hosted.symbol)
+            await asyncio.sleep(self.config.status_interval_s)
+
+    async def _listen_forever(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(POOL_CHANGED_CHANNEL, FLATTEN_CHANNEL)
+        try:
+            async for message in pubsub.listen():
+                channel = message["channel"].decode()
+                if channel == FLATTEN_CHANNEL:
+                    await self._flatten_pending()
+                    continue
+                symbol = json.loads(message["data"])["symbol"]
+                await self._sync(symbol)
+        finally:
+            await pubsub.aclose()
+
+    async def _reread_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reread_interval_s)
+            for symbol in await self._db(self._enabled_symbols):
+                await self._sync(symbol)
+            for symbol in list(self.hosted):
+                await self._sync(symbol)
+            await self._flatten_pending()
+
+    async def _sync(self, symbol: str) -> None:
+        """Applies what the database says about `symbol` (the one authority)."""
+        hosted = self.hosted.get(symbol)
+        setup = await self._db(self._setup, symbol)
+        if hosted is None:
+            if setup is not None and setup.enabled and self._owns(symbol):
+                await self._host(symbol)
+                hosted = self.hosted.get(symbol)
+                if hosted is not None and setup.mode is PoolMode.ACTIVE:
+                    # Enabled while this worker owned the symbol: not a takeover.
+                    for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
+                        hosted.queue.put_nowait((command, None))
+            return
+        if setup is None or not setup.enabled:
+            await self._release(symbol, reason="pool archived or disabled")
+            return
+        await self._db(self._load_user_ids, symbol)
+        for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
+            hosted.queue.put_nowait((command, None))
+
+    @staticmethod
+    def _setup(symbol: str) -> store.PoolSetup | None:
+        close_old_connections()
+        return store.pool_setup(symbol=symbol)
+
+    async def _flatten_pending(self) -> None:
+        """Carries out durable flatten requests: cancel-all for every member account on
+        every symbol, hosted here or not; completion recorded once."""
+        requests = await self._db(self._pending_flattens)
+        if not requests:
+            return
+        pairs = await self._db(self._all_member_accounts)
+        for account_id, symbol in pairs:
+            try:
+                await self.client.cancel_all(account_id, symbol)
+            except Exception:
+                logger.exception("flatten: cancel-all %s %s failed", account_id, symbol)
+                return
+        for hosted in list(self.hosted.values()):
+            actions = hosted.engine.handle(Command("flatten", self.clock.now_ns()))
+            await self._execute(hosted, [a for a in actions if not isinstance(a, CancelAll)])
+        await self._db(self._complete_flattens, requests)
+
+    @staticmethod
+    def _pending_flattens() -> list[int]:
+        close_old_connections()
+        return list(
+            FlattenRequest.objects.filter(status=FlattenStatus.REQUESTED).values_list(
+                "pk", flat=True
+            )
+        )
+
+    @staticmethod
+    def _all_member_accounts() -> list[tuple[str, str]]:
+        from pools.models import PoolMember
+
+        return sorted(
+            set(PoolMember.objects.values_list("participant__account_id", "pool__symbol"))
+        )
+
+    def _complete_flattens(self, ids: list[int]) -> None:
+        from common.actors import Actor, ActorKind
+        from common.services import audit_record
+
+        with transaction.atomic():
+            for request in FlattenRequest.objects.select_for_update().filter(
+                pk__in=ids, status=FlattenStatus.REQUESTED
+            ):
+                request.status = FlattenStatus.COMPLETED
+                request.completed_at = timezone.now()
+                request.save(update_fields=["status", "completed_at"])
+                audit_record(
+                    entity_type="flatten",
+                    entity_id=request.pk,
+                    action="complete",
+                    actor=Actor(self.config.worker_id, ActorKind.QUOTER),
+                    from_state=FlattenStatus.REQUESTED,
+                    to_state=FlattenStatus.COMPLETED,
+                )
+
+
+def _order_change(event: Event) -> store.OrderChange | None:
+    if isinstance(event, OrderAccepted):
+        return store.OrderChange(event.client_order_id, OrderStatus.OPEN, event.venue_order_id)
+    if isinstance(event, OrderRejected):
+        return store.OrderChange(event.client_order_id, OrderStatus.REJECTED, reason=event.reason)
+    if isinstance(event, OrderCancelled):
+        return store.OrderChange(event.client_order_id, OrderStatus.CANCELLED)
+    if isinstance(event, OrderQueryResult) and event.found and not event.open:
+        return store.OrderChange(event.client_order_id, OrderStatus.CANCELLED)
+    return None
