@@ -339,7 +339,10 @@ class QuoterWorker:
             )
         )
 
-    async def _host(self, symbol: str) -> None:
+    async def _host(self, symbol: str, *, takeover: bool = True) -> None:
+        """Hosts `symbol`'s engine. At boot and on taking a symbol over (`takeover`),
+        an ACTIVE pool goes PAUSED first (SPEC B.9); not when the worker starts
+        hosting a pool because a person just enabled it."""
         async with self._lock:
             if symbol in self.hosted or self.stopping.is_set():
                 return
@@ -349,13 +352,13 @@ class QuoterWorker:
                 logger.error("%s: no metadata, not hosted: %s", symbol, exc)
                 return
             token = await self._db(lease_acquire, symbol=symbol, owner=self.config.worker_id)
-            # Taking a symbol over: an ACTIVE pool goes PAUSED first (SPEC B.9).
-            await self._db(
-                store.pool_boot_pause,
-                symbol=symbol,
-                worker_id=self.config.worker_id,
-                reason="worker start or takeover",
-            )
+            if takeover:
+                await self._db(
+                    store.pool_boot_pause,
+                    symbol=symbol,
+                    worker_id=self.config.worker_id,
+                    reason="worker start or takeover",
+                )
             setup = await self._db(store.pool_setup, symbol=symbol)
             if setup is None:
                 return
@@ -597,12 +600,9 @@ class QuoterWorker:
         setup = await self._db(self._setup, symbol)
         if hosted is None:
             if setup is not None and setup.enabled and self._owns(symbol):
-                await self._host(symbol)
-                hosted = self.hosted.get(symbol)
-                if hosted is not None and setup.mode is PoolMode.ACTIVE:
-                    # Enabled while this worker owned the symbol: not a takeover.
-                    for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
-                        hosted.queue.put_nowait((command, None))
+                # Enabled while this worker owns the partition: not a takeover, so an
+                # ACTIVE pool stays ACTIVE (the engine starts in the row's state).
+                await self._host(symbol, takeover=False)
             return
         if setup is None or not setup.enabled:
             await self._release(symbol, reason="pool archived or disabled")

@@ -11,7 +11,14 @@ export DJANGO_SETTINGS_MODULE=mms.settings.base
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
 export POSTGRES_URL="${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/mms}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
-export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:8081}"
+export REGISTRY_PORT="${REGISTRY_PORT:-8081}"
+export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:${REGISTRY_PORT}}"
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
+export ORDER_SERVICE_PORT="${ORDER_SERVICE_PORT:-8097}"
+export ORDER_SERVICE_URL="${ORDER_SERVICE_URL:-http://127.0.0.1:${ORDER_SERVICE_PORT}}"
+export METADATA_PORT="${METADATA_PORT:-50051}"
+export METADATA_SERVICE_GRPC_URL="${METADATA_SERVICE_GRPC_URL:-127.0.0.1:${METADATA_PORT}}"
 export AUTH_PORT="${AUTH_PORT:-8096}"
 export AUTH_SERVICE_URL="${AUTH_SERVICE_URL:-http://127.0.0.1:${AUTH_PORT}}"
 export HTTP_PORT="${HTTP_PORT:-8095}"
@@ -22,6 +29,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  bash scripts/kafka.sh stop || true
 }
 trap cleanup EXIT INT TERM
 
@@ -29,12 +37,33 @@ $BIN/python manage.py migrate --no-input
 $BIN/python manage.py collectstatic --no-input -v 0
 $BIN/python manage.py bootstrap_admin
 
+mkdir -p var
+wait_http() {  # url: up to 10 s
+  for _ in $(seq 100); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "run: $1 did not answer" >&2; return 1
+}
+
+# The TradeX stand-ins (SPEC Part B.7) and the development broker (KAFKA.md).
 $BIN/python -m simulator.auth_service --port "$AUTH_PORT" &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:${AUTH_PORT}/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+$BIN/python -m simulator.schema_registry --port "$REGISTRY_PORT" --store var/schema-registry.json &
+pids+=($!)
+$BIN/python -m simulator.order_service --port "$ORDER_SERVICE_PORT" &
+pids+=($!)
+$BIN/python -m simulator.metadata_service --port "$METADATA_PORT" &
+pids+=($!)
+bash scripts/kafka.sh start
+wait_http "http://127.0.0.1:${AUTH_PORT}/healthz"
+wait_http "${SCHEMA_REGISTRY_URL}/subjects"
+wait_http "${ORDER_SERVICE_URL}/healthz"
+$BIN/python - <<'PY'
+import os
+from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
+from quoting_worker.adapters.serde import AvroCodec
+
+ensure_topics(os.environ["KAFKA_BROKERS"], mms_topics(12))
+AvroCodec(os.environ["SCHEMA_REGISTRY_URL"]).register_all()
+PY
 token=$(curl -fs -X POST "http://127.0.0.1:${AUTH_PORT}/v1/tokens" \
   -H 'content-type: application/json' \
   -d '{"sub": "demo-ops", "roles": ["ops", "finance"], "ttl_seconds": 86400}' |
@@ -46,6 +75,7 @@ cat <<MSG
     API      http://127.0.0.1:${HTTP_PORT}/v1/docs   (Swagger)
     admin    http://127.0.0.1:${ADMIN_PORT}/          (credentials above)
     health   http://127.0.0.1:${HTTP_PORT}/readyz
+    quoter   runquoter on Kafka ${KAFKA_BROKERS}; Order Service stand-in ${ORDER_SERVICE_URL}
   A 24-hour ops+finance token for the API:
     export MMS_TOKEN=${token}
     curl -H "Authorization: Bearer \$MMS_TOKEN" http://127.0.0.1:${HTTP_PORT}/v1/pools
@@ -56,4 +86,10 @@ $BIN/gunicorn mms.wsgi \
   --bind "127.0.0.1:${HTTP_PORT}" --bind "127.0.0.1:${ADMIN_PORT}" \
   --workers 2 --threads 4 --access-logfile - &
 pids+=($!)
+$BIN/python manage.py runquoter --partitions 12 --development &
+pids+=($!)
+if [[ -f common/management/commands/runoutboxrelay.py ]]; then
+  $BIN/python manage.py runoutboxrelay &
+  pids+=($!)
+fi
 wait -n "${pids[@]}"

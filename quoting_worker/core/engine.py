@@ -191,7 +191,7 @@ class PoolEngine:
         # Unknown until the Metadata Service or the feed says: no quoting before.
         self.instrument_halted: bool | None = None
         self.halt_reason = ""
-        self.active_since_ns = 0
+        self.active_since_ns = clock.now_ns() if mode is PoolMode.ACTIVE else 0
         self.dirty = True
         self.last = _LastQuote()
         self._apply_params(params)

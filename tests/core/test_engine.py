@@ -28,6 +28,7 @@ from quoting_worker.core.types import (
     RiskTriggered,
     Side,
     SimulatedQuote,
+    Timer,
 )
 from tests.core.engine_world import (
     BTC,
@@ -384,4 +385,18 @@ def test_a_pool_made_active_gives_a_silent_feed_one_threshold_before_halting() -
     assert world.engine.mode is PoolMode.ACTIVE
     assert world.tick(1000, heartbeat=False) == []  # within the threshold: no quotes, no halt
     out = world.tick(5000, heartbeat=False)
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["STALE_DATA"]
+
+
+def test_an_engine_started_active_gives_the_feed_its_grace_too() -> None:
+    from quoting_worker.core.ports import FakeClock
+
+    clock = FakeClock()
+    engine = PoolEngine(
+        instrument=BTC, params=PARAMS, members=MEMBERS, clock=clock, mode=PoolMode.ACTIVE
+    )
+    clock.advance(1000 * MS)
+    assert engine.handle(Timer(clock.now_ns())) == []
+    clock.advance(5000 * MS)
+    out = engine.handle(Timer(clock.now_ns()))
     assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["STALE_DATA"]
