@@ -88,8 +88,6 @@ $BIN/gunicorn mms.wsgi \
 pids+=($!)
 $BIN/python manage.py runquoter --partitions 12 --development &
 pids+=($!)
-if [[ -f common/management/commands/runoutboxrelay.py ]]; then
-  $BIN/python manage.py runoutboxrelay &
-  pids+=($!)
-fi
+$BIN/python manage.py runoutboxrelay &
+pids+=($!)
 wait -n "${pids[@]}"

@@ -66,7 +66,7 @@ def test_book_records_become_ticks_and_lots() -> None:
 
 @pytest.mark.parametrize(("price", "size"), [("60000.15", "1"), ("60000.1", "0.0005")])
 def test_prices_off_the_tick_and_sizes_off_the_lot_are_refused(price: str, size: str) -> None:
-    with pytest.raises(ValueError, match="not on the tick|not a multiple of the lot"):
+    with pytest.raises(ValueError, match=r"not on the tick|not a multiple of the lot"):
         to_event(
             "md.orderbook.snap.v1",
             {

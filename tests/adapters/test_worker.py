@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer
+from django.conf import settings
 
 from common.actors import Actor
 from common.redis import redis_client
@@ -169,7 +170,7 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
             registry_url=schema_registry_url,
             order_service_url=order_service,
             metadata_target=metadata_target,
-            redis_url="redis://127.0.0.1:6379/14",
+            redis_url=settings.SERVICE.redis_url,
             group_id=broker_fixture.unique_group("quoter"),
             partitions=1,
             development=True,

@@ -1,0 +1,475 @@
+"""The outbox relay against the real PostgreSQL, a real broker (Tansu) and the
+schema-registry stand-in: what the pool services write reaches Kafka once, in
+order, decodable, and only when committed; one relay publishes at a time; a
+broker outage or a poison row stops the relay without losing or reordering
+anything.
+
+The mm.* topics have fixed names and the broker lives for the session, so each
+test reads from the beginning and keeps only the events it created (by
+event_id). To know it has read everything, it writes a sentinel to every
+partition after the relay is done and reads until every sentinel has come back
+(the broker's end offsets cannot be trusted: KAFKA.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from django.db import connection, transaction
+
+from common import outbox_relay
+from common.actors import Actor
+from common.models import OutboxEvent
+from common.outbox_relay import (
+    RELAY_LOCK_KEY,
+    relay_batch,
+    relay_producer_config,
+    run_relay,
+)
+from pools import services
+from pools.events import RISK_TRIGGERED_TOPIC, STATE_CHANGED_TOPIC
+from pools.models import PoolConfig
+from quoting_worker.adapters.kafka_config import (
+    DEVELOPMENT_GROUP_TIMEOUTS,
+    PUBLISHED_TOPICS,
+    consumer_config,
+    ensure_topics,
+    producer_config,
+)
+from quoting_worker.adapters.serde import AvroCodec
+from tests.adapters import broker_fixture
+from tests.adapters.broker_fixture import unique_group
+from tests.conftest import ROOT, free_port
+from tests.factories import PoolFactory
+
+kafka_broker = broker_fixture.kafka_broker  # the session's broker, as a fixture of this module
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OPS = Actor("olga-ops")
+TOPIC_PARTITIONS = 3
+SENTINEL_HEADER = "test-sentinel"
+WAIT_S = 15.0
+# Short, so a batch sent to a dead broker fails within the test's patience.
+DOWN_DELIVERY_TIMEOUT_S = 1.0
+DOWN_FLUSH_TIMEOUT_S = 4.0
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def topics(kafka_broker: str) -> str:
+    """The published topics exist (created once per session by whichever test runs first)."""
+    existing = AdminClient({"bootstrap.servers": kafka_broker}).list_topics(timeout=5).topics
+    missing = {name: TOPIC_PARTITIONS for name in PUBLISHED_TOPICS if name not in existing}
+    if missing:
+        ensure_topics(kafka_broker, missing, co_partitioned=())
+    return kafka_broker
+
+
+@pytest.fixture
+def codec(schema_registry_url: str) -> AvroCodec:
+    return AvroCodec(schema_registry_url)
+
+
+@pytest.fixture
+def producer(topics: str) -> Iterator[Producer]:
+    producer = Producer(relay_producer_config(bootstrap=topics))
+    yield producer
+    producer.flush(5)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    event_id: str
+    value: dict[str, Any]
+
+
+def toggle(pool: PoolConfig, times: int) -> None:
+    """enable/pause `times` times: 2 × times state events for the pool, each committed."""
+    for _ in range(times):
+        services.pool_enable(pool=pool, actor=OPS, reason="test")
+        services.pool_pause(pool=pool, actor=OPS, reason="test")
+
+
+def outbox_rows(**filters: Any) -> list[OutboxEvent]:
+    return list(OutboxEvent.objects.filter(**filters).order_by("id"))
+
+
+def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list[Received]:
+    """Every message on the published topics whose event_id is in `wanted`, in log order.
+
+    Writes a sentinel to each partition and reads from the beginning until all
+    sentinels are back, so nothing sent before this call is missed.
+    """
+    wanted = set(wanted)
+    token = uuid.uuid4().hex.encode()
+    consumer = Consumer(
+        consumer_config(
+            bootstrap=bootstrap,
+            group_id=unique_group("outbox-relay-test"),
+            timeouts=DEVELOPMENT_GROUP_TIMEOUTS,
+        )
+    )
+    try:
+        metadata = consumer.list_topics(timeout=5).topics
+        partitions = [
+            TopicPartition(topic, number, OFFSET_BEGINNING)
+            for topic in PUBLISHED_TOPICS
+            for number in metadata[topic].partitions
+        ]
+        sentinels = Producer(producer_config(bootstrap=bootstrap, client_id="outbox-test"))
+        for tp in partitions:
+            sentinels.produce(
+                tp.topic, value=b"", partition=tp.partition, headers=[(SENTINEL_HEADER, token)]
+            )
+        assert sentinels.flush(10) == 0
+        consumer.assign(partitions)
+        pending = {(tp.topic, tp.partition) for tp in partitions}
+        received: list[Received] = []
+        deadline = time.monotonic() + WAIT_S
+        while pending:
+            assert time.monotonic() < deadline, f"sentinels not read back from {sorted(pending)}"
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            headers = dict(message.headers() or [])
+            where = (message.topic(), message.partition())
+            if headers.get(SENTINEL_HEADER) == token:
+                pending.discard(where)
+                continue
+            event_id = headers.get("event_id")
+            if event_id is None or event_id.decode() not in wanted:
+                continue
+            value = codec.decode(message.topic(), message.value())
+            received.append(
+                Received(
+                    topic=message.topic(),
+                    partition=message.partition(),
+                    offset=message.offset(),
+                    key=message.key().decode(),
+                    event_id=event_id.decode(),
+                    value=value,
+                )
+            )
+        return received
+    finally:
+        consumer.close()
+
+
+def assert_published_once_in_order(received: list[Received], rows: list[OutboxEvent]) -> None:
+    """Each row exactly once, as its record, keyed by its key, and in id order per key."""
+    by_event = {str(row.event_id): row for row in rows}
+    ids = [r.event_id for r in received]
+    assert sorted(ids) == sorted(by_event), "every row exactly once"
+    for message in received:
+        row = by_event[message.event_id]
+        assert message.topic == row.topic
+        assert message.key == row.key
+        assert message.value == {**row.payload, "event_id": str(row.event_id)}
+    # Per key and topic, the log holds the rows in id order (one key, one partition).
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for message in sorted(received, key=lambda m: (m.topic, m.partition, m.offset)):
+        seen[(message.topic, message.key)].append(by_event[message.event_id].pk)
+    for stream, pks in seen.items():
+        assert pks == sorted(pks), f"{stream} out of order: {pks}"
+    expected = defaultdict(list)
+    for row in rows:
+        expected[(row.topic, row.key)].append(row.pk)
+    assert dict(seen) == dict(expected)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        threading.Event().wait(0.05)
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_pool_events_are_published_in_order_once_and_marked(
+    producer: Producer, codec: AvroCodec, topics: str
+):
+    first, second = PoolFactory(), PoolFactory()
+    toggle(first, 2)
+    toggle(second, 1)
+    services.pool_enable(pool=first, actor=OPS)
+    services.pool_halt(pool=first, actor=OPS, trigger="LOSS", detail="max loss")
+    services.pool_halt(pool=second, actor=OPS, trigger="EMERGENCY_KILL", detail="ops")
+    rows = outbox_rows()
+    assert len(rows) == 11
+    assert {row.topic for row in rows} == {STATE_CHANGED_TOPIC, RISK_TRIGGERED_TOPIC}
+
+    assert relay_batch(producer=producer, codec=codec) == 11
+    assert relay_batch(producer=producer, codec=codec) == 0  # nothing left: nothing resent
+
+    published = outbox_rows()
+    assert all(row.published_at is not None and row.attempts == 0 for row in published)
+    received = consume_all(topics, codec, (str(row.event_id) for row in rows))
+    assert_published_once_in_order(received, rows)
+    halted = [r for r in received if r.topic == RISK_TRIGGERED_TOPIC]
+    assert {(r.key, r.value["trigger"]) for r in halted} == {
+        (first.symbol, "LOSS"),
+        (second.symbol, "EMERGENCY_KILL"),
+    }
+
+
+def test_a_rolled_back_change_publishes_nothing(producer: Producer, codec: AvroCodec, topics: str):
+    pool = PoolFactory()
+    rolled_back: list[str] = []
+
+    def enable_then_fail() -> None:
+        with transaction.atomic():
+            services.pool_enable(pool=pool, actor=OPS)
+            rolled_back.extend(
+                str(e) for e in OutboxEvent.objects.values_list("event_id", flat=True)
+            )
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        enable_then_fail()
+    assert len(rolled_back) == 1
+    assert OutboxEvent.objects.count() == 0
+    services.pool_halt(pool=pool, actor=OPS, trigger="STALE_DATA", detail="no book")
+
+    assert relay_batch(producer=producer, codec=codec) == 2
+    rows = outbox_rows()
+    received = consume_all(topics, codec, [*rolled_back, *(str(row.event_id) for row in rows)])
+    assert_published_once_in_order(received, rows)
+    assert received[0].value["from_state"] == "PAUSED"  # the enable never happened
+
+
+def test_a_second_relay_publishes_nothing_while_the_first_holds_the_lock(
+    producer: Producer, codec: AvroCodec
+):
+    toggle(PoolFactory(), 1)
+    held, release = threading.Event(), threading.Event()
+
+    def other_relay() -> None:  # holds the relay lock in its own transaction
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RELAY_LOCK_KEY])
+                held.set()
+                release.wait(WAIT_S)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_relay)
+    thread.start()
+    try:
+        assert held.wait(WAIT_S)
+        assert relay_batch(producer=producer, codec=codec) == 0
+        assert all(row.published_at is None for row in outbox_rows())
+    finally:
+        release.set()
+        thread.join(WAIT_S)
+    assert relay_batch(producer=producer, codec=codec) == 2
+
+
+def test_two_relays_at_once_publish_every_row_once_in_order(
+    codec: AvroCodec, topics: str, schema_registry_url: str
+):
+    pools = [PoolFactory() for _ in range(3)]
+    toggle(pools[0], 5)
+    stop = threading.Event()
+    batches: list[int] = []
+    failures: list[BaseException] = []
+
+    def relay() -> None:  # its own producer, codec and database connection
+        try:
+            run_relay(
+                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics)),
+                codec=AvroCodec(schema_registry_url),
+                stop=stop,
+                poll_interval=0.02,
+                limit=7,  # small batches, so the relays take turns many times
+                on_batch=lambda outcome: batches.append(outcome.published),
+            )
+        except BaseException as exc:  # surfaced in the main thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=relay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(4):  # more events arrive while the relays run
+            for pool in pools:
+                toggle(pool, 1)
+        wait_until(
+            lambda: not OutboxEvent.objects.filter(published_at__isnull=True).exists(),
+            "every row published",
+        )
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(WAIT_S)
+    assert not any(thread.is_alive() for thread in threads), "run_relay did not stop promptly"
+    assert failures == []
+
+    rows = outbox_rows()
+    assert len(rows) == 10 + 4 * 3 * 2
+    assert sum(batches) == len(rows)  # no row was published by both relays
+    received = consume_all(topics, codec, (str(row.event_id) for row in rows))
+    assert_published_once_in_order(received, rows)
+
+
+def test_a_broker_outage_leaves_rows_unpublished_until_it_is_back(
+    producer: Producer, codec: AvroCodec, topics: str
+):
+    toggle(PoolFactory(), 1)
+    dead = Producer(
+        relay_producer_config(
+            bootstrap=f"127.0.0.1:{free_port()}", delivery_timeout_s=DOWN_DELIVERY_TIMEOUT_S
+        )
+    )
+    for attempt in (1, 2):
+        assert relay_batch(producer=dead, codec=codec, flush_timeout=DOWN_FLUSH_TIMEOUT_S) == 0
+        rows = outbox_rows()
+        assert [row.published_at for row in rows] == [None, None]
+        assert [row.attempts for row in rows] == [attempt, attempt]
+        assert all("timed out" in row.last_error.lower() for row in rows), rows[0].last_error
+
+    assert relay_batch(producer=producer, codec=codec) == 2  # the broker is reachable again
+    rows = outbox_rows()
+    assert all(row.published_at is not None for row in rows)
+    received = consume_all(topics, codec, (str(row.event_id) for row in rows))
+    assert_published_once_in_order(received, rows)
+
+
+def test_a_poison_row_stops_the_relay_until_it_is_repaired(
+    producer: Producer, codec: AvroCodec, topics: str, caplog: pytest.LogCaptureFixture
+):
+    a, b = PoolFactory(), PoolFactory()
+    services.pool_enable(pool=a, actor=OPS)
+    with transaction.atomic():  # a row the schema refuses: no "reason"
+        services.pool_enable(pool=b, actor=OPS)
+        poison = OutboxEvent.objects.latest("id")
+        payload = dict(poison.payload)
+        reason = payload.pop("reason")
+        OutboxEvent.objects.filter(pk=poison.pk).update(payload=payload)
+    services.pool_pause(pool=a, actor=OPS)  # later rows, of another key and of the same key
+    services.pool_pause(pool=b, actor=OPS)
+    before = dict(outbox_relay.COUNTERS)
+
+    with caplog.at_level(logging.ERROR, logger="common.outbox_relay"):
+        assert relay_batch(producer=producer, codec=codec) == 1
+        assert relay_batch(producer=producer, codec=codec) == 0
+    first, stuck, *later = outbox_rows()
+    assert first.published_at is not None
+    assert stuck.pk == poison.pk
+    assert stuck.published_at is None
+    assert stuck.attempts == 2
+    assert "cannot encode" in stuck.last_error
+    assert "reason" in stuck.last_error
+    assert [(row.published_at, row.attempts) for row in later] == [(None, 0), (None, 0)]
+    assert f"outbox row {poison.pk}" in caplog.text
+    assert outbox_relay.COUNTERS["poisoned"] - before["poisoned"] == 2
+
+    received = consume_all(topics, codec, (str(row.event_id) for row in outbox_rows()))
+    assert [r.event_id for r in received] == [str(first.event_id)]
+
+    OutboxEvent.objects.filter(pk=poison.pk).update(payload={**payload, "reason": reason})
+    assert relay_batch(producer=producer, codec=codec) == 3
+    rows = outbox_rows()
+    received = consume_all(topics, codec, (str(row.event_id) for row in rows))
+    assert_published_once_in_order(received, rows)
+
+
+def test_the_command_publishes_until_sigterm(topics: str, schema_registry_url: str):
+    toggle(PoolFactory(), 2)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mms.settings.test",
+        "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "KAFKA_BROKERS": topics,
+        "SCHEMA_REGISTRY_URL": schema_registry_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runoutboxrelay", "--poll-interval", "0.05"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: (
+                proc.poll() is not None
+                or not OutboxEvent.objects.filter(published_at__isnull=True).exists()
+            ),
+            "the command to publish the outbox",
+        )
+        assert proc.poll() is None, proc.communicate()[0]
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "outbox relay: published 4" in output
+    assert "runoutboxrelay: stopped" in output
+
+
+def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(
+    topics: str, schema_registry_url: str
+):
+    OutboxEvent.objects.create(
+        topic=STATE_CHANGED_TOPIC, key="BTCUSDT-PERP", event_type="PoolStateChanged", payload={}
+    )
+    stop = threading.Event()
+
+    def relay() -> None:
+        try:
+            run_relay(
+                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics)),
+                codec=AvroCodec(schema_registry_url),
+                stop=stop,
+                poll_interval=0.05,
+                max_backoff=0.2,
+            )
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=relay)
+    started = time.monotonic()
+    thread.start()
+    try:
+        wait_until(lambda: OutboxEvent.objects.get().attempts >= 5, "five attempts")
+        elapsed = time.monotonic() - started
+    finally:
+        stopping = time.monotonic()
+        stop.set()
+        thread.join(WAIT_S)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopping < 1.0, "stop is seen within the wait, not after it"
+    # Between attempts 1..5 it waited 0.05, 0.1, 0.2 and 0.2 s (capped), not one poll each.
+    assert elapsed >= 0.55
+    assert OutboxEvent.objects.get().published_at is None
