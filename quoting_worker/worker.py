@@ -83,6 +83,7 @@ from quoting_worker.core.types import (
     RiskTriggered,
     SimulatedQuote,
     Timer,
+    VenueOpenOrders,
 )
 from trading.enums import OrderStatus
 
@@ -113,6 +114,7 @@ class WorkerConfig:
     status_interval_s: float = 1.0
     reread_interval_s: float = 5.0
     timer_interval_s: float = 0.05
+    reconcile_interval_s: float = 10.0
 
 
 @dataclass
@@ -199,6 +201,7 @@ class QuoterWorker:
             asyncio.create_task(self._listen_forever()),
             asyncio.create_task(self._reread_forever()),
             asyncio.create_task(self._tick_forever()),
+            asyncio.create_task(self._reconcile_forever()),
         ]
         try:
             await stop.wait()
@@ -547,6 +550,26 @@ class QuoterWorker:
             now = self.clock.now_ns()
             for hosted in list(self.hosted.values()):
                 hosted.queue.put_nowait((Timer(now), None))
+
+    async def _reconcile_forever(self) -> None:
+        """Every reconcile interval, each member account's open orders at the venue are
+        compared with the engine's (RELIABILITY.md): strangers are cancelled, missing
+        ones queried."""
+        while True:
+            await asyncio.sleep(self.config.reconcile_interval_s)
+            for hosted in list(self.hosted.values()):
+                for member in list(hosted.engine.members.values()):
+                    account = member.spec.account_id
+                    asked_ns = self.clock.now_ns()
+                    try:
+                        listed = await self.client.open_orders(account, hosted.symbol)
+                    except Exception:
+                        logger.warning("%s: reconciliation of %s failed", hosted.symbol, account)
+                        continue
+                    event = VenueOpenOrders(
+                        account, frozenset(o.client_order_id for o in listed), asked_ns
+                    )
+                    hosted.queue.put_nowait((event, None))
 
     async def _publish_status_forever(self) -> None:
         while True:

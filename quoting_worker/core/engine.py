@@ -81,6 +81,7 @@ from quoting_worker.core.types import (
     Side,
     SimulatedQuote,
     Timer,
+    VenueOpenOrders,
 )
 from quoting_worker.core.volatility import VolatilityTracker
 
@@ -209,6 +210,7 @@ class PoolEngine:
             OrderCancelled: self._on_cancelled,  # type: ignore[dict-item]
             PlaceOutcomeUnknown: self._on_unknown,  # type: ignore[dict-item]
             OrderQueryResult: self._on_query_result,  # type: ignore[dict-item]
+            VenueOpenOrders: self._on_venue_open_orders,  # type: ignore[dict-item]
             InstrumentStatus: self._on_instrument_status,  # type: ignore[dict-item]
             Timer: self._on_timer,  # type: ignore[dict-item]
             Command: self._on_command,  # type: ignore[dict-item]
@@ -367,14 +369,18 @@ class PoolEngine:
     def _on_query_result(self, result: OrderQueryResult) -> list[Action]:
         coid = result.client_order_id
         member = self._owner_of(coid)
-        if member is None or coid not in member.runtime.open_orders:
+        if member is None:
+            return []
+        tracked = coid in member.runtime.open_orders
+        if not tracked and coid not in self.cancelling:
             return []
         if result.found:
             self.not_found.pop(coid, None)
             if result.open:
-                member.runtime.set_order_state(coid, OrderState.OPEN)
-                self.unknown.discard(coid)
-                if coid in self.cancelling or self.mode is not PoolMode.ACTIVE:
+                if tracked:
+                    member.runtime.set_order_state(coid, OrderState.OPEN)
+                    self.unknown.discard(coid)
+                if not tracked or coid in self.cancelling or self.mode is not PoolMode.ACTIVE:
                     return [self._cancel(coid, member)]  # still there: ask again
                 return []
             # Final at the venue (filled or cancelled): its fills arrive on their own.
@@ -385,6 +391,33 @@ class PoolEngine:
             self._drop_order(coid)
             return self._maybe_quote()
         return []
+
+    def _on_venue_open_orders(self, venue: VenueOpenOrders) -> list[Action]:
+        """Reconciliation (RELIABILITY.md): an order the venue lists that this engine
+        does not know, or knows it is cancelling, is cancelled; an order the engine
+        believes open that the venue does not list (and that was placed before the
+        listing was asked for) is queried, never simply forgotten."""
+        pid = self.by_account.get(venue.account_id)
+        if pid is None:
+            return []
+        member = self.members[pid]
+        actions: list[Action] = []
+        for coid in sorted(venue.client_order_ids):
+            known = coid in member.runtime.open_orders
+            if (not known or self.mode is not PoolMode.ACTIVE) and coid not in self.cancelling:
+                self.owner.setdefault(coid, pid)
+                actions.append(self._cancel(coid, member))
+        now = self.clock.now_ns()
+        for coid, order in member.runtime.open_orders.items():
+            placed_ns = _placed_ns(coid)
+            if (
+                coid not in venue.client_order_ids
+                and order.state is OrderState.OPEN
+                and placed_ns is not None
+                and placed_ns < venue.ts_ns
+            ):
+                actions.append(self._query(coid, now))
+        return actions
 
     def _query(self, coid: str, now: int) -> QueryOrder:
         self.last_query_ns[coid] = now
@@ -886,6 +919,13 @@ class PoolEngine:
             refused=dict(self.pretrade.refused),
             halt=self.halt_reason,
         )
+
+
+def _placed_ns(client_order_id: str) -> int | None:
+    try:
+        return parse(client_order_id).ns
+    except ValueError:
+        return None
 
 
 async def run_engine(

@@ -178,6 +178,16 @@ class OrderQueryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueOpenOrders:
+    """Reconciliation: the client order ids the venue lists as open for one member
+    account on this symbol, as of `ts_ns` (the request's send time)."""
+
+    account_id: str
+    client_order_ids: frozenset[str]
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class InstrumentStatus:
     halted: bool
     ts_ns: int
@@ -251,6 +261,7 @@ Event = (
     | OrderCancelled
     | PlaceOutcomeUnknown
     | OrderQueryResult
+    | VenueOpenOrders
     | InstrumentStatus
     | Timer
     | Command

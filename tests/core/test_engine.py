@@ -29,6 +29,7 @@ from quoting_worker.core.types import (
     Side,
     SimulatedQuote,
     Timer,
+    VenueOpenOrders,
 )
 from tests.core.engine_world import (
     BTC,
@@ -400,3 +401,28 @@ def test_an_engine_started_active_gives_the_feed_its_grace_too() -> None:
     clock.advance(5000 * MS)
     out = engine.handle(Timer(clock.now_ns()))
     assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["STALE_DATA"]
+
+
+def test_reconciliation_cancels_strangers_and_queries_the_missing() -> None:
+    world = World()
+    orders = places(world.active())
+    alice = MEMBERS[0]
+    mine = [o for o in orders if o.participant_id == alice.participant_id]
+    stranger = "mm-aaaaaaaa-BTCUSDT-PERP-0-BUY-42"  # left by a killed worker
+    world.clock.advance(10 * MS)
+    listed = frozenset({stranger, *(o.client_order_id for o in mine[1:])})
+    out = world.send(VenueOpenOrders(alice.account_id, listed, world.now()))
+    assert [c.client_order_id for c in cancels(out)] == [stranger]
+    assert [q.client_order_id for q in out if isinstance(q, QueryOrder)] == []  # still NEW
+    world.send(OrderAccepted(mine[0].client_order_id, "v-1", world.now()))
+    world.clock.advance(10 * MS)
+    out = world.send(VenueOpenOrders(alice.account_id, listed, world.now()))
+    # Believed open, not listed: asked about, not forgotten.
+    assert [q.client_order_id for q in out if isinstance(q, QueryOrder)] == [
+        mine[0].client_order_id
+    ]
+    assert mine[0].client_order_id in world.engine.members[alice.participant_id].runtime.open_orders
+    # The stranger's cancel is confirmed by a query that finds it gone.
+    for _ in range(NOT_FOUND_BEFORE_GIVING_UP):
+        world.send(OrderQueryResult(stranger, False, False, world.now()))
+    assert stranger not in world.engine.cancelling

@@ -46,6 +46,7 @@ from quoting_worker.core.types import (
     RiskTriggered,
     Side,
     Timer,
+    VenueOpenOrders,
 )
 from tests.core.engine_world import BTC, MEMBERS, MID, MS, World, with_params
 
@@ -246,6 +247,16 @@ class EngineMachine(RuleBasedStateMachine):
     def query_answer(self, data: st.DataObject, found: bool, is_open: bool) -> None:
         _pid, coid = data.draw(st.sampled_from(self._open_orders()))
         self.feed(OrderQueryResult(coid, found, is_open and found, self.world.now()))
+
+    @rule(data=st.data(), stranger=st.booleans())
+    def venue_listing(self, data: st.DataObject, stranger: bool) -> None:
+        """Reconciliation: the venue lists some of a member's orders, maybe one we lost."""
+        member = data.draw(st.sampled_from(MEMBERS))
+        ours = [c for pid, c in self._open_orders() if pid == member.participant_id]
+        listed = set(data.draw(st.lists(st.sampled_from(ours), unique=True))) if ours else set()
+        if stranger:
+            listed.add(f"mm-{member.short_id}-BTCUSDT-PERP-0-BUY-{len(self.fills) + 7}")
+        self.feed(VenueOpenOrders(member.account_id, frozenset(listed), self.world.now()))
 
     # ---------------------------------------------------------------- commands
 
