@@ -45,6 +45,13 @@ from pools.enums import FlattenStatus
 from pools.leases import StaleLease, lease_acquire, lease_release
 from pools.models import FlattenRequest, PoolConfig
 from quoting_worker.adapters import store
+from quoting_worker.adapters.identity import (
+    WORKER_KEY,
+    WORKER_PATTERN,
+    build_hash,
+    config_hash,
+    disagreeing_peers,
+)
 from quoting_worker.adapters.kafka_config import (
     CONSUMED_TOPICS,
     DEVELOPMENT_GROUP_TIMEOUTS,
@@ -187,6 +194,13 @@ class QuoterWorker:
         # Every ORM call runs on this one thread: one connection, closed at shutdown.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quoter-db")
         self._lock = asyncio.Lock()
+        self.identity = {
+            "worker_id": config.worker_id,
+            "build": build_hash(),
+            "config": config_hash(
+                {"partitions": config.partitions, "group": config.group_id, "shadow": config.shadow}
+            ),
+        }
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -221,6 +235,7 @@ class QuoterWorker:
             await asyncio.get_running_loop().run_in_executor(None, self._consumer_thread.join, 15)
         await self.client.aclose()
         await self.metadata.close()
+        await self.redis.delete(WORKER_KEY.format(worker_id=self.config.worker_id))
         await self.redis.aclose()
         await self._db(connections.close_all)
         self._db_thread.shutdown(wait=True)
@@ -348,6 +363,15 @@ class QuoterWorker:
         hosting a pool because a person just enabled it."""
         async with self._lock:
             if symbol in self.hosted or self.stopping.is_set():
+                return
+            strangers = await self._disagreeing_peers()
+            if strangers:
+                logger.error(
+                    "%s: not hosted: peers %s run other code or config than %s",
+                    symbol,
+                    strangers,
+                    self.identity,
+                )
                 return
             try:
                 instrument, halted = await self.metadata.get_instrument(symbol)
@@ -571,8 +595,21 @@ class QuoterWorker:
                     )
                     hosted.queue.put_nowait((event, None))
 
+    async def _disagreeing_peers(self) -> list[str]:
+        peers = []
+        async for key in self.redis.scan_iter(match=WORKER_PATTERN):
+            raw = await self.redis.get(key)
+            if raw:
+                peers.append(json.loads(raw))
+        return disagreeing_peers(self.identity, peers)
+
     async def _publish_status_forever(self) -> None:
         while True:
+            await self.redis.set(
+                WORKER_KEY.format(worker_id=self.config.worker_id),
+                json.dumps(self.identity),
+                ex=LIVE_TTL_SECONDS,
+            )
             for hosted in list(self.hosted.values()):
                 hosted.version += 1
                 record = status_record(
