@@ -97,6 +97,8 @@ from trading.enums import OrderStatus
 logger = logging.getLogger("mms.quoter")
 
 T = TypeVar("T")
+BATCH_SIZE = 500  # messages per consumer wake-up
+COMMIT_INTERVAL_S = 0.1
 SIMULATED_TOPIC = "mm.quote.simulated.v1"
 DEAD_MANS_SWITCH_MS = 5_000
 
@@ -265,17 +267,25 @@ class QuoterWorker:
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+        last_commit = 0.0
         try:
             while not self.stopping.is_set():
-                message = consumer.poll(0.05)
-                if message is not None:
-                    self._take(message)
-                commits = self.offsets.to_commit()
-                if commits:
-                    try:
-                        consumer.commit(offsets=commits, asynchronous=True)
-                    except Exception:
-                        logger.warning("offset commit failed", exc_info=True)
+                # A batch per wake-up: one hand-over to the event loop, not one per message.
+                items = [
+                    item
+                    for item in map(self._take, consumer.consume(BATCH_SIZE, 0.05))
+                    if item is not None
+                ]
+                if items:
+                    self._loop().call_soon_threadsafe(self._route_batch, items)
+                if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
+                    last_commit = time.monotonic()
+                    commits = self.offsets.to_commit()
+                    if commits:
+                        try:
+                            consumer.commit(offsets=commits, asynchronous=True)
+                        except Exception:
+                            logger.warning("offset commit failed", exc_info=True)
         finally:
             commits = self.offsets.to_commit()
             if commits:
@@ -285,29 +295,28 @@ class QuoterWorker:
                     logger.warning("final offset commit failed", exc_info=True)
             consumer.close()
 
-    def _take(self, message: Message) -> None:
+    def _take(self, message: Message) -> tuple[str, str, int, int, dict[str, Any]] | None:
+        """Decodes one message in the consumer thread; None when it is skipped."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
                 logger.warning("kafka error: %s", error)
-            return
+            return None
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         key = message.key()
         value = message.value()
         if topic is None or partition is None or offset is None or key is None or value is None:
             self.skipped["no_key_or_value"] += 1
             logger.warning("skipped %s[%s]@%s: no key or value", topic, partition, offset)
-            return
+            return None
         try:
             record = self.codec.decode(topic, value)
         except DecodeError as exc:
             self.skipped["undecodable"] += 1
             logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
-            return
+            return None
         self.offsets.started(topic, partition, offset)
-        self._loop().call_soon_threadsafe(
-            self._route, key.decode(), topic, partition, offset, record
-        )
+        return key.decode(), topic, partition, offset, record
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
@@ -436,6 +445,10 @@ class QuoterWorker:
         logger.info("%s: released (%s)", symbol, reason)
 
     # ------------------------------------------------------------------ events
+
+    def _route_batch(self, items: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+        for item in items:
+            self._route(*item)
 
     def _route(
         self, symbol: str, topic: str, partition: int, offset: int, record: dict[str, Any]
