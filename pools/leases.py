@@ -21,24 +21,28 @@ class StaleLease(Conflict):
     code = "stale_lease"
 
 
-def lease_acquire(*, symbol: str, owner: str) -> int:
-    """Takes the symbol for `owner` and returns the new fencing token."""
+def lease_acquire(*, symbol: str, owner: str) -> tuple[int, str]:
+    """Takes the symbol for `owner`; returns the new fencing token and the previous
+    owner (its last holder, released or not: a worker getting its own symbol back
+    after a rebalance is not taking it over from another)."""
     with transaction.atomic():
         lease, _ = SymbolLease.objects.select_for_update().get_or_create(symbol=symbol)
+        previous = lease.owner
         lease.owner = owner
         lease.token += 1
         lease.acquired_at = timezone.now()
         lease.released_at = None
         lease.save()
-        return lease.token
+        return lease.token, previous
 
 
 def lease_release(*, symbol: str, owner: str, token: int) -> bool:
-    """Gives the symbol up, if `owner` still holds it with `token`."""
+    """Gives the symbol up, if `owner` still holds it with `token` (the row keeps
+    the owner's name as the last holder; `released_at` says it is free)."""
     with transaction.atomic():
-        updated = SymbolLease.objects.filter(symbol=symbol, owner=owner, token=token).update(
-            owner="", released_at=timezone.now()
-        )
+        updated = SymbolLease.objects.filter(
+            symbol=symbol, owner=owner, token=token, released_at__isnull=True
+        ).update(released_at=timezone.now())
         return updated == 1
 
 

@@ -182,7 +182,7 @@ class QuoterWorker:
         self.user_ids: dict[str, str] = {}
         self.offsets = OffsetTracker()
         self.skipped: defaultdict[str, int] = defaultdict(int)
-        self.assigned: set[int] = set()
+        self.assigned: set[tuple[str, int]] = set()
         self.stopping = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.codec = AvroCodec(config.registry_url)
@@ -222,10 +222,10 @@ class QuoterWorker:
         try:
             await stop.wait()
         finally:
-            await self.shutdown()
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
+            await self.shutdown()
 
     async def shutdown(self) -> None:
         """The gate closes and every order is cancelled explicitly, symbol by symbol
@@ -319,14 +319,12 @@ class QuoterWorker:
         return key.decode(), topic, partition, offset, record
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        numbers = {tp.partition for tp in partitions}
-        self._run_on_loop(self._assign(numbers))
+        self._run_on_loop(self._assign({(tp.topic, tp.partition) for tp in partitions}))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.offsets.forget(tp.topic, tp.partition)
-        numbers = {tp.partition for tp in partitions}
-        self._run_on_loop(self._revoke(numbers))
+        self._run_on_loop(self._revoke({(tp.topic, tp.partition) for tp in partitions}))
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -342,20 +340,23 @@ class QuoterWorker:
 
     # ------------------------------------------------------------------ ownership
 
-    async def _assign(self, partitions: set[int]) -> None:
+    async def _assign(self, partitions: set[tuple[str, int]]) -> None:
         self.assigned |= partitions
         for symbol in await self._db(self._enabled_symbols):
-            if partition_for(symbol, self.config.partitions) in partitions:
+            if self._owns(symbol):
                 await self._host(symbol)
 
-    async def _revoke(self, partitions: set[int]) -> None:
+    async def _revoke(self, partitions: set[tuple[str, int]]) -> None:
         self.assigned -= partitions
         for symbol in list(self.hosted):
-            if partition_for(symbol, self.config.partitions) in partitions:
+            if not self._owns(symbol):
                 await self._release(symbol, reason="partition revoked")
 
     def _owns(self, symbol: str) -> bool:
-        return partition_for(symbol, self.config.partitions) in self.assigned
+        """A symbol is owned only with its partition of every consumed topic: its
+        book, marks and engine events all reach this worker, or none is used."""
+        partition = partition_for(symbol, self.config.partitions)
+        return all((topic, partition) in self.assigned for topic in CONSUMED_TOPICS)
 
     @staticmethod
     def _enabled_symbols() -> list[str]:
@@ -387,8 +388,10 @@ class QuoterWorker:
             except MetadataError as exc:
                 logger.error("%s: no metadata, not hosted: %s", symbol, exc)
                 return
-            token = await self._db(lease_acquire, symbol=symbol, owner=self.config.worker_id)
-            if takeover:
+            token, previous = await self._db(
+                lease_acquire, symbol=symbol, owner=self.config.worker_id
+            )
+            if takeover and previous != self.config.worker_id:
                 await self._db(
                     store.pool_boot_pause,
                     symbol=symbol,
@@ -670,9 +673,12 @@ class QuoterWorker:
     async def _sync(self, symbol: str) -> None:
         """Applies what the database says about `symbol` (the one authority)."""
         hosted = self.hosted.get(symbol)
+        # Decided before reading the row: a symbol assigned meanwhile is hosted by the
+        # assignment (with its boot pause), never from a row read before it.
+        owned_before = self._owns(symbol)
         setup = await self._db(self._setup, symbol)
         if hosted is None:
-            if setup is not None and setup.enabled and self._owns(symbol):
+            if setup is not None and setup.enabled and owned_before and self._owns(symbol):
                 # Enabled while this worker owns the partition: not a takeover, so an
                 # ACTIVE pool stays ACTIVE (the engine starts in the row's state).
                 await self._host(symbol, takeover=False)

@@ -5,7 +5,7 @@ broker in development and tests: /work/shared/KAFKA.md):
 
 - consumers commit offsets themselves (after the work is done), start from
   the earliest offset of a new group, use the classic group protocol with
-  cooperative-sticky assignment, and wait at most `fetch_wait_max_ms` for a
+  range assignment (co-partitioned topics stay together), and wait at most `fetch_wait_max_ms` for a
   fetch, since the broker answers a waiting fetch only when that expires;
 - producers are idempotent, wait for every in-sync replica and partition
   keys as the Java client does;
@@ -87,7 +87,10 @@ def consumer_config(
         "client.id": client_id,
         "group.id": group_id,
         "group.protocol": "classic",
-        "partition.assignment.strategy": "cooperative-sticky",
+        # "range" gives every co-partitioned topic's partition p to the same member;
+        # cooperative-sticky balances topic-partitions independently and can split a
+        # symbol's book from its engine events across workers.
+        "partition.assignment.strategy": "range",
         "session.timeout.ms": timeouts.session_timeout_ms,
         "heartbeat.interval.ms": timeouts.heartbeat_interval_ms,
         "fetch.wait.max.ms": fetch_wait_max_ms,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from common.actors import Actor, ActorKind
+from common.actors import SYSTEM, Actor, ActorKind
 from participants.enums import ParticipantState
 from pools import services as pool_services
 from pools.enums import PoolState
@@ -113,7 +113,8 @@ def pool_setup(*, symbol: str) -> PoolSetup | None:
 def pool_boot_pause(*, symbol: str, worker_id: str, reason: str) -> PoolMode:
     """At boot or takeover an ACTIVE pool goes PAUSED first (SPEC B.9); HALTED stays."""
     pool = PoolConfig.objects.get(symbol=symbol)
-    pool_services.pool_boot_pause(pool=pool, actor=quoter_actor(worker_id), reason=reason)
+    # SPEC B.9 names the actor "system"; the reason says which worker.
+    pool_services.pool_boot_pause(pool=pool, actor=SYSTEM, reason=f"{reason} ({worker_id})")
     return PoolMode(PoolConfig.objects.get(symbol=symbol).state)
 
 

@@ -156,7 +156,7 @@ def test_a_group_join_with_the_development_timeouts_takes_seconds(kafka_broker: 
         print(f"\nconsumer group join (session.timeout.ms=2000): {join_s:.2f} s")
         assert assigned["first"] == {0, 1, 2, 3}
 
-        # A second worker joins: cooperative-sticky hands it some partitions, and
+        # A second worker joins: the range assignor hands it some partitions, and
         # no partition is owned twice.
         started = time.monotonic()
         second.subscribe([topic], on_assign=on_assign("second"), on_revoke=on_revoke("second"))

@@ -51,7 +51,7 @@ def test_pool_setup_maps_config_and_members(pool):
 
 
 def test_orders_and_fills_are_recorded_once_with_the_order_following(pool):
-    token = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    token, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
     pid = str(pool.members.get().participant_id)
     order = _place(pid, 1)
     store.orders_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, placed=[(order, NS)])
@@ -101,8 +101,9 @@ def test_orders_and_fills_are_recorded_once_with_the_order_following(pool):
 
 
 def test_a_stale_token_writes_nothing(pool):
-    old = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
-    new = lease_acquire(symbol="BTCUSDT-PERP", owner="w2")
+    old, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    new, previous = lease_acquire(symbol="BTCUSDT-PERP", owner="w2")
+    assert previous == "w1"
     assert new == old + 1
     pid = str(pool.members.get().participant_id)
     with pytest.raises(StaleLease):
@@ -119,7 +120,7 @@ def test_a_stale_token_writes_nothing(pool):
 
 
 def test_restore_rebuilds_the_engine_from_the_database(pool):
-    token = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    token, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
     pid = str(pool.members.get().participant_id)
     buy, sell, unacked = _place(pid, 1), _place(pid, 2, Side.SELL), _place(pid, 3)
     store.orders_record(

@@ -1,0 +1,645 @@
+"""The runquoter's safety guarantees end to end (SPEC Part A "Safety guarantees",
+Part B.3-B.13, RELIABILITY.md): fills, restarts, the boot pause (and an enable
+while the worker runs, which is not one), kill switch, malformed input,
+flatten, two workers sharing symbols, shadow mode.
+
+Each test runs a real Tansu broker of its own, the schema registry, the Order
+Service and Metadata stand-ins, PostgreSQL and Redis, with the worker in a
+thread; every wait polls with a deadline."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from common.actors import Actor
+from common.models import AuditLog, OutboxEvent
+from common.notify import POOL_CHANGED_CHANNEL
+from common.redis import redis_client
+from participants.models import Participant
+from pools import services
+from pools.models import FlattenRequest, PoolConfig, SymbolLease
+from quoting_worker.adapters.partitioning import partition_for
+from quoting_worker.adapters.serde import AvroCodec
+from quoting_worker.worker import QuoterWorker, WorkerConfig
+from tests.adapters.broker_fixture import unique_group
+from tests.adapters.order_service_fixture import SimAdmin, run_order_service
+from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
+from tests.adapters.worker_harness import (
+    SYMBOL,
+    Market,
+    RunningWorker,
+    live_status,
+    member_view,
+    open_orders,
+    place_directly,
+    running_worker,
+    tansu_broker,
+    wait_for,
+    worker_config,
+)
+from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from trading.models import MMFill
+
+OPS = Actor("olga-ops")
+ENGINE_TOPIC = "engine.event.v1"
+BTC_LOT = Decimal("0.001")
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def order_service() -> Iterator[str]:
+    with run_order_service() as url:
+        yield url
+
+
+@pytest.fixture
+def venue(order_service: str) -> SimAdmin:
+    admin = SimAdmin(order_service)
+    admin.reset()
+    admin.book(SYMBOL, "59999.5", "60000.5")
+    return admin
+
+
+@pytest.fixture
+def codec(schema_registry_url: str) -> AvroCodec:
+    codec = AvroCodec(schema_registry_url)
+    codec.register_all()
+    return codec
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    with tansu_broker(tmp_path) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture
+def market(broker: str, codec: AvroCodec) -> Iterator[Market]:
+    market = Market(broker, codec)
+    yield market
+    market.close()
+
+
+ConfigFactory = Callable[..., WorkerConfig]
+
+
+@pytest.fixture
+def make_config(
+    schema_registry_url: str,
+    order_service: str,
+    metadata_target: str,  # noqa: F811
+) -> ConfigFactory:
+    """WorkerConfig for a broker; one consumer group per test unless told."""
+    group = unique_group("quoter")
+
+    def make(broker: str, **overrides: Any) -> WorkerConfig:
+        overrides.setdefault("group_id", group)
+        return worker_config(
+            kafka_brokers=broker,
+            registry_url=schema_registry_url,
+            order_service_url=order_service,
+            metadata_target=metadata_target,
+            **overrides,
+        )
+
+    return make
+
+
+@dataclass
+class BtcPool:
+    pool: PoolConfig
+    alice: Participant
+    bob: Participant
+
+    def refresh(self) -> PoolConfig:
+        return PoolConfig.objects.get(pk=self.pool.pk)
+
+
+def btc_pool(**overrides: Any) -> BtcPool:
+    """An enabled (so hosted), PAUSED BTC pool quoting 2 levels, alice weight 1, bob 3."""
+    config: dict[str, Any] = {
+        "symbol": SYMBOL,
+        "enabled": True,
+        "gamma": Decimal("0.0001"),
+        "kappa": Decimal("2"),
+        "min_spread_bps": Decimal("2"),
+        "max_spread_bps": Decimal("40"),
+        "order_size_usdt": Decimal("1200"),
+        "num_levels": 2,
+        "staleness_threshold_ms": 5000,
+    }
+    pool = PoolFactory(**{**config, **overrides})
+    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice", user_id="user-alice")
+    bob = ParticipantFactory(state="ACTIVE", account_id="acct-bob", user_id="user-bob")
+    MemberFactory(
+        pool=pool, participant=alice, weight=Decimal(1), max_position_usdt=Decimal(50_000)
+    )
+    MemberFactory(pool=pool, participant=bob, weight=Decimal(3), max_position_usdt=Decimal(50_000))
+    return BtcPool(pool, alice, bob)
+
+
+def fill_record(order: dict[str, Any], fill_id: str, size: Decimal) -> dict[str, Any]:
+    """The matching engine's Fill of `size` of a venue order (as the stand-in lists it)."""
+    return {
+        "type": "Fill",
+        "fill_id": fill_id,
+        "order_id": order["order_id"],
+        "client_order_id": order["client_order_id"],
+        "account_id": order["account_id"],
+        "symbol": order["symbol"],
+        "side": order["side"],
+        "price": order["price"],
+        "size": str(size),
+        "fee": "-0.01",
+        "fee_asset": "USDT",
+        "liquidity": "MAKER",
+        "ts_ns": time.time_ns(),
+    }
+
+
+def signed(side: str, size: Decimal) -> Decimal:
+    return size if side == "BUY" else -size
+
+
+def hosted(worker: QuoterWorker, symbol: str = SYMBOL) -> bool:
+    return symbol in worker.hosted
+
+
+def no_orders_at_venue(url: str, *accounts: str, symbol: str = SYMBOL) -> bool:
+    return all(not open_orders(url, account, symbol) for account in accounts)
+
+
+def warmed_status(worker_id: str) -> Callable[[], dict[str, Any] | None]:
+    """A live status from `worker_id` with σ known: trades, book and mark consumed."""
+
+    def check() -> dict[str, Any] | None:
+        status = live_status()
+        if status and status["worker_id"] == worker_id and status["sigma"] is not None:
+            return status
+        return None
+
+    return check
+
+
+# ---------------------------------------------------------------- 1. fills
+
+
+def test_a_fill_delivered_twice_is_stored_once_for_its_member_and_counted_once(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    with running_worker(make_config(broker)) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        alice_order = wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))[0]
+        bob_order = wait_for("bob's quotes", lambda: open_orders(venue.url, "acct-bob"))[0]
+
+        fill = fill_record(alice_order, "venue-fill-1", BTC_LOT)
+        market.send(ENGINE_TOPIC, fill)
+        market.send(ENGINE_TOPIC, fill)  # at-least-once: the broker delivers it again
+        # Behind both copies on the partition: once it shows, both were handled.
+        market.send(ENGINE_TOPIC, fill_record(bob_order, "venue-fill-2", BTC_LOT))
+        market.flush()
+
+        wait_for(
+            "bob's fill stored", lambda: MMFill.objects.filter(fill_id="venue-fill-2").exists()
+        )
+        stored = list(MMFill.objects.filter(fill_id="venue-fill-1"))
+        assert len(stored) == 1
+        assert stored[0].participant_id == pool.alice.pk
+        assert stored[0].client_order_id == alice_order["client_order_id"]
+        assert stored[0].size == BTC_LOT
+
+        def both_positions() -> dict[str, Any] | None:
+            status = live_status()
+            if status is None:
+                return None
+            bob_position = Decimal(member_view(status, str(pool.bob.pk))["position"])
+            return status if bob_position != 0 else None
+
+        status = wait_for("bob's fill in the live status", both_positions)
+        alice_view = member_view(status, str(pool.alice.pk))
+        assert Decimal(alice_view["position"]) == signed(alice_order["side"], BTC_LOT)
+        assert alice_view["trade_count"] == 1
+        assert Decimal(member_view(status, str(pool.bob.pk))["position"]) == signed(
+            bob_order["side"], BTC_LOT
+        )
+
+
+# ---------------------------------------------------------------- 2. restart
+
+
+def test_a_restart_rebuilds_positions_from_stored_fills_and_comes_back_paused(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    with running_worker(make_config(broker, worker_id="worker-1")) as first:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(first.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        order = wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))[0]
+        market.send(ENGINE_TOPIC, fill_record(order, "venue-fill-r1", 2 * BTC_LOT))
+        market.flush()
+        wait_for("the fill stored", lambda: MMFill.objects.filter(fill_id="venue-fill-r1").exists())
+    assert pool.refresh().state == "ACTIVE"  # the worker went away; the row still says ACTIVE
+    stored = sum(
+        (signed(f.side, f.size) for f in MMFill.objects.filter(participant=pool.alice)),
+        Decimal(0),
+    )
+    assert stored == signed(order["side"], 2 * BTC_LOT)
+    # Someone left an order resting for alice while no worker ran.
+    place_directly(
+        venue.url,
+        account_id="acct-alice",
+        user_id="user-alice",
+        symbol=SYMBOL,
+        side="BUY",
+        price="59000.0",
+        size="0.001",
+        coid="left-behind-1",
+    )
+
+    # This test is about what the restart rebuilds, not the periodic re-read.
+    second_config = make_config(broker, worker_id="worker-2", reread_interval_s=60.0)
+    with running_worker(second_config) as second:
+        wait_for("the new worker to host the pool", lambda: hosted(second.worker))
+        engine = second.worker.hosted[SYMBOL].engine
+        position_lots = engine.members[str(pool.alice.pk)].runtime.position_lots
+        assert position_lots * BTC_LOT == stored
+        assert pool.refresh().state == "PAUSED"
+        assert AuditLog.objects.filter(
+            entity_type="pool", entity_id=SYMBOL, action="pause", to_state="PAUSED"
+        ).exists()
+
+        market.snapshot()  # the venue's periodic snapshot and tape reach the new worker
+        market.trades()
+        status = wait_for("the new worker's live status", warmed_status("worker-2"))
+        assert status["mode"] == "PAUSED"
+        assert Decimal(member_view(status, str(pool.alice.pk))["position"]) == stored
+        wait_for(
+            "the left-behind order cancelled", lambda: no_orders_at_venue(venue.url, "acct-alice")
+        )
+        assert no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("quotes once enabled again", lambda: open_orders(venue.url, "acct-bob"))
+
+
+# ---------------------------------------------------------------- 3. boot pause
+
+
+def pool_configs_lock_waiters() -> int:
+    """Sessions waiting for a lock on mm_pool_configs (the worker's database thread)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND relation = 'mm_pool_configs'::regclass"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_an_enable_sent_while_no_worker_runs_does_not_quote_when_a_worker_starts(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    services.pool_enable(pool=pool.refresh(), actor=OPS)
+    assert pool.refresh().state == "ACTIVE"
+    market.open()
+    running = RunningWorker(make_config(broker, reread_interval_s=60.0))
+    try:
+        # The database is slow while the worker joins its group, and ops touch the
+        # pool meanwhile (a pool-changed hint for the symbol reaches the worker).
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE mm_pool_configs IN ACCESS EXCLUSIVE MODE")
+            running.start()
+
+            def hinted() -> bool:
+                redis_client().publish(
+                    POOL_CHANGED_CHANNEL, json.dumps({"symbol": SYMBOL, "reason": "config"})
+                )
+                return pool_configs_lock_waiters() > 0
+
+            wait_for("the worker reading the pool", hinted)
+            wait_for("the worker's partitions", lambda: running.worker.assigned)
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        assert pool.refresh().state == "PAUSED"
+        status = wait_for("a warmed-up live status", warmed_status("worker-1"))
+        # Three more beats of a warm book: an ACTIVE pool quotes within the first.
+        version = status["version"]
+        wait_for(
+            "three more status beats",
+            lambda: (live_status() or {}).get("version", 0) >= version + 3,
+        )
+        assert live_status()["mode"] == "PAUSED"  # type: ignore[index]
+        assert "place" not in venue.stats()["requests"]
+        assert no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+    finally:
+        running.stop()
+
+
+def test_an_enable_sent_while_the_worker_runs_quotes_and_stays_active(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    """The other side of SPEC B.9: starting to host a pool because of an enable is
+    not a boot or a takeover, so the enable stands."""
+    pool = btc_pool(enabled=False)  # no engine hosted for it
+    with running_worker(make_config(broker)) as running:
+        market.open()
+        wait_for("the worker to join its group", lambda: running.worker.assigned)
+        assert not hosted(running.worker)
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        wait_for("quotes", lambda: open_orders(venue.url, "acct-bob"))
+        # Past a periodic re-read of the row (1 s) and two status beats.
+        status = wait_for("a live status", warmed_status("worker-1"))
+        version = status["version"]
+        wait_for(
+            "two more status beats",
+            lambda: (live_status() or {}).get("version", 0) >= version + 2,
+        )
+        assert pool.refresh().state == "ACTIVE"
+        assert live_status()["mode"] == "ACTIVE"  # type: ignore[index]
+        assert open_orders(venue.url, "acct-bob")
+
+
+# ---------------------------------------------------------------- 4. kill switch
+
+
+def test_an_exchange_halt_halts_the_pool_once_and_cancels_every_order(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    with running_worker(make_config(broker, worker_id="worker-k")) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))
+        wait_for("bob's quotes", lambda: open_orders(venue.url, "acct-bob"))
+
+        market.send(
+            ENGINE_TOPIC,
+            {
+                "type": "InstrumentStatus",
+                "symbol": SYMBOL,
+                "status": "HALTED",
+                "ts_ns": time.time_ns(),
+            },
+        )
+        market.flush()
+
+        wait_for("the pool HALTED", lambda: pool.refresh().state == "HALTED")
+        wait_for(
+            "every order cancelled at the venue",
+            lambda: no_orders_at_venue(venue.url, "acct-alice", "acct-bob"),
+        )
+        # The halt's status beat: the worker applied it (and had time to repeat it).
+        wait_for(
+            "the halt in the live status", lambda: (live_status() or {}).get("mode") == "HALTED"
+        )
+
+    halts = list(AuditLog.objects.filter(entity_type="pool", entity_id=SYMBOL, action="halt"))
+    assert len(halts) == 1
+    assert (halts[0].actor, halts[0].actor_kind, halts[0].to_state) == (
+        "worker-k",
+        "quoter",
+        "HALTED",
+    )
+    risk = list(OutboxEvent.objects.filter(topic="mm.risk.triggered.v1", key=SYMBOL))
+    assert len(risk) == 1
+    assert risk[0].payload["trigger"] == "EXCHANGE_HALT"
+    assert risk[0].payload["actor"] == "worker-k"
+    halted = [
+        e
+        for e in OutboxEvent.objects.filter(topic="mm.state.changed.v1", key=SYMBOL)
+        if e.payload["to_state"] == "HALTED"
+    ]
+    assert len(halted) == 1
+    assert halted[0].payload["from_state"] == "ACTIVE"
+
+
+# ---------------------------------------------------------------- 5. malformed input
+
+
+def test_malformed_messages_are_skipped_and_counted_and_quoting_goes_on(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    with running_worker(make_config(broker)) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))
+
+        for garbage in (b"not avro at all", b"\x01\x00\x00\x00\x01junk", b"\x00\x00"):
+            market.send_raw("md.orderbook.delta.v1", garbage)
+        # Behind the garbage on the same partition: the book moves up 50.
+        venue.book(SYMBOL, "60049.5", "60050.5")
+        market.move(Decimal(50))
+
+        wait_for("the garbage counted", lambda: running.worker.skipped["undecodable"] == 3)
+
+        def requoted() -> bool:
+            orders = open_orders(venue.url, "acct-alice") + open_orders(venue.url, "acct-bob")
+            return bool(orders) and all(Decimal(o["price"]) > Decimal("60020") for o in orders)
+
+        wait_for("quotes around the moved book", requoted)
+        assert pool.refresh().state == "ACTIVE"
+        assert running.worker.skipped["undecodable"] == 3
+
+
+# ---------------------------------------------------------------- 6. flatten
+
+
+def test_flatten_cancels_every_member_order_at_the_venue_and_completes(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    # A pool no worker hosts (not enabled) where alice is a member too.
+    eth = PoolFactory(symbol="ETHUSDT-PERP", enabled=False)
+    MemberFactory(pool=eth, participant=pool.alice)
+    with running_worker(make_config(broker)) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))
+        wait_for("bob's quotes", lambda: open_orders(venue.url, "acct-bob"))
+        # Orders MMS never knew, for member accounts, on a hosted and an unhosted symbol.
+        for symbol, price, size in (
+            (SYMBOL, "59000.0", "0.001"),
+            ("ETHUSDT-PERP", "2900.00", "0.01"),
+        ):
+            place_directly(
+                venue.url,
+                account_id="acct-alice",
+                user_id="user-alice",
+                symbol=symbol,
+                side="BUY",
+                price=price,
+                size=size,
+                coid=f"unknown-to-mms-{symbol}",
+            )
+
+        request, _ = services.emergency_flatten(actor=OPS, reason="drill")
+
+        def completed() -> FlattenRequest | None:
+            current = FlattenRequest.objects.get(pk=request.pk)
+            return current if current.status == "COMPLETED" else None
+
+        done = wait_for("the flatten completed", completed)
+        assert done.completed_at is not None
+        wait_for(
+            "every member order cancelled",
+            lambda: (
+                no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+                and no_orders_at_venue(venue.url, "acct-alice", symbol="ETHUSDT-PERP")
+            ),
+        )
+        assert pool.refresh().state == "HALTED"
+        assert PoolConfig.objects.get(symbol="ETHUSDT-PERP").state == "HALTED"
+        wait_for(
+            "the halt in the live status", lambda: (live_status() or {}).get("mode") == "HALTED"
+        )
+        assert no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+
+
+# ---------------------------------------------------------------- 7. two workers
+
+
+class OwnershipWatch:
+    """Samples which worker hosts which symbol, every 10 ms, and records any overlap."""
+
+    def __init__(self, workers: list[QuoterWorker], symbols: tuple[str, ...]) -> None:
+        self.workers, self.symbols = workers, symbols
+        self.overlaps: list[tuple[str, list[str]]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def hosts(self, symbol: str) -> list[str]:
+        owners = []
+        for worker in self.workers:
+            for _ in range(5):  # the loop thread may resize the dict meanwhile
+                try:
+                    if symbol in set(worker.hosted):
+                        owners.append(worker.config.worker_id)
+                    break
+                except RuntimeError:
+                    continue
+        return owners
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.01):
+            for symbol in self.symbols:
+                owners = self.hosts(symbol)
+                if len(owners) > 1:
+                    self.overlaps.append((symbol, owners))
+
+    def __enter__(self) -> OwnershipWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_two_workers_share_symbols_by_partition_and_one_takes_over_when_the_other_stops(
+    tmp_path: Path, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    symbols = ("BTCUSDT-PERP", "ETHUSDT-PERP", "PEPEUSDT-PERP")
+    partitions = 2
+    pair: tuple[str, str] | None = None
+    while pair is None:
+        by_partition: dict[int, str] = {}
+        for symbol in symbols:
+            by_partition.setdefault(partition_for(symbol, partitions), symbol)
+        if len(by_partition) >= 2:
+            pair = (by_partition[0], by_partition[1])
+        else:
+            partitions += 1
+    for symbol in pair:
+        member = MemberFactory(pool=PoolFactory(symbol=symbol, enabled=True))
+        assert member.pool.state == "PAUSED"
+
+    with tansu_broker(tmp_path, partitions=partitions) as broker:
+        config_a = make_config(broker, worker_id="worker-a", partitions=partitions)
+        config_b = make_config(broker, worker_id="worker-b", partitions=partitions)
+        with running_worker(config_a) as a:
+            wait_for("worker a to host both", lambda: all(hosted(a.worker, s) for s in pair))
+            b = RunningWorker(config_b).start()
+            try:
+                with OwnershipWatch([a.worker, b.worker], pair) as watch:
+
+                    def settled() -> dict[str, list[str]] | None:
+                        owners = {s: watch.hosts(s) for s in pair}
+                        return owners if b.worker.hosted and all(owners.values()) else None
+
+                    owners = wait_for("worker b to join, every symbol hosted", settled)
+                    # One symbol each: the one on the partition each worker was assigned.
+                    assert sorted(o for hosts in owners.values() for o in hosts) == [
+                        "worker-a",
+                        "worker-b",
+                    ], owners
+                    owner = {s: hosts[0] for s, hosts in owners.items()}
+                    leases = {
+                        lease.symbol: lease for lease in SymbolLease.objects.filter(symbol__in=pair)
+                    }
+                    assert {s: leases[s].owner for s in pair} == owner
+                    moved = next(s for s in pair if owner[s] == "worker-b")
+                    token_before = leases[moved].token
+
+                    b.stop()  # worker b goes away: worker a takes its symbol over
+                    wait_for(
+                        "worker a to take the symbol over",
+                        lambda: hosted(a.worker, moved),
+                        timeout=30,
+                    )
+            finally:
+                b.stop()
+            lease = SymbolLease.objects.get(symbol=moved)
+            assert lease.owner == "worker-a"
+            assert lease.token > token_before
+            assert a.worker.hosted[moved].token == lease.token
+            assert hosted(a.worker, next(s for s in pair if s != moved))
+        assert watch.overlaps == []
+
+
+# ---------------------------------------------------------------- 8. shadow mode
+
+
+def test_shadow_mode_records_simulated_quotes_and_places_nothing(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    pool = btc_pool()
+    with running_worker(make_config(broker, shadow=True)) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        quotes = wait_for(
+            "simulated quotes in the outbox",
+            lambda: list(OutboxEvent.objects.filter(topic="mm.quote.simulated.v1")),
+        )
+        assert {q.payload["participant_id"] for q in quotes} == {
+            str(pool.alice.pk),
+            str(pool.bob.pk),
+        }
+        assert {q.payload["side"] for q in quotes} == {"BUY", "SELL"}
+        assert all(q.key == SYMBOL for q in quotes)
+        requests = venue.stats()["requests"]
+        assert "place" not in requests, requests
+        assert no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
