@@ -132,33 +132,19 @@ class PreTradeCheck:
         resting_prices: frozenset[int] | set[int],
     ) -> str | None:
         """None if the order may go; otherwise the reason it is refused (and counted)."""
-        reason = self._reason(
-            side,
-            price_ticks,
-            size_lots,
-            mid_ticks,
-            best_bid,
-            best_ask,
-            params,
-            max_order_lots,
-            resting_prices,
-        )
+        reason = self._first_failed_rule(
+            side, price_ticks, size_lots, mid_ticks, best_bid, best_ask, params,
+            max_order_lots, resting_prices,
+        )  # fmt: skip
         if reason is not None:
             self.refused[reason] += 1
         return reason
 
-    def _reason(
-        self,
-        side: Side,
-        price_ticks: int,
-        size_lots: int,
-        mid_ticks: float,
-        best_bid: int | None,
-        best_ask: int | None,
-        params: PoolParams,
-        max_order_lots: int,
-        resting_prices: frozenset[int] | set[int],
-    ) -> str | None:
+    def _first_failed_rule(
+        self, side: Side, price_ticks: int, size_lots: int, mid_ticks: float,
+        best_bid: int | None, best_ask: int | None, params: PoolParams,
+        max_order_lots: int, resting_prices: frozenset[int] | set[int],
+    ) -> str | None:  # fmt: skip
         if price_ticks <= 0:
             return "price_not_positive"
         if abs(price_ticks - mid_ticks) * 10_000 > params.price_collar_bps * mid_ticks:
