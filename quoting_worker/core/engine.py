@@ -635,10 +635,12 @@ class PoolEngine:
     def _quote(self, now: int, micro: float) -> list[Action]:
         if self.mark is None:
             return []
-        if self.params.check_staleness:
+        if self.params.check_staleness and (
+            self.guards.check_stale(now, self.book.last_received_ns, self.params) is not None
+        ):
+            # Never a quote off old data; the halt waits for the grace after activation.
             breach = self.guards.check_stale(now, self._feed_heard_ns(), self.params)
-            if breach is not None:
-                return self._trip(breach)
+            return self._trip(breach) if breach is not None else []
         sigma = self.vol.sigma(now)
         mid = self.book.mid_ticks()
         if sigma is None or mid is None:
@@ -832,6 +834,7 @@ class PoolEngine:
             if member is None or fill.fill_id in self.seen_fills:
                 continue  # a former member's fills: not part of this pool's q any more
             self.seen_fills.add(fill.fill_id)
+            self.owner.setdefault(fill.client_order_id, pid)
             member.runtime.apply_fill(fill)
         for pid, order in open_orders:
             holder = self.members.get(pid)

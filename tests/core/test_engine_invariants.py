@@ -62,7 +62,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.model_mode = PoolMode.PAUSED
         self.book_bids: dict[int, int] = {}
         self.book_asks: dict[int, int] = {}
-        self.fills: list[Fill] = []
+        self.fills: list[tuple[str, Fill]] = []  # (participant id, fill), as stored
         self.position: dict[str, int] = defaultdict(int)
         self.cash: dict[str, Decimal] = defaultdict(Decimal)
         self.fees: dict[str, Decimal] = defaultdict(Decimal)
@@ -220,10 +220,10 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.fills))
     @rule(data=st.data())
     def duplicate_fill(self, data: st.DataObject) -> None:
-        self.feed(data.draw(st.sampled_from(self.fills)))
+        self.feed(data.draw(st.sampled_from(self.fills))[1])
 
     def _book_fill(self, pid: str, fill: Fill) -> None:
-        self.fills.append(fill)
+        self.fills.append((pid, fill))
         signed = fill.size_lots if fill.side is Side.BUY else -fill.size_lots
         self.position[pid] += signed
         self.cash[pid] -= BTC.notional(fill.price_ticks, fill.size_lots) * (1 if signed > 0 else -1)
@@ -283,7 +283,7 @@ class EngineMachine(RuleBasedStateMachine):
             mode=PoolMode.PAUSED if old.mode is PoolMode.ACTIVE else old.mode,
         )
         boot = twin.restore(
-            fills=[(old.owner[f.client_order_id], f) for f in self.fills],
+            fills=self.fills,
             open_orders=[
                 (pid, order)
                 for pid, m in old.members.items()
