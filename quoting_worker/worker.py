@@ -40,10 +40,10 @@ from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
-from common.services import outbox_enqueue
+from common.services import audit_record, outbox_enqueue
 from pools.enums import FlattenStatus
 from pools.leases import StaleLease, lease_acquire, lease_release
-from pools.models import FlattenRequest, PoolConfig
+from pools.models import FlattenRequest, PoolConfig, PoolMember
 from quoting_worker.adapters import store
 from quoting_worker.adapters.identity import (
     WORKER_KEY,
@@ -434,8 +434,6 @@ class QuoterWorker:
 
     def _load_user_ids(self, symbol: str) -> None:
         close_old_connections()
-        from pools.models import PoolMember
-
         for account_id, user_id in PoolMember.objects.filter(pool__symbol=symbol).values_list(
             "participant__account_id", "participant__user_id"
         ):
@@ -740,16 +738,11 @@ class QuoterWorker:
 
     @staticmethod
     def _all_member_accounts() -> list[tuple[str, str]]:
-        from pools.models import PoolMember
-
         return sorted(
             set(PoolMember.objects.values_list("participant__account_id", "pool__symbol"))
         )
 
     def _complete_flattens(self, ids: list[int]) -> None:
-        from common.actors import Actor, ActorKind
-        from common.services import audit_record
-
         with transaction.atomic():
             for request in FlattenRequest.objects.select_for_update().filter(
                 pk__in=ids, status=FlattenStatus.REQUESTED
@@ -761,7 +754,7 @@ class QuoterWorker:
                     entity_type="flatten",
                     entity_id=request.pk,
                     action="complete",
-                    actor=Actor(self.config.worker_id, ActorKind.QUOTER),
+                    actor=store.quoter_actor(self.config.worker_id),
                     from_state=FlattenStatus.REQUESTED,
                     to_state=FlattenStatus.COMPLETED,
                 )

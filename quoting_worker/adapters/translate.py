@@ -40,24 +40,25 @@ ENGINE_TOPIC = "engine.event.v1"
 MMS_ORDER_PREFIX = f"{PREFIX}-"
 
 
+def _whole(value: str, unit: Decimal, instrument: Instrument, refusal: str) -> int:
+    """`value` as a whole number of `unit`s; refused (never rounded) when it is not.
+    The message is formatted only on refusal: this runs for every book level."""
+    count = Decimal(value) / unit
+    if count != count.to_integral_value():
+        raise ValueError(f"{instrument.symbol}: " + refusal.format(value=value, unit=unit))
+    return int(count)
+
+
 def ticks(instrument: Instrument, price: str) -> int:
-    value = Decimal(price)
-    ticks_ = value / instrument.tick_size
-    if ticks_ != ticks_.to_integral_value():
-        raise ValueError(
-            f"{instrument.symbol}: price {price} is not on the tick {instrument.tick_size}"
-        )
-    return int(ticks_)
+    return _whole(
+        price, instrument.tick_size, instrument, "price {value} is not on the tick {unit}"
+    )
 
 
 def lots(instrument: Instrument, size: str) -> int:
-    value = Decimal(size)
-    lots_ = value / instrument.lot_size
-    if lots_ != lots_.to_integral_value():
-        raise ValueError(
-            f"{instrument.symbol}: size {size} is not a multiple of the lot {instrument.lot_size}"
-        )
-    return int(lots_)
+    return _whole(
+        size, instrument.lot_size, instrument, "size {value} is not a multiple of the lot {unit}"
+    )
 
 
 def _levels(instrument: Instrument, levels: Iterable[Mapping[str, str]]) -> tuple[Level, ...]:
