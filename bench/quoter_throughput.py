@@ -42,8 +42,10 @@ snapshot, a mark and 30 public trades.
         returns the message -> the first resulting Order Service request
         enters the HTTP transport (timestamps from hooks installed by this
         script only: a Consumer subclass, the worker's
-        codec.decode, each engine's handle, QuoterWorker._db and the httpx
-        transport). Target p99 <= 1 ms.
+        codec.decode, each engine's handle, the worker's order journal and the
+        httpx transport). Target p99 <= 1 ms. The first request is usually a
+        cancel (it needs no journal record); the first placement follows the
+        journal's write-ahead record, and is reported too.
     During (3) the client's rate budget (20 requests/s per process by
     default) is replaced by an unlimited one, so that the figures are MMS's
     processing and not the budget's waits; (1) and (2) keep the default.
@@ -366,13 +368,11 @@ class LatencyProbe:
     def install(self) -> None:
         import httpx
 
-        from quoting_worker.adapters import store
         from quoting_worker.core.types import BookDelta
-        from quoting_worker.worker import QuoterWorker
 
         w = self.worker
         decode = w.codec.decode
-        db = QuoterWorker._db.__get__(w)
+        record = w.journal.record
         taken, records, waiters, current = (
             self.taken,
             self.records,
@@ -394,23 +394,15 @@ class LatencyProbe:
                 )
             return record
 
-        async def probe_db(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        async def probe_journal(**kwargs: Any) -> Any:
             rec = current.get()
-            if rec is None or fn is not store.orders_record or not kwargs.get("placed"):
-                return await db(fn, *args, **kwargs)
-
-            def timed(*a: Any, **kw: Any) -> Any:  # runs on the worker's DB thread
-                rec["db_in"] = now()
-                try:
-                    return fn(*a, **kw)
-                finally:
-                    rec["db_out"] = now()
-
-            rec["db_start"] = now()
+            if rec is None:
+                return await record(**kwargs)
+            rec["j_start"] = now()
             try:
-                return await db(timed, *args, **kwargs)
+                return await record(**kwargs)
             finally:
-                rec["db_end"] = now()
+                rec["j_end"] = now()
 
         def wrap(engine: Any) -> None:
             handle = engine.handle
@@ -470,7 +462,7 @@ class LatencyProbe:
                 await self.inner.aclose()
 
         w.codec.decode = probe_decode
-        w._db = probe_db
+        w.journal.record = probe_journal
         for hosted in w.hosted.values():
             wrap(hosted.engine)
         http = w.client._http
@@ -479,7 +471,7 @@ class LatencyProbe:
 
     def uninstall(self) -> None:
         w = self.worker
-        w.__dict__.pop("_db", None)
+        w.journal.__dict__.pop("record", None)
         w.codec.__dict__.pop("decode", None)
         for engine in self._engines:
             engine.__dict__.pop("handle", None)
@@ -1048,14 +1040,11 @@ def run(
             "to_place",
             "hop",
             "handle",
-            "db",
+            "journal",
             "after_handle",
             "broker_leg",
             "end_to_end",
             "decode_hop",
-            "db_queue",
-            "db_run",
-            "db_back",
         )
     }
     no_request = 0
@@ -1075,11 +1064,8 @@ def run(
         series["hop"].append(rec["t1"] - rec["t0"])
         series["decode_hop"].append(rec["decoded"] - rec["t0"])
         series["handle"].append(rec["t2"] - rec["t1"])
-        if "db_end" in rec:
-            series["db"].append(rec["db_end"] - rec["db_start"])
-            series["db_queue"].append(rec["db_in"] - rec["db_start"])
-            series["db_run"].append(rec["db_out"] - rec["db_in"])
-            series["db_back"].append(rec["db_end"] - rec["db_out"])
+        if "j_end" in rec:
+            series["journal"].append(rec["j_end"] - rec["j_start"])
         series["after_handle"].append(rec["t_req"] - rec["t2"])
         series["broker_leg"].append(rec["t0"] - rec["produced"])
         series["end_to_end"].append(rec["t_req"] - rec["produced"])
@@ -1136,10 +1122,7 @@ def run(
                 "poll_to_engine_handle": stats_ms(series["hop"]),
                 "engine_handle": stats_ms(series["handle"]),
                 "handle_end_to_first_request": stats_ms(series["after_handle"]),
-                "write_ahead_db": stats_ms(series["db"]),
-                "write_ahead_db_queued": stats_ms(series["db_queue"]),
-                "write_ahead_db_running_on_db_thread": stats_ms(series["db_run"]),
-                "write_ahead_db_result_back_to_loop": stats_ms(series["db_back"]),
+                "write_ahead_journal": stats_ms(series["journal"]),
             },
             "broker_leg_in_mms_run": stats_ms(series["broker_leg"]),
             "end_to_end_produce_to_first_request": stats_ms(series["end_to_end"]),
@@ -1165,7 +1148,8 @@ def run(
             "Latency phase replaces the client's RateBudget (20 req/s per process) with an "
             "unlimited one; throughput phase keeps the default.",
             "Hooks (bench only): Consumer subclass for pause/resume; _take, codec.decode, "
-            "engine.handle, _db and the httpx transport wrapped for timestamps in phase 3b.",
+            "engine.handle, the order journal's record and the httpx transport wrapped for "
+            "timestamps in phase 3b.",
         ],
     }
 
@@ -1240,20 +1224,13 @@ def report(r: dict[str, Any]) -> None:
             lat["breakdown"]["handle_end_to_first_request"],
             "",
         ),
-        ("      of which write-ahead DB (PENDING)", lat["breakdown"]["write_ahead_db"], ""),
-        ("        waiting for the DB thread", lat["breakdown"]["write_ahead_db_queued"], ""),
         (
-            "        on the DB thread (ORM, 1 transaction)",
-            lat["breakdown"]["write_ahead_db_running_on_db_thread"],
+            "    write-ahead journal (PENDING, 1 statement)",
+            lat["breakdown"]["write_ahead_journal"],
             "",
         ),
         (
-            "        result back to the event loop",
-            lat["breakdown"]["write_ahead_db_result_back_to_loop"],
-            "",
-        ),
-        (
-            "    receipt -> first placement out (after cancels)",
+            "    receipt -> first placement out (after journal)",
             lat["mms_in_process_to_first_place"],
             "",
         ),

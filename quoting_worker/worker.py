@@ -52,6 +52,7 @@ from quoting_worker.adapters.identity import (
     config_hash,
     disagreeing_peers,
 )
+from quoting_worker.adapters.journal import OrderJournal, conninfo
 from quoting_worker.adapters.kafka_config import (
     CONSUMED_TOPICS,
     DEVELOPMENT_GROUP_TIMEOUTS,
@@ -201,6 +202,7 @@ class QuoterWorker:
             self.client, instruments=self.instruments, on_event=self._venue_event
         )
         self.metadata = MetadataClient(config.metadata_target)
+        self.journal = OrderJournal(conninfo(connections["default"].settings_dict))
         self.redis = aioredis.from_url(config.redis_url)
         self._consumer_thread: threading.Thread | None = None
         # Every ORM call runs on this one thread: one connection, closed at shutdown.
@@ -248,6 +250,7 @@ class QuoterWorker:
             await asyncio.get_running_loop().run_in_executor(None, self._consumer_thread.join, 15)
         await self.client.aclose()
         await self.metadata.close()
+        await self.journal.close()
         await self.redis.delete(WORKER_KEY.format(worker_id=self.config.worker_id))
         await self.redis.aclose()
         await self._db(connections.close_all)
@@ -545,17 +548,6 @@ class QuoterWorker:
         )
 
     async def _execute(self, hosted: Hosted, actions: Sequence[Action]) -> None:
-        placed = [a for a in actions if isinstance(a, PlaceOrder)]
-        if placed:
-            # Write-ahead: an order is on record before it can exist at the venue.
-            now = self.clock.now_ns()
-            await self._db(
-                store.orders_record,
-                symbol=hosted.symbol,
-                token=hosted.token,
-                instrument=hosted.instrument,
-                placed=[(order, now) for order in placed],
-            )
         for action in actions:
             if isinstance(action, RiskTriggered):
                 await self._db(
@@ -568,7 +560,21 @@ class QuoterWorker:
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
-        await self.sink.execute(hosted.symbol, actions)
+        placed = [a for a in actions if isinstance(a, PlaceOrder)]
+        # Write-ahead: an order is on record before it can exist at the venue;
+        # cancels need no record and do not wait for it.
+        journal = (
+            self.journal.record(
+                symbol=hosted.symbol,
+                token=hosted.token,
+                instrument=hosted.instrument,
+                placed=placed,
+                sent_ns=self.clock.now_ns(),
+            )
+            if placed
+            else None
+        )
+        await self.sink.execute(hosted.symbol, actions, before_places=journal)
 
     def _record_simulated(self, hosted: Hosted, quotes: list[SimulatedQuote]) -> None:
         close_old_connections()

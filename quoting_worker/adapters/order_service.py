@@ -60,7 +60,7 @@ import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
@@ -211,6 +211,18 @@ def retry_after_seconds(value: str | None) -> float:
             return DEFAULT_RETRY_AFTER_S
         seconds = when.timestamp() - time.time()
     return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
+
+
+def _may_cross(place: PlaceOrder, cancel: CancelOrder) -> bool:
+    """Whether `place` could trade against the order `cancel` withdraws (unknown
+    side or price: assume it could)."""
+    if cancel.side is None or cancel.price_ticks is None:
+        return True
+    if cancel.side is place.side:
+        return False
+    if place.side is Side.BUY:
+        return place.price_ticks >= cancel.price_ticks
+    return place.price_ticks <= cancel.price_ticks
 
 
 def decimal_str(value: Decimal) -> str:
@@ -522,15 +534,22 @@ class OrderServiceSink:
     """Carries out a batch of the engine's order actions and feeds back what the
     venue said.
 
-    Within one `execute`: cancels and cancel-alls first (concurrently), then
-    queries, placements and snapshot requests (concurrently). Events go to
+    Within one `execute`: cancels and cancel-alls go at once (concurrently);
+    queries and snapshot requests too. Placements go once `before_places` (the
+    order journal's write) has finished: at once if they cannot cross any order
+    this batch cancels, after those cancels are answered if they could (a
+    post-only order that crosses a resting one of the pool is a reject, or a
+    self-trade). The engine already counts an order being cancelled as resting,
+    so a placement overlapping its cancel never exceeds a limit. Events go to
     `on_event` as each answer arrives: OrderAccepted / OrderRejected /
     PlaceOutcomeUnknown / OrderCancelled for placements; OrderCancelled, or the
     OrderQueryResult of an unsettled 404, for cancels; OrderCancelled for every
     order a cancel-all took; OrderQueryResult for queries. A query the venue
     does not answer yields nothing (the engine asks again on its timer); a
     failed cancel-all is logged and counted in `failures`. RiskTriggered and
-    SimulatedQuote are not order traffic and are left to the runquoter.
+    SimulatedQuote are not order traffic and are left to the runquoter. If
+    `before_places` raises, no placement is sent and the error propagates once
+    the other requests are done.
     """
 
     def __init__(
@@ -550,28 +569,58 @@ class OrderServiceSink:
             return self._instruments(symbol)
         return self._instruments[symbol]
 
-    async def execute(self, symbol: str, actions: Sequence[Action]) -> None:
-        cancels = [
-            self._cancel(symbol, action) for action in actions if isinstance(action, CancelOrder)
-        ]
+    async def execute(
+        self,
+        symbol: str,
+        actions: Sequence[Action],
+        *,
+        before_places: Awaitable[None] | None = None,
+    ) -> None:
+        cancel_orders = [a for a in actions if isinstance(a, CancelOrder)]
+        cancels = [self._cancel(symbol, a) for a in cancel_orders]
         cancels += [
             self._cancel_all(symbol, account_id)
             for action in actions
             if isinstance(action, CancelAll)
             for account_id in action.account_ids
         ]
-        if cancels:
-            await asyncio.gather(*cancels)
-        rest = []
+        others: list[Awaitable[Any]] = []
+        places: list[PlaceOrder] = []
         for action in actions:
             if isinstance(action, QueryOrder):
-                rest.append(self._query(action))
-            elif isinstance(action, PlaceOrder):
-                rest.append(self._place(symbol, action))
+                others.append(self._query(action))
             elif isinstance(action, RequestSnapshot):
-                rest.append(self._snapshot(symbol))
-        if rest:
-            await asyncio.gather(*rest)
+                others.append(self._snapshot(symbol))
+            elif isinstance(action, PlaceOrder):
+                places.append(action)
+        cancelled = asyncio.gather(*cancels)
+        others.append(cancelled)
+        if places:
+            others.append(self._places(symbol, places, cancel_orders, cancelled, before_places))
+        elif before_places is not None:
+            others.append(before_places)
+        results = await asyncio.gather(*others, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _places(
+        self,
+        symbol: str,
+        places: list[PlaceOrder],
+        cancels: list[CancelOrder],
+        cancelled: Awaitable[Any],
+        before: Awaitable[None] | None,
+    ) -> None:
+        if before is not None:
+            await before
+        free = [p for p in places if not any(_may_cross(p, c) for c in cancels)]
+        waiting = [p for p in places if any(_may_cross(p, c) for c in cancels)]
+        sent = [asyncio.ensure_future(self._place(symbol, p)) for p in free]
+        if waiting:
+            await cancelled
+            sent += [asyncio.ensure_future(self._place(symbol, p)) for p in waiting]
+        await asyncio.gather(*sent)
 
     async def _emit(self, event: Event) -> None:
         result = self.on_event(event)

@@ -570,7 +570,11 @@ class PoolEngine:
         """Marks the order as being cancelled; it stays counted until the venue confirms."""
         self.cancelling.add(coid)
         self.cancel_sent_ns[coid] = self.clock.now_ns()
-        return CancelOrder(coid, member.spec.participant_id, member.spec.account_id)
+        pid, account = member.spec.participant_id, member.spec.account_id
+        order = member.runtime.open_orders.get(coid)
+        if order is None:
+            return CancelOrder(coid, pid, account)
+        return CancelOrder(coid, pid, account, order.side, order.price_ticks)
 
     def _cancel_member(self, member: _Member) -> list[Action]:
         actions: list[Action] = []

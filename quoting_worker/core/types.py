@@ -287,6 +287,10 @@ class CancelOrder:
     client_order_id: str
     participant_id: str
     account_id: str
+    # Where the order rests, when the engine knows (None for an order it does not
+    # track): a new order that could cross it waits for this cancel.
+    side: Side | None = None
+    price_ticks: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from pools.leases import StaleLease
 from quoting_worker.adapters.order_service import (
     OrderServiceClient,
     OrderServiceSink,
@@ -498,6 +499,68 @@ def test_the_sink_carries_out_a_batch_and_feeds_back_what_the_venue_said(
     assert stats["snapshot_requests"] == {BTC.symbol: 1}
     sent = [r["route"] for r in sim.requests() if r["route"] in {"cancel", "place"}]
     assert sent[3:] == ["cancel", "place"]  # the second batch's cancel went before its place
+
+
+def test_placements_overlap_cancels_unless_they_could_cross_the_cancelled_order(
+    sim: SimAdmin,
+) -> None:
+    """A re-quote's new orders do not wait for the cancels' round trip, except one
+    that could trade against an order being cancelled (it waits for the answer)."""
+    old_bid = order(ticks=600_000)
+    away = order(ticks=599_990)  # below the cancelled bid: cannot cross it
+    crossing = order(Side.SELL, 600_000)  # at the cancelled bid's price: could
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        async with connect(sim) as client:
+            await place(client, old_bid)
+            sim.faults(latency_ms=300, routes=["cancel"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            cancel = CancelOrder(
+                old_bid.client_order_id, old_bid.participant_id, ALPHA, Side.BUY, 600_000
+            )
+            await sink.execute(BTC.symbol, [cancel, away, crossing])
+        return events
+
+    events = run(scenario)
+    order_of = [(type(e).__name__, e.client_order_id) for e in events]
+    assert order_of == [
+        ("OrderAccepted", away.client_order_id),  # while the cancel was in flight
+        ("OrderCancelled", old_bid.client_order_id),
+        ("OrderAccepted", crossing.client_order_id),  # only after the cancel's answer
+    ]
+
+
+def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
+    sim: SimAdmin,
+) -> None:
+    resting, fresh = order(), order(Side.SELL, 600_010)
+
+    async def refused() -> None:
+        raise StaleLease("BTCUSDT-PERP: fencing token 1 is stale (lease is at 2)")
+
+    async def scenario() -> list[Event]:
+        events: list[Event] = []
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        async with connect(sim) as client:
+            await place(client, resting)
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            cancel = CancelOrder(resting.client_order_id, resting.participant_id, ALPHA)
+            with pytest.raises(StaleLease):
+                await sink.execute(BTC.symbol, [cancel, fresh], before_places=refused())
+        return events
+
+    events = run(scenario)
+    assert [type(e).__name__ for e in events] == ["OrderCancelled"]
+    assert sim.stats()["live_orders"] == 0
+    assert len(sim.requests("place")) == 1  # the first, resting order only
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
