@@ -46,7 +46,7 @@ snapshot, a mark and 30 public trades.
         httpx transport). Target p99 <= 1 ms. The first request is usually a
         cancel (it needs no journal record); the first placement follows the
         journal's write-ahead record, and is reported too.
-    During (3) the client's rate budget (20 requests/s per process by
+    During (3) the client's rate budget (100 requests/s per process by
     default) is replaced by an unlimited one, so that the figures are MMS's
     processing and not the budget's waits; (1) and (2) keep the default.
 
@@ -820,7 +820,7 @@ def run(
     enable_s = time.monotonic() - t
     print(
         f"{len(symbols)} pools ACTIVE and quoting after {enable_s:.1f} s "
-        "(default rate budget: 20 requests/s)",
+        "(default rate budget: 100 requests/s)",
         flush=True,
     )
     time.sleep(1.0)
@@ -1113,7 +1113,7 @@ def run(
             "samples": n,
             "gap_ms": args.gap_ms,
             "pool_config": {"quote_interval_ms": 1, "price_threshold_bps": 0},
-            "rate_budget": "unlimited during this phase (default 20 requests/s)",
+            "rate_budget": "unlimited during this phase (default 100 requests/s)",
             "broker_transport_alone": stats_ms(transport_ns),
             "mms_in_process_to_first_request": stats_ms(series["in_process"]),
             "mms_in_process_to_first_place": stats_ms(series["to_place"]),
@@ -1145,7 +1145,7 @@ def run(
         "notes": [
             "Metadata stand-in has no instrument option (3 built-in symbols): served here from "
             "its own servicer classes with a bench InstrumentBook of the synthetic symbols.",
-            "Latency phase replaces the client's RateBudget (20 req/s per process) with an "
+            "Latency phase replaces the client's RateBudget (100 req/s per process) with an "
             "unlimited one; throughput phase keeps the default.",
             "Hooks (bench only): Consumer subclass for pause/resume; _take, codec.decode, "
             "engine.handle, the order journal's record and the httpx transport wrapped for "

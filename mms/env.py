@@ -44,6 +44,12 @@ def _port(raw: str) -> int:
     return int(raw)
 
 
+def _positive_int(raw: str) -> int:
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{raw!r} is not a whole number ≥ 1")
+    return int(raw)
+
+
 def _host_ports(raw: str) -> str:
     for part in raw.split(","):
         host, _, port = part.strip().rpartition(":")
@@ -66,6 +72,8 @@ class ServiceEnv:
     shadow_mode: bool
     performance_snapshot_interval: timedelta
     shutdown_timeout: timedelta
+    order_rate_per_s: int
+    order_cancel_reserve: int
     auth_service_url: str
     disable_auth: bool
     debug: bool
@@ -113,6 +121,8 @@ def load_service_env() -> ServiceEnv:
             "PERFORMANCE_SNAPSHOT_INTERVAL", parse_duration, "10s"
         ),
         "shutdown_timeout": custom("SHUTDOWN_TIMEOUT", parse_duration, "30s"),
+        "order_rate_per_s": custom("ORDER_SERVICE_RATE_PER_S", _positive_int, "100"),
+        "order_cancel_reserve": custom("ORDER_SERVICE_CANCEL_RESERVE", _positive_int, "10"),
         "auth_service_url": custom(
             "AUTH_SERVICE_URL", lambda v: _url(v, schemes=http), "http://auth-service:3000"
         ),
@@ -140,6 +150,10 @@ def load_service_env() -> ServiceEnv:
                 errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"  # noqa: S105
         if values["http_port"] == values["admin_port"]:
             errors["ADMIN_PORT"] = f"must differ from HTTP_PORT ({values['http_port']})"
+        if values["order_cancel_reserve"] >= values["order_rate_per_s"]:
+            errors["ORDER_SERVICE_CANCEL_RESERVE"] = (
+                f"must be below ORDER_SERVICE_RATE_PER_S ({values['order_rate_per_s']})"
+            )
         if bools["disable_auth"] and not bools["debug"]:
             errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"
     if errors:

@@ -67,7 +67,11 @@ from quoting_worker.adapters.live import (
     status_record,
 )
 from quoting_worker.adapters.metadata import MetadataClient, MetadataError
-from quoting_worker.adapters.order_service import OrderServiceClient, OrderServiceSink
+from quoting_worker.adapters.order_service import (
+    OrderServiceClient,
+    OrderServiceSink,
+    RateBudget,
+)
 from quoting_worker.adapters.partitioning import partition_for
 from quoting_worker.adapters.serde import AvroCodec, DecodeError
 from quoting_worker.adapters.translate import to_event
@@ -127,6 +131,10 @@ class WorkerConfig:
     reread_interval_s: float = 5.0
     timer_interval_s: float = 0.05
     reconcile_interval_s: float = 10.0
+    # The Order Service request budget of this process (a token bucket of one
+    # second's burst); `cancel_reserve` tokens are kept for cancels and renewals.
+    order_rate_per_s: int = 100
+    cancel_reserve: int = 10
 
 
 @dataclass
@@ -197,7 +205,15 @@ class QuoterWorker:
         self.stopping = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.codec = AvroCodec(config.registry_url)
-        self.client = OrderServiceClient(config.order_service_url, user_ids=self.user_ids)
+        self.client = OrderServiceClient(
+            config.order_service_url,
+            user_ids=self.user_ids,
+            budget=RateBudget(
+                rate_per_s=config.order_rate_per_s,
+                burst=config.order_rate_per_s,
+                reserve=config.cancel_reserve,
+            ),
+        )
         self.sink = OrderServiceSink(
             self.client, instruments=self.instruments, on_event=self._venue_event
         )

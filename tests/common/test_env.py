@@ -77,3 +77,14 @@ def test_durations(raw, seconds):
 def test_bad_durations(raw):
     with pytest.raises(ValueError, match=r"duration|greater than zero"):
         parse_duration(raw)
+
+
+def test_the_order_budget_must_leave_room_beyond_the_cancel_reserve():
+    result = _start(
+        {**GOOD, "ORDER_SERVICE_RATE_PER_S": "10", "ORDER_SERVICE_CANCEL_RESERVE": "10"}
+    )
+    assert "ORDER_SERVICE_CANCEL_RESERVE: must be below ORDER_SERVICE_RATE_PER_S (10)" in (
+        result.stderr
+    )
+    result = _start({**GOOD, "ORDER_SERVICE_RATE_PER_S": "0"})
+    assert "ORDER_SERVICE_RATE_PER_S: '0' is not a whole number ≥ 1" in result.stderr

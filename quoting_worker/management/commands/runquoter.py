@@ -40,6 +40,8 @@ class Command(BaseCommand):
             partitions=options["partitions"],
             shadow=service.shadow_mode,
             development=options["development"] or service.debug,
+            order_rate_per_s=service.order_rate_per_s,
+            cancel_reserve=service.order_cancel_reserve,
         )
         asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
 
