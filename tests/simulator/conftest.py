@@ -1,0 +1,20 @@
+"""The TradeX simulator's own tests. The pure parts (matching engine, market
+model) need no database, Redis or Auth Service: these overrides replace the
+root conftest's autouse fixtures for this folder; tests that need the broker or
+the registry ask for those fixtures by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.adapters.conftest import schema_registry_url  # noqa: F401 - a shared fixture
+
+
+@pytest.fixture(autouse=True)
+def _auth_service() -> None:
+    """The simulator has no MMS API to authenticate."""
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """The simulator never touches MMS's Redis."""
