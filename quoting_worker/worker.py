@@ -108,6 +108,8 @@ SIMULATED_TOPIC = "mm.quote.simulated.v1"
 # The venue cancels a member's orders on a symbol if not renewed within this;
 # renewed every third of it, so two renewals may be lost before it fires.
 DEAD_MANS_SWITCH_MS = 15_000
+DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many steps
+DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 
 
 class SystemClock:
@@ -146,6 +148,9 @@ class Hosted:
     queue: asyncio.Queue[tuple[Event, Callable[[], None] | None] | None]
     task: asyncio.Task[None] | None = None
     version: int = 0
+    # Commands overtake the market events queued before them (a pause must not
+    # wait behind a backlog of deltas): the engine takes these first.
+    urgent: deque[Command] = field(default_factory=deque)
 
 
 class OffsetTracker:
@@ -532,24 +537,40 @@ class QuoterWorker:
             return None
 
     async def _drain(self, hosted: Hosted) -> None:
+        """The engine's one consumer. Commands waiting in `urgent` go before the next
+        queued event; after DRAIN_SLICE_S of work the task yields, so a backlog on one
+        symbol never holds up the loop's timers, renewals or other symbols."""
+        loop = asyncio.get_running_loop()
+        slice_ends = loop.time() + DRAIN_SLICE_S
         while True:
             item = await hosted.queue.get()
             if item is None:
                 return
-            event, done = item
-            try:
-                if isinstance(event, Fill):
-                    await self._store_fill(hosted, event)
-                actions = hosted.engine.handle(event)
-                if actions:
-                    await self._execute(hosted, actions)
-            except StaleLease:
-                logger.error("%s: another worker holds the symbol now", hosted.symbol)
-            except Exception:
-                logger.exception("%s: event %s failed", hosted.symbol, type(event).__name__)
-            finally:
-                if done is not None:
-                    done()
+            while hosted.urgent:
+                await self._apply(hosted, hosted.urgent.popleft(), None)
+            await self._apply(hosted, *item)
+            if loop.time() >= slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = loop.time() + DRAIN_SLICE_S
+
+    def _command(self, hosted: Hosted, command: Command) -> None:
+        hosted.urgent.append(command)
+        hosted.queue.put_nowait((Timer(self.clock.now_ns()), None))  # wakes an idle drain
+
+    async def _apply(self, hosted: Hosted, event: Event, done: Callable[[], None] | None) -> None:
+        try:
+            if isinstance(event, Fill):
+                await self._store_fill(hosted, event)
+            actions = hosted.engine.handle(event)
+            if actions:
+                await self._execute(hosted, actions)
+        except StaleLease:
+            logger.error("%s: another worker holds the symbol now", hosted.symbol)
+        except Exception:
+            logger.exception("%s: event %s failed", hosted.symbol, type(event).__name__)
+        finally:
+            if done is not None:
+                done()
 
     async def _store_fill(self, hosted: Hosted, fill: Fill) -> None:
         member = hosted.engine._owner_of(fill.client_order_id)
@@ -650,18 +671,44 @@ class QuoterWorker:
         return disagreeing_peers(self.identity, peers)
 
     async def _renew_dead_mans_switches_forever(self) -> None:
-        while True:
-            for hosted in list(self.hosted.values()):
-                if hosted.engine.mode is not PoolMode.ACTIVE or self.config.shadow:
-                    continue
-                for member in list(hosted.engine.members.values()):
-                    try:
-                        await self.client.renew_dead_mans_switch(
-                            member.spec.account_id, hosted.symbol, DEAD_MANS_SWITCH_MS
-                        )
-                    except Exception:
-                        logger.warning("%s: dead-man's switch renewal failed", hosted.symbol)
-            await asyncio.sleep(DEAD_MANS_SWITCH_MS / 3000)
+        """Every member account's timer on every ACTIVE symbol is renewed once per
+        period (a third of its timeout). A round goes out in at most
+        DEAD_MANS_SWITCH_SLOTS steps spread over the period, and no renewal waits
+        for another's answer: the load stays smooth (one burst of requests would
+        stall quoting), and a busy loop delays a round by a few of its
+        iterations, never by one per account."""
+        loop = asyncio.get_running_loop()
+        period_s = DEAD_MANS_SWITCH_MS / 3000
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                started = loop.time()
+                pairs = [
+                    (member.spec.account_id, hosted.symbol)
+                    for hosted in list(self.hosted.values())
+                    if hosted.engine.mode is PoolMode.ACTIVE and not self.config.shadow
+                    for member in list(hosted.engine.members.values())
+                ]
+                per_slot = max(1, -(-len(pairs) // DEAD_MANS_SWITCH_SLOTS))
+                for slot, first in enumerate(range(0, len(pairs), per_slot)):
+                    due = started + slot * period_s / DEAD_MANS_SWITCH_SLOTS
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    for account, symbol in pairs[first : first + per_slot]:
+                        task = asyncio.create_task(self._renew_dead_mans_switch(account, symbol))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                await asyncio.sleep(max(0.0, started + period_s - loop.time()))
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _renew_dead_mans_switch(self, account_id: str, symbol: str) -> None:
+        try:
+            await self.client.renew_dead_mans_switch(account_id, symbol, DEAD_MANS_SWITCH_MS)
+        except Exception as exc:
+            logger.warning(
+                "%s: dead-man's switch renewal for %s failed: %r", symbol, account_id, exc
+            )
 
     async def _publish_status_forever(self) -> None:
         while True:
@@ -724,7 +771,7 @@ class QuoterWorker:
             return
         await self._db(self._load_user_ids, symbol)
         for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
-            hosted.queue.put_nowait((command, None))
+            self._command(hosted, command)
 
     @staticmethod
     def _setup(symbol: str) -> store.PoolSetup | None:

@@ -28,8 +28,10 @@ from common.redis import redis_client
 from participants.models import Participant
 from pools import services
 from pools.models import FlattenRequest, PoolConfig, SymbolLease
+from quoting_worker.adapters.order_service import OrderServiceUnavailable
 from quoting_worker.adapters.partitioning import partition_for
 from quoting_worker.adapters.serde import AvroCodec
+from quoting_worker.core.types import PoolMode, Timer
 from quoting_worker.worker import QuoterWorker, WorkerConfig
 from tests.adapters.broker_fixture import unique_group
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
@@ -378,6 +380,43 @@ def test_an_enable_sent_while_the_worker_runs_quotes_and_stays_active(
         assert open_orders(venue.url, "acct-bob")
 
 
+def test_a_pause_overtakes_a_backlog_of_market_events(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    """A command must not wait behind the events already queued for its engine:
+    with a backlog of 1,000,000 events (seconds of work) queued, a pause reaches
+    the engine and its cancels reach the venue while most of the backlog waits."""
+    pool = btc_pool()
+    with running_worker(make_config(broker, worker_id="worker-b")) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("bob's quotes", lambda: open_orders(venue.url, "acct-bob"))
+        engine_host = running.worker.hosted[SYMBOL]
+        queued = threading.Event()
+
+        def flood() -> None:
+            now = time.time_ns()
+            for _ in range(1_000_000):
+                engine_host.queue.put_nowait((Timer(now), None))
+            queued.set()
+
+        def drop_backlog() -> None:
+            while engine_host.queue.qsize():
+                engine_host.queue.get_nowait()
+
+        assert running.worker.loop is not None
+        running.worker.loop.call_soon_threadsafe(flood)
+        assert queued.wait(10)
+        services.pool_pause(pool=pool.refresh(), actor=OPS)
+        wait_for("the engine paused", lambda: engine_host.engine.mode is PoolMode.PAUSED)
+        backlog = engine_host.queue.qsize()
+        wait_for(
+            "every order cancelled", lambda: no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+        )
+        assert backlog > 50_000, f"the pause waited for the backlog (only {backlog} left)"
+
+
 # ---------------------------------------------------------------- 4. kill switch
 
 
@@ -431,6 +470,46 @@ def test_an_exchange_halt_halts_the_pool_once_and_cancels_every_order(
     ]
     assert len(halted) == 1
     assert halted[0].payload["from_state"] == "ACTIVE"
+
+
+def test_the_venues_timer_is_renewed_per_member_account_and_fires_when_renewals_stop(
+    broker: str,
+    market: Market,
+    venue: SimAdmin,
+    make_config: ConfigFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RELIABILITY.md's dead-man's switch: while quoting, every member account's
+    timer on the symbol is renewed (here with a 0.9 s timeout, renewed every
+    0.3 s); a worker that stops renewing (dead, or cut off from the venue) has
+    its orders cancelled by the venue itself."""
+    monkeypatch.setattr("quoting_worker.worker.DEAD_MANS_SWITCH_MS", 900)
+    pool = btc_pool()
+    with running_worker(make_config(broker, worker_id="worker-d")) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(venue.url, "acct-alice"))
+        wait_for("bob's quotes", lambda: open_orders(venue.url, "acct-bob"))
+        outcomes = running.worker.client.outcomes
+        start = outcomes["dead_man_switch.renewed"]
+        # Six more renewals: three timeouts' worth of periods for two accounts.
+        wait_for("renewals", lambda: outcomes["dead_man_switch.renewed"] >= start + 6)
+        stats = venue.stats()["dead_man_switch"]
+        assert stats["armed"] == 2  # (acct-alice, BTC) and (acct-bob, BTC)
+        assert stats["fired"] == 0
+
+        async def cut_off(account_id: str, symbol: str, timeout_ms: int) -> None:
+            raise OrderServiceUnavailable("the venue is unreachable (test)")
+
+        monkeypatch.setattr(running.worker.client, "renew_dead_mans_switch", cut_off)
+        fired = wait_for(
+            "the venue's timers to fire",
+            lambda: (s := venue.stats()["dead_man_switch"])["fired"] == 2 and s,
+            timeout=10,
+        )
+        assert fired["orders_cancelled"] >= 4  # both members' two levels on each side
+        assert fired["armed"] == 0
 
 
 # ---------------------------------------------------------------- 5. malformed input
