@@ -40,13 +40,41 @@ ENGINE_TOPIC = "engine.event.v1"
 MMS_ORDER_PREFIX = f"{PREFIX}-"
 
 
+_SCALES: dict[Decimal, tuple[int, int]] = {}
+
+
+def _scale(unit: Decimal) -> tuple[int, int]:
+    """(d, u): `unit` is u × 10^-d with u an integer (0.001 → (3, 1), 0.5 → (1, 5))."""
+    scale = _SCALES.get(unit)
+    if scale is None:
+        exponent = unit.as_tuple().exponent
+        digits = max(0, -exponent) if isinstance(exponent, int) else 0
+        scale = _SCALES[unit] = (digits, int(unit.scaleb(digits)))
+    return scale
+
+
 def _whole(value: str, unit: Decimal, instrument: Instrument, refusal: str) -> int:
     """`value` as a whole number of `unit`s; refused (never rounded) when it is not.
-    The message is formatted only on refusal: this runs for every book level."""
-    count = Decimal(value) / unit
-    if count != count.to_integral_value():
+
+    This runs for every book level, so plain digits ("60000.1") are read with
+    integer arithmetic; anything else (a sign, an exponent, more decimals than
+    the unit has) takes the exact Decimal path. The message is formatted only
+    on refusal."""
+    digits, unit_int = _scale(unit)
+    whole, _, fraction = value.partition(".")
+    if (
+        len(fraction) <= digits
+        and value.isascii()
+        and whole.isdigit()
+        and (not fraction or fraction.isdigit())
+    ):
+        count, rest = divmod(int(whole + fraction.ljust(digits, "0")), unit_int)
+    else:
+        exact = Decimal(value) / unit
+        count, rest = int(exact), exact != exact.to_integral_value()
+    if rest:
         raise ValueError(f"{instrument.symbol}: " + refusal.format(value=value, unit=unit))
-    return int(count)
+    return count
 
 
 def ticks(instrument: Instrument, price: str) -> int:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quoting_worker.adapters.partitioning import murmur2, partition_for
-from quoting_worker.adapters.translate import to_event
+from quoting_worker.adapters.translate import ticks, to_event
 from quoting_worker.core.types import (
     BookDelta,
     BookHeartbeat,
@@ -79,6 +81,34 @@ def test_prices_off_the_tick_and_sizes_off_the_lot_are_refused(price: str, size:
             },
             BTC,
         )
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(
+    units=st.integers(min_value=0, max_value=10**12),
+    fraction_digits=st.integers(min_value=0, max_value=10),
+    unit=st.sampled_from(["0.1", "0.01", "0.001", "0.5", "1", "1000", "0.0000001", "0.25"]),
+    spelling=st.sampled_from(["plain", "trailing zeros", "exponent", "leading zeros"]),
+)
+def test_the_fast_decimal_reading_agrees_with_exact_decimal_arithmetic(
+    units: int, fraction_digits: int, unit: str, spelling: str
+) -> None:
+    """Every spelling of a number reads as Decimal arithmetic says: whole units
+    exactly, anything else refused."""
+    value = Decimal(units).scaleb(-fraction_digits)
+    text = {
+        "plain": format(value, "f"),
+        "trailing zeros": format(value, "f") + ("0" if "." in format(value, "f") else ".00"),
+        "exponent": f"{value:E}",
+        "leading zeros": "00" + format(value, "f"),
+    }[spelling]
+    instrument = Instrument("X-PERP", Decimal(unit), Decimal(unit), 1, Decimal(0))
+    exact = Decimal(text) / Decimal(unit)
+    if exact == exact.to_integral_value():
+        assert ticks(instrument, text) == int(exact)
+    else:
+        with pytest.raises(ValueError, match="not on the tick"):
+            ticks(instrument, text)
 
 
 def test_only_mms_orders_are_kept_from_the_engine_topic() -> None:
