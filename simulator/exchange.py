@@ -226,13 +226,8 @@ class Exchange:
         self.account(account_id)
         existing = self._orders.get((account_id, client_order_id))
         if existing is not None:
-            same = (existing.user_id, existing.symbol, existing.side, existing.price) == (
-                user_id,
-                symbol,
-                side,
-                price,
-            ) and (existing.size, existing.post_only) == (size, post_only)
-            if not same:
+            request = (user_id, symbol, side, price, size, post_only)
+            if request != _request(existing):
                 return PlaceOutcome(
                     existing,
                     DUPLICATE_CLIENT_ORDER_ID,
@@ -295,11 +290,11 @@ class Exchange:
         `limit_price` (None: any), never rests; the taker's fills. Raises KeyError for
         an unknown symbol and ValueError for a size off the lot grid."""
         rules = self.instruments[symbol]
-        self.account(account_id)
         if not _on_grid(size, rules.lot_size):
             raise ValueError(f"size must be a positive multiple of {rules.lot_size}")
         if symbol in self._halted:
             return []
+        self.account(account_id)
         client_order_id = self._new_take_id(account_id)
         order = Order(
             order_id=self._new_order_id(),
@@ -561,11 +556,16 @@ class Exchange:
         )
 
 
+def _request(order: Order) -> tuple[str, str, Side, Decimal, Decimal, bool]:
+    """What makes a placement the same order again (Decimal equality: 0.0010 == 0.001)."""
+    return (order.user_id, order.symbol, order.side, order.price, order.size, order.post_only)
+
+
 def _on_grid(value: Decimal, step: Decimal) -> bool:
     """`value` is a positive whole multiple of `step`."""
     try:
-        return value.is_finite() and value > 0 and value % step == 0
-    except InvalidOperation:  # a quotient too large for the context's precision
+        return value > 0 and value % step == 0
+    except InvalidOperation:  # NaN, infinity, or a quotient too large for the precision
         return False
 
 

@@ -180,15 +180,27 @@ def test_take_refuses_a_size_off_the_lot_grid_and_an_unknown_symbol(venue: Venue
         venue.take("t", "BUY", "1", symbol="NOPE")
 
 
+def test_a_take_never_reuses_a_client_order_id_of_its_account(venue: Venue) -> None:
+    mine = venue.resting("t", "BUY", "29000.0", "0.001", coid="take-1")
+    venue.resting("a", "SELL", "30000.0", "0.001")
+
+    fills = venue.take("t", "BUY", "0.001")
+
+    assert fills[0].client_order_id == "take-2"
+    assert venue.exchange.order("t", "take-1") is mine
+    assert mine.live
+
+
 def test_a_taking_limit_order_matches_then_rests_its_remainder(venue: Venue) -> None:
     venue.resting("a", "SELL", "30000.0", "0.001")
+    venue.resting("a", "SELL", "30001.0", "0.001")  # beyond its price: not taken
     venue.drain()
 
     order = venue.resting("b", "BUY", "30000.5", "0.003", coid="cross", post_only=False)
 
     assert (order.status, order.filled_size) == ("PARTIALLY_FILLED", D("0.001"))
     assert venue.exchange.best_bid(BTC) == D("30000.5")
-    assert venue.exchange.best_ask(BTC) is None
+    assert venue.exchange.best_ask(BTC) == D("30001.0")
     assert [type(e) for e in venue.events] == [
         OrderAccepted,
         Filled,
@@ -666,6 +678,16 @@ def test_funding_longs_pay_shorts_receive_when_the_rate_is_positive(venue: Venue
         venue.exchange.pay_funding(BTC, rate=D("0.0001"), mark=D("30000"), ts_ns=9)
     assert venue.exchange.pay_funding(ETH, rate=D("0.0001"), mark=D("1000"), ts_ns=9) == []
     assert_conserved(venue.exchange)
+
+
+def test_a_funding_payment_that_rounds_to_nothing_is_a_plain_zero(venue: Venue) -> None:
+    venue.resting("short", "SELL", "30000.0", "0.001")
+    venue.take("long", "BUY", "0.001")
+
+    payments = venue.exchange.pay_funding(BTC, rate=D("1E-12"), mark=D("30000"), ts_ns=8)
+
+    # The long's −3E-11 rounds to zero, which must not read "-0E-8" in the feed.
+    assert [format(p.amount, "f") for p in payments] == ["0.00000000", "0.00000000"]
 
 
 # ---------------------------------------------------------------- halts
