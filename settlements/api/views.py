@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from common.api import ReasonSerializer, error_responses
 from common.auth import FINANCE_ONLY, lp_participant_id, request_actor, require_own_participant
 from settlements import selectors, services
+from settlements.api.filters import SettlementFilter
 from settlements.api.serializers import (
     SettlementApproveInputSerializer,
     SettlementMarkFailedInputSerializer,
@@ -24,12 +25,10 @@ from settlements.api.serializers import (
 )
 from settlements.models import Settlement
 
-_FILTERS = ["state", "symbol", "participant", "period_start"]
-
 
 class SettlementListApi(generics.ListAPIView):
     serializer_class = SettlementOutputSerializer
-    filterset_fields = _FILTERS
+    filterset_class = SettlementFilter
     ordering_fields = ["period_start", "created_at", "updated_at", "symbol", "state", "net_usdt"]
     lp_readable = True
 
@@ -50,7 +49,7 @@ class SettlementListApi(generics.ListAPIView):
 class SettlementPendingListApi(generics.ListAPIView):
     serializer_class = SettlementOutputSerializer
     filter_backends = [DjangoFilterBackend]  # the queue's order is fixed: oldest first
-    filterset_fields = ["symbol", "participant", "period_start"]
+    filterset_class = SettlementFilter
     lp_readable = True
 
     def get_queryset(self) -> Any:

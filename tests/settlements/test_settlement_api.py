@@ -7,7 +7,7 @@ import pytest
 
 from common.models import AuditLog
 from settlements.models import Settlement
-from tests.factories import ParticipantFactory, SettlementFactory
+from tests.factories import ParticipantFactory, PoolFactory, SettlementFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +48,8 @@ def test_list_shows_money_as_decimal_strings(viewer):
 
 
 def test_list_filters_by_state_symbol_participant_and_period(finance):
+    PoolFactory(symbol="BTCUSDT-PERP")
+    PoolFactory(symbol="ETHUSDT-PERP")
     first = SettlementFactory(symbol="BTCUSDT-PERP", period_start=dt.date(2025, 1, 1))
     second = SettlementFactory(symbol="ETHUSDT-PERP", period_start=dt.date(2025, 2, 1))
     third = _set_state(SettlementFactory(period_start=dt.date(2025, 2, 1)), "APPROVED")
@@ -79,6 +81,15 @@ def test_list_bad_filter_value_is_400_naming_it(finance):
     response = finance.get("/v1/settlements?state=NOPE")
     assert response.status_code == 400
     assert "state" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("route", ["/v1/settlements", "/v1/settlements/pending"])
+def test_an_unknown_symbol_filter_is_400_naming_it(finance, route):
+    SettlementFactory(symbol="BTCUSDT-PERP")
+    response = finance.get(f"{route}?symbol=NOPEUSDT-PERP")
+    assert response.status_code == 400
+    assert response.json()["errors"]["symbol"] == ["no pool has symbol 'NOPEUSDT-PERP'"]
+    assert finance.get(f"{route}?symbol=bad%20symbol").status_code == 400
 
 
 def test_list_needs_a_token(api_client):
