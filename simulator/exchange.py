@@ -222,7 +222,11 @@ class Exchange:
         ts_ns: int,
         user_id: str = "",
         post_only: bool = True,
+        refuse: tuple[str, str] | None = None,
     ) -> PlaceOutcome:
+        """A limit order (post-only unless told). `refuse`: (code, reason) decided
+        before the book (an order-entry check, an injected reject): a new order is
+        recorded REJECTED with it; a replay answers as usual."""
         self.account(account_id)
         existing = self._orders.get((account_id, client_order_id))
         if existing is not None:
@@ -254,7 +258,7 @@ class Exchange:
             post_only=post_only,
         )
         self._orders[(account_id, client_order_id)] = order
-        code, reason = self._refusal(order)
+        code, reason = refuse or self._refusal(order)
         if code:
             order.status, order.reason = REJECTED, code
             self._reject_reasons[order.order_id] = reason
@@ -370,6 +374,10 @@ class Exchange:
 
     def halted(self, symbol: str) -> bool:
         return symbol in self._halted
+
+    def order_count(self) -> int:
+        """Every order ever recorded (takes included)."""
+        return len(self._orders)
 
     def live_count(self) -> int:
         return len(self._live)

@@ -5,18 +5,22 @@ for tests and local runs, plus simulator-only admin routes:
 
     POST /admin/faults   latency, 5xx, timeout-after-accept, connection reset,
                          rejects and a rate limit, drawn from a seeded RNG
-    POST /admin/book     best bid/ask per symbol (for the post-only check)
+    POST /admin/book     rests a best bid/ask per symbol (another maker, when no
+                         market model runs)
     POST /admin/halt     an instrument's trading status
     POST /admin/reset    forget every order, switch, fault and log line
     GET  /admin/stats    requests by route and outcome, live orders, the
                          duplicate-live-order count (must stay 0)
     GET  /admin/requests the request log (arrival time, route, outcome)
 
-What it keeps: every order ever placed, keyed by (account_id,
-client_order_id), so placement is idempotent; instrument rules per symbol;
-a dead-man's switch per (account_id, symbol) that a background task fires
-when it is not renewed in time. There is no matching engine: orders rest
-until cancelled (fills come with the exchange simulator of a later issue).
+Orders go to the matching engine (`simulator.exchange`), which keeps every
+order ever placed, keyed by (account_id, client_order_id), so placement is
+idempotent; this module adds the contract's request checks, a dead-man's
+switch per (account_id, symbol) that a background task fires when it is not
+renewed in time, and the fault injection. Run alone (tests), nothing trades
+against the orders but /admin/book's; inside the full simulator
+(`python -m simulator`) the market model's flow fills them and the feed
+publishes every event to Kafka.
 
 Fault draws: every faulted request draws the same five numbers from one
 `random.Random(seed)` in a fixed order, so a seed and a request sequence
@@ -37,7 +41,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
 
 import uvicorn
@@ -47,8 +51,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from simulator.exchange import DUPLICATE_CLIENT_ORDER_ID, Exchange, Order, PlaceOutcome
+from simulator.model import INSTRUMENTS, InstrumentRules, Side, is_house_account
+
 ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
-LIVE_STATUSES = frozenset({"NEW", "OPEN", "PARTIALLY_FILLED"})
 SIDES = frozenset({"BUY", "SELL"})
 # The routes of the production contract, by the names used in faults, stats and the log.
 VENUE_ROUTES = frozenset(
@@ -58,24 +64,7 @@ SWEEP_INTERVAL_S = 0.01  # how often the dead-man's switches are checked
 REQUEST_LOG_LIMIT = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class InstrumentRules:
-    symbol: str
-    tick_size: Decimal
-    lot_size: Decimal
-    min_notional: Decimal
-
-    @classmethod
-    def parse(cls, text: str) -> InstrumentRules:
-        """SYMBOL:TICK:LOT:MIN_NOTIONAL, e.g. BTCUSDT-PERP:0.1:0.001:5"""
-        symbol, tick, lot, notional = text.split(":")
-        return cls(symbol, Decimal(tick), Decimal(lot), Decimal(notional))
-
-
-DEFAULT_INSTRUMENTS = (
-    InstrumentRules("BTCUSDT-PERP", Decimal("0.1"), Decimal("0.001"), Decimal(5)),
-    InstrumentRules("ETHUSDT-PERP", Decimal("0.01"), Decimal("0.01"), Decimal(5)),
-)
+DEFAULT_INSTRUMENTS = INSTRUMENTS[:2]  # BTC and ETH; `--instrument` replaces them
 
 
 class BadRequest(Exception):
@@ -84,205 +73,183 @@ class BadRequest(Exception):
 
 # ---------------------------------------------------------------- the venue's state
 
+BOOK_ACCOUNT = "sim-admin-book"  # rests the best bid and ask set through /admin/book
 
-@dataclass(slots=True)
-class Order:
-    order_id: str
+
+def order_json(order: Order) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "order_id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "account_id": order.account_id,
+        "user_id": order.user_id,
+        "account_type": ACCOUNT_TYPE,
+        "symbol": order.symbol,
+        "side": order.side,
+        "type": "LIMIT",
+        "time_in_force": "GTC",
+        "post_only": order.post_only,
+        "price": format(order.price, "f"),
+        "size": format(order.size, "f"),
+        "filled_size": format(order.filled_size, "f"),
+        "status": order.status,
+        "created_at": order.created_ns // 1_000_000,
+    }
+    if order.reason:
+        body["reason"] = order.reason
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRequest:
     client_order_id: str
     account_id: str
     user_id: str
     symbol: str
-    side: str
+    side: Side
     price: Decimal
     size: Decimal
-    status: str
-    created_at_ms: int
-    reason: str = ""
-    filled_size: Decimal = Decimal(0)
-
-    @property
-    def live(self) -> bool:
-        return self.status in LIVE_STATUSES
-
-    def same_request(self, other: Order) -> bool:
-        return (self.user_id, self.symbol, self.side, self.price, self.size) == (
-            other.user_id,
-            other.symbol,
-            other.side,
-            other.price,
-            other.size,
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "order_id": self.order_id,
-            "client_order_id": self.client_order_id,
-            "account_id": self.account_id,
-            "user_id": self.user_id,
-            "account_type": ACCOUNT_TYPE,
-            "symbol": self.symbol,
-            "side": self.side,
-            "type": "LIMIT",
-            "time_in_force": "GTC",
-            "post_only": True,
-            "price": format(self.price, "f"),
-            "size": format(self.size, "f"),
-            "filled_size": format(self.filled_size, "f"),
-            "status": self.status,
-            "created_at": self.created_at_ms,
-        }
-        if self.reason:
-            body["reason"] = self.reason
-        return body
-
-
-@dataclass(slots=True)
-class PlaceResult:
-    status_code: int  # 201 new, 200 replay, 409 conflicting reuse, 422 rejected
-    order: Order | None
-    code: str = ""
-    reason: str = ""
+    refusal: tuple[str, str] | None  # order-entry checks the book does not make
 
 
 class Venue:
-    """Orders, books, halts and dead-man's switches; no I/O, no clocks of its own."""
+    """Order entry over the matching engine: the request checks of the contract,
+    dead-man's switches and snapshot requests. No I/O, no clock of its own."""
 
-    def __init__(self, instruments: Iterable[InstrumentRules]) -> None:
-        self.instruments = {rules.symbol: rules for rules in instruments}
+    def __init__(
+        self,
+        instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS,
+        *,
+        exchange: Exchange | None = None,
+        on_snapshot_request: Callable[[str], None] | None = None,
+    ) -> None:
+        self.instruments = tuple(instruments)
+        self._shared = exchange
+        self.on_snapshot_request = on_snapshot_request
         self.reset()
 
     def reset(self) -> None:
-        self.orders: list[Order] = []  # every order ever, for the duplicate detector
-        self.by_client_id: dict[tuple[str, str], Order] = {}
-        self.books: dict[str, tuple[Decimal | None, Decimal | None]] = {}
-        self.halted: set[str] = set()
+        """A fresh book and ledger (a shared exchange, owned by the simulator, stays)."""
+        self.exchange = self._shared or Exchange(self.instruments)
         self.switches: dict[tuple[str, str], float] = {}  # (account, symbol) → monotonic deadline
         self.switch_firings = 0
         self.switch_cancels = 0
         self.snapshot_requests: Counter[str] = Counter()
-        self._next_id = 0
 
     # -------------------------------------------------------------- placing
 
-    def place(self, body: dict[str, Any], *, now_ms: int, force_reject: bool) -> PlaceResult:
-        order = self._parse_order(body, now_ms)
-        key = (order.account_id, order.client_order_id)
-        existing = self.by_client_id.get(key)
-        if existing is not None:
-            if not existing.same_request(order):
-                return PlaceResult(
-                    409,
-                    existing,
-                    "DUPLICATE_CLIENT_ORDER_ID",
-                    "this client_order_id was used for a different order",
-                )
-            if existing.status == "REJECTED":
-                return PlaceResult(422, existing, existing.reason, "rejected before")
-            return PlaceResult(200, existing)
-        code, reason = (
-            ("VENUE_REJECT", "rejected by the venue (injected)")
-            if force_reject
-            else self._validate(order, body)
+    def place(self, body: dict[str, Any], *, now_ns: int, force_reject: bool) -> PlaceOutcome:
+        request = self._parse_order(body, force_reject)
+        return self.exchange.place(
+            account_id=request.account_id,
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            price=request.price,
+            size=request.size,
+            ts_ns=now_ns,
+            user_id=request.user_id,
+            refuse=request.refusal,
         )
-        self._next_id += 1
-        order.order_id = f"sim-{self._next_id:010d}"
-        if code:
-            order.status, order.reason = "REJECTED", code
-        self.orders.append(order)
-        self.by_client_id[key] = order
-        return PlaceResult(422 if code else 201, order, code, reason)
 
-    def _parse_order(self, body: dict[str, Any], now_ms: int) -> Order:
+    @staticmethod
+    def _parse_order(body: dict[str, Any], force_reject: bool) -> PlaceRequest:
         strings = {}
         for name in ("client_order_id", "account_id", "user_id", "symbol", "side"):
             value = body.get(name)
             if not isinstance(value, str) or not value:
                 raise BadRequest(f"{name} must be a non-empty string")
             strings[name] = value
-        if strings["side"] not in SIDES:
+        side = strings["side"]
+        if side not in SIDES:
             raise BadRequest("side must be BUY or SELL")
         for name in ("account_type", "type", "time_in_force"):
             if not isinstance(body.get(name), str):
                 raise BadRequest(f"{name} must be a string")
         if body.get("post_only") is not True:
             raise BadRequest("post_only must be true")
-        return Order(
-            order_id="",
+        refusal: tuple[str, str] | None = None
+        if force_reject:
+            refusal = ("VENUE_REJECT", "rejected by the venue (injected)")
+        elif body["account_type"] != ACCOUNT_TYPE:
+            refusal = ("INVALID_ACCOUNT_TYPE", f"account_type must be {ACCOUNT_TYPE}")
+        elif body["type"] != "LIMIT" or body["time_in_force"] != "GTC":
+            refusal = ("UNSUPPORTED_ORDER_TYPE", "only LIMIT GTC post-only orders")
+        return PlaceRequest(
             client_order_id=strings["client_order_id"],
             account_id=strings["account_id"],
             user_id=strings["user_id"],
             symbol=strings["symbol"],
-            side=strings["side"],
+            side="BUY" if side == "BUY" else "SELL",
             price=_decimal(body.get("price"), "price"),
             size=_decimal(body.get("size"), "size"),
-            status="OPEN",
-            created_at_ms=now_ms,
+            refusal=refusal,
         )
 
-    def _validate(self, order: Order, body: dict[str, Any]) -> tuple[str, str]:
-        """("", "") when the order may rest, else (code, reason)."""
-        if body["account_type"] != ACCOUNT_TYPE:
-            return "INVALID_ACCOUNT_TYPE", f"account_type must be {ACCOUNT_TYPE}"
-        if body["type"] != "LIMIT" or body["time_in_force"] != "GTC":
-            return "UNSUPPORTED_ORDER_TYPE", "only LIMIT GTC post-only orders"
-        rules = self.instruments.get(order.symbol)
+    def set_book(
+        self, symbol: str, best_bid: Decimal | None, best_ask: Decimal | None, *, now_ns: int
+    ) -> None:
+        """The other makers' market moved here: one order of BOOK_ACCOUNT rests at
+        each given best price (replacing the last ones), after trading through
+        whatever resting orders stood in its way, as a moving market would."""
+        self.exchange.cancel_all(account_id=BOOK_ACCOUNT, symbol=symbol, ts_ns=now_ns)
+        rules = self.exchange.instruments.get(symbol)
         if rules is None:
-            return "UNKNOWN_SYMBOL", f"no instrument {order.symbol}"
-        if order.symbol in self.halted:
-            return "INSTRUMENT_HALTED", f"{order.symbol} is halted"
-        if order.price <= 0 or order.price % rules.tick_size != 0:
-            return "INVALID_TICK", f"price must be a positive multiple of {rules.tick_size}"
-        if order.size <= 0 or order.size % rules.lot_size != 0:
-            return "INVALID_LOT", f"size must be a positive multiple of {rules.lot_size}"
-        if order.price * order.size < rules.min_notional:
-            return "BELOW_MIN_NOTIONAL", f"price × size must be at least {rules.min_notional}"
-        best_bid, best_ask = self.best(order.symbol)
-        if order.side == "BUY" and best_ask is not None and order.price >= best_ask:
-            return "POST_ONLY_WOULD_CROSS", f"a bid at {order.price} would take the ask {best_ask}"
-        if order.side == "SELL" and best_bid is not None and order.price <= best_bid:
-            return "POST_ONLY_WOULD_CROSS", f"an ask at {order.price} would take the bid {best_bid}"
-        return "", ""
-
-    def best(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
-        """The book's best bid and ask, resting orders included (they would trade too)."""
-        bid, ask = self.books.get(symbol, (None, None))
-        for order in self.orders:
-            if order.symbol != symbol or not order.live:
+            raise BadRequest(f"no instrument {symbol}")
+        for side, price in (("BUY", best_bid), ("SELL", best_ask)):
+            if price is None:
                 continue
-            if order.side == "BUY" and (bid is None or order.price > bid):
-                bid = order.price
-            if order.side == "SELL" and (ask is None or order.price < ask):
-                ask = order.price
-        return bid, ask
+            lots = max(rules.min_size, rules.min_notional / price) / rules.lot_size
+            size = (lots.to_integral_value(rounding=ROUND_CEILING) + 1) * rules.lot_size
+            opposite: Side = "SELL" if side == "BUY" else "BUY"
+            size += sum(
+                (
+                    level_size
+                    for level_price, level_size in self.exchange.depth(symbol, opposite)
+                    if (level_price <= price if side == "BUY" else level_price >= price)
+                ),
+                Decimal(0),
+            )
+            outcome = self.exchange.place(
+                account_id=BOOK_ACCOUNT,
+                client_order_id=f"book-{symbol}-{side}-{now_ns}",
+                symbol=symbol,
+                side="BUY" if side == "BUY" else "SELL",
+                price=price,
+                size=size,
+                ts_ns=now_ns,
+                post_only=False,
+            )
+            if outcome.code:
+                raise BadRequest(f"best {side.lower()} {price}: {outcome.reason}")
 
     # -------------------------------------------------------------- the rest
 
     def get(self, account_id: str, client_order_id: str) -> Order | None:
-        return self.by_client_id.get((account_id, client_order_id))
+        return self.exchange.order(account_id, client_order_id)
 
-    def cancel(self, account_id: str, client_order_id: str, symbol: str | None) -> Order | None:
+    def cancel(
+        self, account_id: str, client_order_id: str, symbol: str | None, *, now_ns: int
+    ) -> Order | None:
         """The order, now CANCELLED; None when no live order has this id (404)."""
-        order = self.get(account_id, client_order_id)
-        if order is None or not order.live or (symbol and order.symbol != symbol):
-            return None
-        order.status = "CANCELLED"
-        return order
+        return self.exchange.cancel(
+            account_id=account_id, client_order_id=client_order_id, ts_ns=now_ns, symbol=symbol
+        )
 
-    def cancel_all(self, account_id: str, symbol: str) -> list[str]:
-        cancelled = []
-        for order in self.open_orders(account_id, symbol):
-            order.status = "CANCELLED"
-            cancelled.append(order.client_order_id)
-        return cancelled
+    def cancel_all(
+        self, account_id: str, symbol: str, *, now_ns: int, reason: str = "CANCEL_ALL"
+    ) -> list[str]:
+        orders = self.exchange.cancel_all(
+            account_id=account_id, symbol=symbol, ts_ns=now_ns, reason=reason
+        )
+        return [order.client_order_id for order in orders]
 
     def open_orders(self, account_id: str, symbol: str | None) -> list[Order]:
-        return [
-            order
-            for order in self.orders
-            if order.account_id == account_id
-            and order.live
-            and (symbol is None or order.symbol == symbol)
-        ]
+        return self.exchange.open_orders(account_id, symbol)
+
+    def request_snapshot(self, symbol: str) -> None:
+        self.snapshot_requests[symbol] += 1
+        if self.on_snapshot_request is not None:
+            self.on_snapshot_request(symbol)
 
     def arm_switch(self, account_id: str, symbol: str, timeout_ms: int, now: float) -> float | None:
         """Arms or renews; 0 disarms. The monotonic deadline, or None when disarmed."""
@@ -293,24 +260,30 @@ class Venue:
         self.switches[(account_id, symbol)] = deadline
         return deadline
 
-    def fire_expired_switches(self, now: float) -> int:
+    def fire_expired_switches(self, now: float, *, now_ns: int) -> int:
         """Cancels the orders of every switch past its deadline; the orders cancelled."""
         expired = [key for key, deadline in self.switches.items() if deadline <= now]
         cancelled = 0
         for account_id, symbol in expired:
             del self.switches[(account_id, symbol)]
             self.switch_firings += 1
-            cancelled += len(self.cancel_all(account_id, symbol))
+            cancelled += len(
+                self.cancel_all(account_id, symbol, now_ns=now_ns, reason="DEAD_MAN_SWITCH")
+            )
         self.switch_cancels += cancelled
         return cancelled
 
     def live_count(self) -> int:
-        return sum(1 for order in self.orders if order.live)
+        """Live orders of the venue's clients (the simulator's own accounts left out)."""
+        return sum(
+            len(self.exchange.open_orders(account))
+            for account in self.exchange.accounts
+            if not is_house_account(account)
+        )
 
     def duplicate_live_orders(self) -> int:
         """client_order_ids with more than one live order: the venue's worst bug, must be 0."""
-        counts = Counter(order.client_order_id for order in self.orders if order.live)
-        return sum(1 for n in counts.values() if n > 1)
+        return self.exchange.duplicate_live_orders()
 
 
 def _decimal(value: object, name: str) -> Decimal:
@@ -458,8 +431,18 @@ class _QuietReset(logging.Filter):
 Handler = Callable[[Request, bool], Awaitable[Response]]
 
 
-def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> Starlette:
-    venue = Venue(instruments)
+def create_app(
+    instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS,
+    *,
+    venue: Venue | None = None,
+    clock_ns: Callable[[], int] = time.time_ns,
+    after_request: Callable[[], None] | None = None,
+) -> Starlette:
+    """The Order Service over `venue` (a venue of its own over `instruments` when
+    none is given). `clock_ns` stamps the exchange's events (the simulator's
+    clock, which may run faster than the wall); `after_request` runs after
+    every venue route (the simulator flushes its feed there)."""
+    venue = venue or Venue(instruments)
     state: dict[str, Any] = {"faults": Faults()}
     requests: Counter[tuple[str, str]] = Counter()
     request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
@@ -504,6 +487,9 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
             except BadRequest as exc:
                 log(route, "400", arrived, request)
                 return _error(400, "BAD_REQUEST", str(exc))
+            finally:
+                if after_request is not None:
+                    after_request()
             if applies and hang < faults.timeout_after_accept_rate:
                 log(route, "timeout", arrived, request, status=response.status_code)
                 await asyncio.sleep(faults.hang_ms / 1000)
@@ -523,47 +509,51 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
 
     async def place(request: Request, force_reject: bool) -> Response:
         body = await _json(request)
-        result = venue.place(body, now_ms=int(time.time() * 1000), force_reject=force_reject)
-        order = result.order
-        if result.status_code in (200, 201) and order is not None:
-            return JSONResponse(order.as_json(), status_code=result.status_code)
-        extra = {"order": order.as_json()} if order is not None else {}
-        return _error(result.status_code, result.code, result.reason, **extra)
+        outcome = venue.place(body, now_ns=clock_ns(), force_reject=force_reject)
+        order = outcome.order
+        if order is None:  # not produced by the exchange today; kept for the type
+            return _error(409, outcome.code, outcome.reason)
+        if not outcome.code:
+            return JSONResponse(order_json(order), status_code=200 if outcome.replayed else 201)
+        status = 409 if outcome.code == DUPLICATE_CLIENT_ORDER_ID else 422
+        return _error(status, outcome.code, outcome.reason, order=order_json(order))
 
     async def cancel(request: Request, _: bool) -> Response:
         account_id = _query_param(request, "account_id")
         symbol = request.query_params.get("symbol")
-        order = venue.cancel(account_id, request.path_params["client_order_id"], symbol)
+        order = venue.cancel(
+            account_id, request.path_params["client_order_id"], symbol, now_ns=clock_ns()
+        )
         if order is None:
             return _error(404, "NOT_FOUND", "no live order with this client_order_id")
-        return JSONResponse(order.as_json())
+        return JSONResponse(order_json(order))
 
     async def cancel_all(request: Request, _: bool) -> Response:
         body = await _json(request)
         account_id, symbol = body.get("account_id"), body.get("symbol")
         if not isinstance(account_id, str) or not isinstance(symbol, str):
             raise BadRequest("account_id and symbol must be strings")
-        cancelled = venue.cancel_all(account_id, symbol)
+        cancelled = venue.cancel_all(account_id, symbol, now_ns=clock_ns())
         return JSONResponse({"cancelled": len(cancelled), "client_order_ids": cancelled})
 
     async def open_orders(request: Request, _: bool) -> Response:
         account_id = _query_param(request, "account_id")
         orders = venue.open_orders(account_id, request.query_params.get("symbol"))
-        return JSONResponse({"orders": [order.as_json() for order in orders]})
+        return JSONResponse({"orders": [order_json(order) for order in orders]})
 
     async def query(request: Request, _: bool) -> Response:
         account_id = _query_param(request, "account_id")
         order = venue.get(account_id, request.path_params["client_order_id"])
         if order is None:
             return _error(404, "NOT_FOUND", "no order with this client_order_id")
-        return JSONResponse(order.as_json())
+        return JSONResponse(order_json(order))
 
     async def snapshot(request: Request, _: bool) -> Response:
         body = await _json(request)
         symbol = body.get("symbol")
         if not isinstance(symbol, str) or not symbol:
             raise BadRequest("symbol must be a non-empty string")
-        venue.snapshot_requests[symbol] += 1
+        venue.request_snapshot(symbol)
         return JSONResponse({"symbol": symbol, "requested": True}, status_code=202)
 
     async def dead_man_switch(request: Request, _: bool) -> Response:
@@ -607,9 +597,11 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
             if not isinstance(symbol, str):
                 raise BadRequest("symbol must be a string")
             bid, ask = body.get("best_bid"), body.get("best_ask")
-            venue.books[symbol] = (
+            venue.set_book(
+                symbol,
                 None if bid is None else _decimal(bid, "best_bid"),
                 None if ask is None else _decimal(ask, "best_ask"),
+                now_ns=clock_ns(),
             )
         except BadRequest as exc:
             return _error(400, "BAD_REQUEST", str(exc))
@@ -623,10 +615,11 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
         symbol, halted = body.get("symbol"), body.get("halted")
         if not isinstance(symbol, str) or not isinstance(halted, bool):
             return _error(400, "BAD_REQUEST", "symbol must be a string, halted a boolean")
-        if halted:
-            venue.halted.add(symbol)
-        else:
-            venue.halted.discard(symbol)
+        if symbol not in venue.exchange.instruments:
+            return _error(400, "BAD_REQUEST", f"no instrument {symbol}")
+        venue.exchange.set_halted(symbol, halted, clock_ns())
+        if after_request is not None:
+            after_request()
         return JSONResponse({"symbol": symbol, "halted": halted})
 
     async def reset(request: Request) -> Response:
@@ -643,7 +636,7 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
         return JSONResponse(
             {
                 "requests": by_route,
-                "orders_total": len(venue.orders),
+                "orders_total": venue.exchange.order_count(),
                 "live_orders": venue.live_count(),
                 "duplicate_live_orders": venue.duplicate_live_orders(),
                 "dead_man_switch": {
@@ -667,7 +660,9 @@ def create_app(instruments: Iterable[InstrumentRules] = DEFAULT_INSTRUMENTS) -> 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def sweep() -> None:
             while True:
-                venue.fire_expired_switches(time.monotonic())
+                fired = venue.fire_expired_switches(time.monotonic(), now_ns=clock_ns())
+                if fired and after_request is not None:
+                    after_request()
                 await asyncio.sleep(SWEEP_INTERVAL_S)
 
         task = asyncio.create_task(sweep())

@@ -182,6 +182,34 @@ def test_the_same_client_order_id_twice_rests_once(sim: SimAdmin) -> None:
     assert (stats["live_orders"], stats["duplicate_live_orders"]) == (1, 0)
 
 
+def test_moving_the_book_trades_through_the_orders_in_its_way(sim: SimAdmin) -> None:
+    """/admin/book is the other makers' market moving: an ask below the new best
+    bid is taken, and the book then shows the best prices asked for."""
+    in_the_way, out_of_the_way = order(Side.SELL, 600_005), order(Side.SELL, 601_000)
+
+    async def scenario() -> tuple[Any, Any]:
+        async with connect(sim) as client:
+            await place(client, in_the_way)
+            await place(client, out_of_the_way)
+            sim.book(BTC.symbol, "60010.0", "60020.0")
+            return (
+                await client.query(in_the_way.client_order_id, ALPHA),
+                await client.query(out_of_the_way.client_order_id, ALPHA),
+            )
+
+    taken, resting = run(scenario)
+    assert (taken.found, taken.open) == (True, False)  # filled by the moving market
+    assert (resting.found, resting.open) == (True, True)
+    assert sim.stats()["live_orders"] == 1  # the venue's clients only: the book's own left out
+    bid_too_high = order(Side.SELL, 600_100)  # at the new best bid: would cross it
+
+    async def cross() -> Any:
+        async with connect(sim) as client:
+            return await place(client, bid_too_high)
+
+    assert isinstance(run(cross), OrderRejected)
+
+
 @pytest.mark.parametrize(
     ("price", "size", "setup", "code"),
     [
