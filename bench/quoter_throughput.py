@@ -186,16 +186,19 @@ class Processes:
 
 
 METADATA_SERVER = """
-import asyncio, signal, sys
+import asyncio, decimal, signal, sys
 import grpc
 from quoting_worker.adapters._generated import metadata_pb2_grpc
-from simulator.metadata_service import (
-    AdminServicer, InstrumentBook, InstrumentRules, MetadataServicer)
+from simulator.metadata_service import AdminServicer, InstrumentBook, MetadataServicer
+from simulator.model import InstrumentRules
 
 port, tick, lot, notional, *symbols = sys.argv[1:]
 
 async def main():
-    book = InstrumentBook(tuple(InstrumentRules(s, tick, lot, lot, notional) for s in symbols))
+    D = decimal.Decimal
+    book = InstrumentBook(
+        tuple(InstrumentRules(s, D(tick), D(lot), D(lot), D(notional)) for s in symbols)
+    )
     server = grpc.aio.server()
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(book), server)
     metadata_pb2_grpc.add_MetadataSimulatorAdminServicer_to_server(AdminServicer(book), server)

@@ -3,6 +3,9 @@
 #   API    http://127.0.0.1:${HTTP_PORT:-8095}/v1/docs
 #   admin  http://127.0.0.1:${ADMIN_PORT:-3001}/
 #   auth   http://127.0.0.1:${AUTH_PORT:-8096} (the Auth Service stand-in)
+#   TradeX http://127.0.0.1:${ORDER_SERVICE_PORT:-8097}/admin/market (the exchange simulator)
+# SIM_SPEED (default 1) runs the simulator's clock faster; SIM_SEED (default 7)
+# picks its market.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -36,6 +39,7 @@ trap cleanup EXIT INT TERM
 $BIN/python manage.py migrate --no-input
 $BIN/python manage.py collectstatic --no-input -v 0
 $BIN/python manage.py bootstrap_admin
+$BIN/python manage.py seed_demo
 
 mkdir -p var
 wait_http() {  # url: up to 10 s
@@ -43,19 +47,17 @@ wait_http() {  # url: up to 10 s
   echo "run: $1 did not answer" >&2; return 1
 }
 
-# The TradeX stand-ins (SPEC Part B.7) and the development broker (KAFKA.md).
+# The TradeX stand-ins (SPEC Part B.7), the development broker (KAFKA.md), then
+# the exchange simulator, which publishes the market from its first second.
 $BIN/python -m simulator.auth_service --port "$AUTH_PORT" &
 pids+=($!)
 $BIN/python -m simulator.schema_registry --port "$REGISTRY_PORT" --store var/schema-registry.json &
-pids+=($!)
-$BIN/python -m simulator.order_service --port "$ORDER_SERVICE_PORT" &
 pids+=($!)
 $BIN/python -m simulator.metadata_service --port "$METADATA_PORT" &
 pids+=($!)
 bash scripts/kafka.sh start
 wait_http "http://127.0.0.1:${AUTH_PORT}/healthz"
 wait_http "${SCHEMA_REGISTRY_URL}/subjects"
-wait_http "${ORDER_SERVICE_URL}/healthz"
 $BIN/python - <<'PY'
 import os
 from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
@@ -64,6 +66,10 @@ from quoting_worker.adapters.serde import AvroCodec
 ensure_topics(os.environ["KAFKA_BROKERS"], mms_topics(12))
 AvroCodec(os.environ["SCHEMA_REGISTRY_URL"]).register_all()
 PY
+$BIN/python -m simulator --port "$ORDER_SERVICE_PORT" --brokers "$KAFKA_BROKERS" \
+  --registry "$SCHEMA_REGISTRY_URL" --speed "${SIM_SPEED:-1}" --seed "${SIM_SEED:-7}" &
+pids+=($!)
+wait_http "${ORDER_SERVICE_URL}/healthz"
 token=$(curl -fs -X POST "http://127.0.0.1:${AUTH_PORT}/v1/tokens" \
   -H 'content-type: application/json' \
   -d '{"sub": "demo-ops", "roles": ["ops", "finance"], "ttl_seconds": 86400}' |
@@ -75,7 +81,9 @@ cat <<MSG
     API      http://127.0.0.1:${HTTP_PORT}/v1/docs   (Swagger)
     admin    http://127.0.0.1:${ADMIN_PORT}/          (credentials above)
     health   http://127.0.0.1:${HTTP_PORT}/readyz
-    quoter   runquoter on Kafka ${KAFKA_BROKERS}; Order Service stand-in ${ORDER_SERVICE_URL}
+    quoter   runquoter on Kafka ${KAFKA_BROKERS}
+    TradeX   ${ORDER_SERVICE_URL}/admin/market (simulated market: fair value, book, halts)
+             ${ORDER_SERVICE_URL}/admin/ledger?account_id=acct-alpha (a member's venue ledger)
   A 24-hour ops+finance token for the API:
     export MMS_TOKEN=${token}
     curl -H "Authorization: Bearer \$MMS_TOKEN" http://127.0.0.1:${HTTP_PORT}/v1/pools
@@ -90,4 +98,25 @@ $BIN/python manage.py runquoter --partitions 12 --development &
 pids+=($!)
 $BIN/python manage.py runoutboxrelay &
 pids+=($!)
+$BIN/celery -A mms worker --loglevel warning --concurrency 1 &
+pids+=($!)
+$BIN/celery -A mms beat --loglevel warning --scheduler django_celery_beat.schedulers:DatabaseScheduler &
+pids+=($!)
+
+# The demo pools start PAUSED (every pool boots PAUSED); once the quoter reports
+# them, ops resumes each through the API, as a person would.
+(
+  for symbol in BTCUSDT-PERP ETHUSDT-PERP PEPEUSDT-PERP; do
+    for _ in $(seq 600); do
+      curl -fs -H "Authorization: Bearer ${token}" \
+        "http://127.0.0.1:${HTTP_PORT}/v1/pools/${symbol}/status" 2>/dev/null |
+        grep -q '"worker": *"up"' && break
+      sleep 0.1
+    done
+    curl -fs -X POST -H "Authorization: Bearer ${token}" -H 'content-type: application/json' \
+      -d '{"note": "make run: demo start"}' \
+      "http://127.0.0.1:${HTTP_PORT}/v1/pools/${symbol}/resume" >/dev/null &&
+      echo "run: ${symbol} resumed (ACTIVE): quoting on TradeX"
+  done
+) &
 wait -n "${pids[@]}"

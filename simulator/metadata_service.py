@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from dataclasses import dataclass
 
 import grpc
 
 from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
+from simulator.model import INSTRUMENTS, InstrumentRules
 
 # Status names as a person types them on the command line.
 STATUS_BY_NAME = {
@@ -30,25 +30,6 @@ STATUS_BY_NAME = {
     "HALTED": metadata_pb2.INSTRUMENT_STATUS_HALTED,
     "UNKNOWN": metadata_pb2.INSTRUMENT_STATUS_UNKNOWN,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class InstrumentRules:
-    """Decimal strings exactly as the exchange publishes them."""
-
-    symbol: str
-    tick_size: str
-    lot_size: str
-    min_size: str
-    min_notional: str
-
-
-INSTRUMENTS = (
-    InstrumentRules("BTCUSDT-PERP", "0.1", "0.001", "0.001", "5"),
-    InstrumentRules("ETHUSDT-PERP", "0.01", "0.01", "0.01", "5"),
-    # A small cap: a price around 1e-5 USDT, so sizes run to millions of units.
-    InstrumentRules("PEPEUSDT-PERP", "0.0000001", "1000", "1000", "5"),
-)
 
 
 class InstrumentBook:
@@ -64,10 +45,10 @@ class InstrumentBook:
             return None
         return metadata_pb2.Instrument(
             symbol=rules.symbol,
-            tick_size=rules.tick_size,
-            lot_size=rules.lot_size,
-            min_size=rules.min_size,
-            min_notional=rules.min_notional,
+            tick_size=format(rules.tick_size, "f"),
+            lot_size=format(rules.lot_size, "f"),
+            min_size=format(rules.min_size, "f"),
+            min_notional=format(rules.min_notional, "f"),
             status=self._status[symbol],
         )
 

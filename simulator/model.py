@@ -40,9 +40,10 @@ class InstrumentRules:
 INSTRUMENTS = (
     InstrumentRules("BTCUSDT-PERP", Decimal("0.1"), Decimal("0.001"), Decimal("0.001"), Decimal(5)),
     InstrumentRules("ETHUSDT-PERP", Decimal("0.01"), Decimal("0.01"), Decimal("0.01"), Decimal(5)),
-    # A small cap: a price around 1e-5 USDT, so sizes run to millions of units.
+    # A small cap: a price around 1e-5 USDT (one tick is 1 bp), so sizes run to
+    # millions of units.
     InstrumentRules(
-        "PEPEUSDT-PERP", Decimal("0.0000001"), Decimal(1000), Decimal(1000), Decimal(5)
+        "PEPEUSDT-PERP", Decimal("0.000000001"), Decimal(1000), Decimal(1000), Decimal(5)
     ),
 )
 

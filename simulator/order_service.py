@@ -39,7 +39,7 @@ import math
 import random
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import Any
@@ -437,11 +437,15 @@ def create_app(
     venue: Venue | None = None,
     clock_ns: Callable[[], int] = time.time_ns,
     after_request: Callable[[], None] | None = None,
+    extra_routes: Sequence[Route] = (),
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> Starlette:
     """The Order Service over `venue` (a venue of its own over `instruments` when
     none is given). `clock_ns` stamps the exchange's events (the simulator's
     clock, which may run faster than the wall); `after_request` runs after
-    every venue route (the simulator flushes its feed there)."""
+    every venue route (the simulator flushes its feed there); `extra_routes`
+    and `background` tasks are the full simulator's (its admin routes, the
+    market)."""
     venue = venue or Venue(instruments)
     state: dict[str, Any] = {"faults": Faults()}
     requests: Counter[tuple[str, str]] = Counter()
@@ -665,13 +669,16 @@ def create_app(
                     after_request()
                 await asyncio.sleep(SWEEP_INTERVAL_S)
 
-        task = asyncio.create_task(sweep())
+        tasks = [asyncio.create_task(sweep())]
+        tasks += [asyncio.create_task(run()) for run in background]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     coid = "/v1/orders/{client_order_id}"
     return Starlette(
@@ -699,6 +706,7 @@ def create_app(
             Route("/admin/stats", stats, methods=["GET"]),
             Route("/admin/requests", get_requests, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *extra_routes,
         ],
         lifespan=lifespan,
     )

@@ -93,7 +93,7 @@ def test_every_listed_instrument_is_usable(metadata_target: str) -> None:
 
     assert {"BTCUSDT-PERP", "ETHUSDT-PERP", "PEPEUSDT-PERP"} <= set(instruments)
     assert instruments["ETHUSDT-PERP"].tick_size == Decimal("0.01")
-    assert instruments["PEPEUSDT-PERP"].price(123) == Decimal("0.0000123")
+    assert instruments["PEPEUSDT-PERP"].price(12_345) == Decimal("0.000012345")
 
 
 def test_an_unknown_symbol_is_a_clear_error(metadata_target: str) -> None:

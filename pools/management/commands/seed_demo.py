@@ -1,0 +1,163 @@
+"""`manage.py seed_demo`: the demo of `make run`.
+
+Three pools (BTCUSDT-PERP, ETHUSDT-PERP, PEPEUSDT-PERP), enabled so the quoter
+hosts them, left PAUSED (a pool starts quoting only when someone resumes it:
+`make run` does so through the API once the quoter reports the pool); four
+ACTIVE participants of different tiers, capital and revenue models; their
+memberships with weights. Idempotent: what exists is left as it is. Everything
+goes through the service functions, so it is audited, with actor `demo-seed`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from common.actors import Actor, ActorKind
+from participants import services as participant_services
+from participants.enums import ParticipantState
+from participants.models import Participant
+from pools import services as pool_services
+from pools.models import PoolConfig, PoolMember
+
+ACTOR = Actor("demo-seed", ActorKind.SYSTEM)
+
+D = Decimal
+_COMMON = {
+    "enabled": True,
+    "tau": D("1"),
+    "vol_lookback_seconds": 300,
+    "num_levels": 3,
+    "level_spacing_bps": D("3"),
+    "check_staleness": True,
+    "staleness_threshold_ms": 3000,
+    "quote_interval_ms": 250,
+    "price_threshold_bps": D("1"),
+}
+POOLS: dict[str, dict[str, Any]] = {
+    "BTCUSDT-PERP": {
+        **_COMMON,
+        # A-S units are price units (SPEC Part B.1): γσ²τ ≈ 1.5 bps in calm hours at
+        # 60,000, so the spread sits at its floor and widens in volatile ones.
+        "gamma": D("0.0001"),
+        "kappa": D("2"),
+        "min_spread_bps": D("4"),
+        "max_spread_bps": D("40"),
+        "order_size_usdt": D("3000"),
+        "max_pool_position_usdt": D("250000"),
+        "max_pool_loss_usdt": D("25000"),
+    },
+    "ETHUSDT-PERP": {
+        **_COMMON,
+        "gamma": D("0.001"),
+        "kappa": D("20"),
+        "min_spread_bps": D("5"),
+        "max_spread_bps": D("50"),
+        "order_size_usdt": D("2000"),
+        "max_pool_position_usdt": D("150000"),
+        "max_pool_loss_usdt": D("15000"),
+    },
+    "PEPEUSDT-PERP": {
+        **_COMMON,
+        # At 0.00001 a price unit is 100,000 times the symbol's price: γ and κ scale
+        # with 1/price² and 1/price.
+        "gamma": D("1000000"),
+        "kappa": D("100000000"),
+        "min_spread_bps": D("10"),
+        "max_spread_bps": D("120"),
+        "order_size_usdt": D("500"),
+        "max_pool_position_usdt": D("40000"),
+        "max_pool_loss_usdt": D("4000"),
+    },
+}
+PARTICIPANTS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Alpha Capital",
+        "user_id": "user-alpha",
+        "account_id": "acct-alpha",
+        "tier": "TIER_1",
+        "margin_usdt": D("500000"),
+        "revenue_model": "KEEP_ALL",
+    },
+    {
+        "name": "Beta Trading",
+        "user_id": "user-beta",
+        "account_id": "acct-beta",
+        "tier": "TIER_2",
+        "margin_usdt": D("200000"),
+        "revenue_model": "PERCENTAGE_SPLIT",
+        "revenue_share_pct": D("20"),
+    },
+    {
+        "name": "Gamma Quant",
+        "user_id": "user-gamma",
+        "account_id": "acct-gamma",
+        "tier": "TIER_2",
+        "margin_usdt": D("150000"),
+        "revenue_model": "PERCENTAGE_SPLIT",
+        "revenue_share_pct": D("15"),
+    },
+    {
+        "name": "Delta Retail",
+        "user_id": "user-delta",
+        "account_id": "acct-delta",
+        "tier": "TIER_3",
+        "margin_usdt": D("25000"),
+        "revenue_model": "KEEP_ALL",
+    },
+)
+# symbol → (account_id, weight, max_position_usdt)
+MEMBERS: dict[str, tuple[tuple[str, Decimal, Decimal], ...]] = {
+    "BTCUSDT-PERP": (
+        ("acct-alpha", D("4"), D("120000")),
+        ("acct-beta", D("2"), D("60000")),
+        ("acct-gamma", D("1"), D("40000")),
+    ),
+    "ETHUSDT-PERP": (
+        ("acct-alpha", D("3"), D("60000")),
+        ("acct-beta", D("2"), D("40000")),
+        ("acct-gamma", D("2"), D("40000")),
+        ("acct-delta", D("1"), D("10000")),
+    ),
+    "PEPEUSDT-PERP": (
+        ("acct-beta", D("2"), D("20000")),
+        ("acct-delta", D("1"), D("10000")),
+    ),
+}
+
+
+class Command(BaseCommand):
+    help = "Create the demo pools, participants and memberships (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        participants = {data["account_id"]: self._participant(data) for data in PARTICIPANTS}
+        for symbol, config in POOLS.items():
+            pool = PoolConfig.objects.filter(symbol=symbol).first()
+            if pool is None:
+                pool, _ = pool_services.pool_create_or_update(
+                    symbol=symbol, config=config, actor=ACTOR
+                )
+                self.stdout.write(f"seed_demo: pool {symbol} (PAUSED, enabled)")
+            for account_id, weight, max_position in MEMBERS[symbol]:
+                participant = participants[account_id]
+                if not PoolMember.objects.filter(pool=pool, participant=participant).exists():
+                    pool_services.member_add(
+                        pool=pool,
+                        participant=participant,
+                        weight=weight,
+                        max_position_usdt=max_position,
+                        actor=ACTOR,
+                    )
+
+    def _participant(self, data: dict[str, Any]) -> Participant:
+        participant = Participant.objects.filter(account_id=data["account_id"]).first()
+        if participant is None:
+            participant = participant_services.participant_enroll(data=data, actor=ACTOR)
+            self.stdout.write(f"seed_demo: participant {data['name']} ({data['tier']})")
+        if participant.state == ParticipantState.PENDING:
+            participant = participant_services.participant_activate(
+                participant=participant, actor=ACTOR
+            )
+        return participant
