@@ -17,11 +17,13 @@ Per symbol, in fixed steps of simulated time (`step_s`, default 0.1 s):
   and only when one of them changed.
 - **Other makers** (account ``bg-maker-<symbol>``) rest `maker_levels`
   post-only orders a side on a fixed grid of slots `maker_spacing_bps` apart
-  (in whole ticks, at least one), the nearest slots at least
-  `maker_half_spread_bps` from F: bids below F·(1 − h), asks above F·(1 + h).
-  Level i (0 = nearest) holds about `maker_size_usdt`·(1 + i/2), ±30%. Because
-  the slots are fixed in price, a move of F by one spacing cancels one level
-  and places one per side instead of re-quoting the whole ladder; a level that
+  (in whole ticks, at least one), the nearest bid the first slot below
+  F·(1 − h), the nearest ask the first above F·(1 + h), h =
+  `maker_half_spread_bps`; they move only once F has gone a quarter slot past
+  a boundary, so noise around one does not churn orders. Level i (0 =
+  nearest) holds about `maker_size_usdt`·(1 + i/2), ±30%. Because the slots
+  are fixed in price, a move of F by one spacing cancels one level and places
+  one per side instead of re-quoting the whole ladder; a level that
   is filled is placed again the next time the ladder is checked (every step
   after one of the background takers traded, on a slot change, and every
   second). A level that would cross what others rest is skipped (never sent),
@@ -32,14 +34,17 @@ Per symbol, in fixed steps of simulated time (`step_s`, default 0.1 s):
   an immediate-or-cancel `take` with limit F·(1 ± δ/10⁴) (buys rounded down to
   the tick, sells up) and a lognormal size of mean `taker_size_usdt`. A
   resting order δ bps from F is therefore reached at rate λ(δ) = A·e^(−kδ),
-  Avellaneda–Stoikov's fill intensity (SPEC, Appendix), once everything
-  priced better ahead of it has been taken. After a jump the takers' limits
-  move with F, so stale quotes are picked off.
+  Avellaneda–Stoikov's fill intensity (SPEC, Appendix), unless the orders
+  ahead of it (better priced, or earlier at its price) absorb the taker
+  first. After a jump the takers' limits move with F, so stale quotes are
+  picked off.
 - **Funding** is paid at every multiple of `funding_interval_s` since the epoch
   (simulated time; 8 h by default, like 00:00/08:00/16:00 UTC): first a
   `MarkChanged` at that instant, then `Exchange.pay_funding` at that instant
   with rate = clamp((mark − index)/index, ±`funding_cap`), rounded to 1e-8, so
   longs pay shorts when the perp trades above the index.
+- **Halts** (`Exchange.set_halted`) stop the background orders of that symbol;
+  F, the index and the mark move on, and funding is still paid.
 
 Units: prices in USDT, sizes in base units, both sent to the exchange as exact
 Decimals on the instrument's grid (sizes at least the minimum size and
@@ -152,8 +157,7 @@ PROFILES: dict[str, SymbolProfile] = {
             taker_decay_per_bps=0.2,
             taker_size_usdt=Decimal(1_500),
         ),
-        # One tick is 1% of the price here: the makers sit half a tick out, a tick
-        # apart, and the takers reach further (k per bps is small).
+        # A small cap: wider, thinner and jumpier.
         SymbolProfile(
             "PEPEUSDT-PERP",
             Decimal("0.00001"),
@@ -161,11 +165,11 @@ PROFILES: dict[str, SymbolProfile] = {
             jumps_per_day=6.0,
             jump_sd=0.02,
             basis_sd_bps=4.0,
-            maker_half_spread_bps=50.0,
-            maker_spacing_bps=100.0,
+            maker_half_spread_bps=6.0,
+            maker_spacing_bps=5.0,
             maker_size_usdt=Decimal(5_000),
-            taker_rate_per_s=0.2,
-            taker_decay_per_bps=0.02,
+            taker_rate_per_s=0.3,
+            taker_decay_per_bps=0.1,
             taker_size_usdt=Decimal(500),
         ),
     )
@@ -224,6 +228,7 @@ class _Symbol:
     taker_mu: float  # μ of ln(size in USDT)
     maker_usdt: float
     volatile: bool = False
+    orders_sent: int = 0
     slots: tuple[int, int] = (0, 0)  # the nearest bid and ask slots last quoted
     check: bool = True
     bids: dict[int, Order] = field(default_factory=dict)  # slot → the maker's order
@@ -268,7 +273,6 @@ class Market:
         self._check_steps = max(1, round(LADDER_CHECK_S / step_s))
         self._now_ns = start_ns
         self._step_no = 0
-        self._order_no = 0
         self._symbols: dict[str, _Symbol] = {}
         for profile in profiles:
             if profile.symbol in self._symbols:
@@ -323,8 +327,8 @@ class Market:
             for state in self._symbols.values():
                 self._pay_funding(state, self._next_funding_ns)
             self._next_funding_ns += self._funding_ns
-        publish_mark = (self._step_no - 1) % self._mark_steps == 0
-        check_ladder = (self._step_no - 1) % self._check_steps == 0
+        publish_mark = self._step_no % self._mark_steps == 0
+        check_ladder = self._step_no % self._check_steps == 0
         for state in self._symbols.values():
             self._evolve(state)
             if publish_mark:
@@ -439,29 +443,29 @@ class Market:
         if (top_bid, top_ask) == state.slots and not (check or state.check):
             return
         state.slots, state.check = (top_bid, top_ask), False
-        wanted_bids = {top_bid - i: i for i in range(levels) if top_bid - i > 0}
-        wanted_asks = {top_ask + i: i for i in range(levels)}
+        bid_slots = range(top_bid, max(0, top_bid - levels), -1)  # nearest first
+        ask_slots = range(top_ask, top_ask + levels)
         exchange = self.exchange
         # Cancels first, both sides: after a jump the makers' own stale asks would
         # otherwise block their new bids.
-        for ladder, wanted in ((state.bids, wanted_bids), (state.asks, wanted_asks)):
-            for slot, order in list(ladder.items()):
-                if order.live and slot in wanted:
-                    continue
+        for ladder, wanted in ((state.bids, bid_slots), (state.asks, ask_slots)):
+            stale = [slot for slot, order in ladder.items() if not (order.live and slot in wanted)]
+            for slot in stale:
+                order = ladder.pop(slot)
                 if order.live:
                     exchange.cancel(
                         account_id=order.account_id,
                         client_order_id=order.client_order_id,
                         ts_ns=now,
                     )
-                del ladder[slot]
-        self._fill_ladder(state, "BUY", state.bids, wanted_bids, now)
-        self._fill_ladder(state, "SELL", state.asks, wanted_asks, now)
+        self._fill_ladder(state, "BUY", state.bids, bid_slots, now)
+        self._fill_ladder(state, "SELL", state.asks, ask_slots, now)
 
     def _fill_ladder(
-        self, state: _Symbol, side: Side, ladder: dict[int, Order], wanted: dict[int, int], now: int
+        self, state: _Symbol, side: Side, ladder: dict[int, Order], slots: range, now: int
     ) -> None:
-        missing = [slot for slot in wanted if slot not in ladder]
+        """Places the missing levels of one side; `slots` nearest first."""
+        missing = [slot for slot in slots if slot not in ladder]
         if not missing:
             return
         exchange, rules = self.exchange, state.rules
@@ -472,11 +476,11 @@ class Market:
             if opposite is not None and (price >= opposite if side == "BUY" else price <= opposite):
                 continue  # someone rests better: leave the slot empty this time
             jitter = 1 + MAKER_SIZE_JITTER * (2 * state.maker_rng.random() - 1)
-            usdt = state.maker_usdt * (1 + wanted[slot] / 2) * jitter
-            self._order_no += 1
+            usdt = state.maker_usdt * (1 + abs(slot - slots[0]) / 2) * jitter
+            state.orders_sent += 1
             outcome = exchange.place(
                 account_id=state.maker_account,
-                client_order_id=f"bg-{symbol}-{self._order_no}",
+                client_order_id=f"bg-{symbol}-{state.orders_sent}",
                 symbol=symbol,
                 side=side,
                 price=price,
