@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -80,6 +80,7 @@ from quoting_worker.core.ids import ClientOrderIds, parse
 from quoting_worker.core.types import (
     Action,
     CancelAll,
+    CancelOrder,
     Command,
     Event,
     Fill,
@@ -91,6 +92,7 @@ from quoting_worker.core.types import (
     OrderRejected,
     PlaceOrder,
     PoolMode,
+    QueryOrder,
     RequestSnapshot,
     RiskTriggered,
     SimulatedQuote,
@@ -110,6 +112,8 @@ SIMULATED_TOPIC = "mm.quote.simulated.v1"
 DEAD_MANS_SWITCH_MS = 15_000
 DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many steps
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
+ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
+STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
 
 
 class SystemClock:
@@ -151,6 +155,10 @@ class Hosted:
     # Commands overtake the market events queued before them (a pause must not
     # wait behind a backlog of deltas): the engine takes these first.
     urgent: deque[Command] = field(default_factory=deque)
+    # Order traffic, in the engine's order: the sender works through it while
+    # the drain goes on applying market data (a slow venue never stalls the book).
+    sends: asyncio.Queue[list[Action] | None] = field(default_factory=asyncio.Queue)
+    sender: asyncio.Task[None] | None = None
 
 
 class OffsetTracker:
@@ -205,6 +213,7 @@ class QuoterWorker:
         self.instruments: dict[str, Instrument] = {}
         self.user_ids: dict[str, str] = {}
         self.offsets = OffsetTracker()
+        self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
         self.skipped: defaultdict[str, int] = defaultdict(int)
         self.assigned: set[tuple[str, int]] = set()
         self.stopping = threading.Event()
@@ -252,6 +261,7 @@ class QuoterWorker:
             asyncio.create_task(self._tick_forever()),
             asyncio.create_task(self._reconcile_forever()),
             asyncio.create_task(self._renew_dead_mans_switches_forever()),
+            asyncio.create_task(self._record_statuses_forever()),
         ]
         try:
             await stop.wait()
@@ -453,6 +463,7 @@ class QuoterWorker:
             hosted = Hosted(symbol, engine, instrument, token, asyncio.Queue())
             self.hosted[symbol] = hosted
             hosted.task = asyncio.create_task(self._drain(hosted), name=f"engine-{symbol}")
+            hosted.sender = asyncio.create_task(self._send_forever(hosted), name=f"send-{symbol}")
             await self._execute(hosted, boot)
             logger.info("%s: hosted with token %s (%s)", symbol, token, setup.mode)
 
@@ -472,6 +483,10 @@ class QuoterWorker:
         await hosted.queue.put(None)
         if hosted.task is not None:
             await asyncio.wait({hosted.task}, timeout=10)
+        hosted.sends.put_nowait(None)  # after everything the engine decided
+        if hosted.sender is not None:
+            await asyncio.wait({hosted.sender}, timeout=30)
+        await self._record_statuses([symbol])
         self.hosted.pop(symbol, None)
         await self.redis.delete(status_key(symbol))
         await self._db(
@@ -508,25 +523,43 @@ class QuoterWorker:
         hosted.queue.put_nowait((event, done))
 
     async def _venue_event(self, event: Event) -> None:
-        """An Order Service answer: recorded, then handed to its engine."""
+        """An Order Service answer: to its engine at once; the order's new status
+        goes to mm_orders in the next batch (`_record_statuses_forever`). The
+        record is history and the restart's hint, never the engine's source: an
+        order whose last status a crash lost is settled by reconciliation."""
         symbol = self._symbol_of(event)
         hosted = self.hosted.get(symbol) if symbol else None
         if hosted is None:
             return
         change = _order_change(event)
         if change is not None:
+            self._status_changes[hosted.symbol].append(change)
+        hosted.queue.put_nowait((event, None))
+
+    async def _record_statuses_forever(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_BATCH_S)
+            await self._record_statuses()
+
+    async def _record_statuses(self, symbols: Iterable[str] | None = None) -> None:
+        """The waiting status changes (of `symbols`, or all), one transaction per symbol."""
+        for symbol in list(self._status_changes if symbols is None else symbols):
+            changes = self._status_changes.pop(symbol, [])
+            hosted = self.hosted.get(symbol)
+            if hosted is None or not changes:
+                continue
             try:
                 await self._db(
                     store.orders_record,
-                    symbol=hosted.symbol,
+                    symbol=symbol,
                     token=hosted.token,
                     instrument=hosted.instrument,
-                    changes=[change],
+                    changes=changes,
                 )
             except StaleLease:
-                logger.error("%s: lease lost, releasing", hosted.symbol)
-                return
-        hosted.queue.put_nowait((event, None))
+                logger.error("%s: lease lost; %d status changes not recorded", symbol, len(changes))
+            except Exception:
+                logger.exception("%s: %d status changes not recorded", symbol, len(changes))
 
     @staticmethod
     def _symbol_of(event: Event) -> str | None:
@@ -585,6 +618,11 @@ class QuoterWorker:
         )
 
     async def _execute(self, hosted: Hosted, actions: Sequence[Action]) -> None:
+        """Order traffic to the symbol's sender (first: cancels must not wait for a
+        record); kill-switch trips and shadow quotes recorded here."""
+        traffic: list[Action] = [a for a in actions if isinstance(a, ORDER_TRAFFIC)]
+        if traffic:
+            hosted.sends.put_nowait(traffic)
         for action in actions:
             if isinstance(action, RiskTriggered):
                 await self._db(
@@ -597,6 +635,63 @@ class QuoterWorker:
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
+
+    async def _send_forever(self, hosted: Hosted) -> None:
+        """Carries out the engine's order traffic in order. What waited while the
+        last batch was out goes as one batch, minus what it no longer wants: a
+        placement a later cancel withdraws, and every placement once the pool is
+        not ACTIVE (the gate is checked when an order leaves, not only when it
+        was decided). The engine hears that those were never placed."""
+        while True:
+            batch = await hosted.sends.get()
+            if batch is None:
+                return
+            stop = False
+            while not hosted.sends.empty():
+                more = hosted.sends.get_nowait()
+                if more is None:
+                    stop = True
+                    break
+                batch += more
+            batch = self._withdraw_unsent(hosted, batch)
+            try:
+                await self._send(hosted, batch)
+            except StaleLease:
+                logger.error("%s: another worker holds the symbol now", hosted.symbol)
+            except Exception:
+                logger.exception("%s: order traffic failed", hosted.symbol)
+            if stop:
+                return
+
+    def _withdraw_unsent(self, hosted: Hosted, batch: list[Action]) -> list[Action]:
+        """`batch` without what need not go: placements withdrawn (a later cancel in
+        the batch, or the gate closed) with their cancels and queries, and all but
+        the first query of an order (the engine asks again while one waits)."""
+        gate_open = hosted.engine.mode is PoolMode.ACTIVE
+        cancelled = {a.client_order_id for a in batch if isinstance(a, CancelOrder)}
+        withdrawn = {
+            a.client_order_id
+            for a in batch
+            if isinstance(a, PlaceOrder) and (not gate_open or a.client_order_id in cancelled)
+        }
+        now = self.clock.now_ns()
+        for coid in sorted(withdrawn):
+            hosted.queue.put_nowait((OrderCancelled(coid, now), None))
+        kept: list[Action] = []
+        asked: set[str] = set()
+        for action in batch:
+            if isinstance(action, PlaceOrder | CancelOrder | QueryOrder):
+                coid = action.client_order_id
+                if coid in withdrawn:
+                    continue
+                if isinstance(action, QueryOrder):
+                    if coid in asked:
+                        continue
+                    asked.add(coid)
+            kept.append(action)
+        return kept
+
+    async def _send(self, hosted: Hosted, actions: list[Action]) -> None:
         placed = [a for a in actions if isinstance(a, PlaceOrder)]
         # Write-ahead: an order is on record before it can exist at the venue;
         # cancels need no record and do not wait for it.

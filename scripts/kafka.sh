@@ -56,7 +56,9 @@ start() {
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + START_TIMEOUT_S))
   until accepting; do
-    if ! running; then
+    # kill -0, not `running`: until nohup has exec'd the broker, the child's
+    # command line is still this script's.
+    if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
       echo "kafka: exited at start; see ${LOG}" >&2
       rm -f "$PIDFILE"
       exit 1

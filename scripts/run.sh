@@ -24,6 +24,9 @@ export METADATA_PORT="${METADATA_PORT:-50051}"
 export METADATA_SERVICE_GRPC_URL="${METADATA_SERVICE_GRPC_URL:-127.0.0.1:${METADATA_PORT}}"
 export AUTH_PORT="${AUTH_PORT:-8096}"
 export AUTH_SERVICE_URL="${AUTH_SERVICE_URL:-http://127.0.0.1:${AUTH_PORT}}"
+# The simulator sets no rate limit; three demo pools re-quoting 4 members × 3
+# levels need more than the default 100 requests/s.
+export ORDER_SERVICE_RATE_PER_S="${ORDER_SERVICE_RATE_PER_S:-400}"
 export HTTP_PORT="${HTTP_PORT:-8095}"
 export ADMIN_PORT="${ADMIN_PORT:-3001}"
 export SIM_AUTH_SECRET="${SIM_AUTH_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}"

@@ -184,12 +184,17 @@ class Exchange:
         *,
         fees: Fees = DEFAULT_FEES,
         on_event: Callable[[ExchangeEvent], None] | None = None,
+        forget_finished: Callable[[str], bool] | None = None,
     ) -> None:
+        """`forget_finished(account_id)`: accounts whose orders are dropped once they
+        are final (the simulator's own flow, which nobody queries): a day of
+        background takers would otherwise keep millions of orders."""
         self.instruments: dict[str, InstrumentRules] = {
             rules.symbol: rules for rules in instruments
         }
         self.fees = fees
         self.on_event = on_event
+        self._forget = forget_finished
         self.accounts: dict[str, Account] = {}
         self._books = {symbol: _Book() for symbol in self.instruments}
         self._halted: set[str] = set()
@@ -262,6 +267,7 @@ class Exchange:
         if code:
             order.status, order.reason = REJECTED, code
             self._reject_reasons[order.order_id] = reason
+            self._maybe_forget(order)
             self._emit(OrderRejected(client_order_id, account_id, symbol, code, ts_ns))
             return PlaceOutcome(order, code, reason)
 
@@ -319,6 +325,8 @@ class Exchange:
         fills, self_trade = self._match(order, limit_price, ts_ns)
         if order.remaining > 0:
             self._end(order, CANCELLED, SELF_TRADE_PREVENTED if self_trade else IOC)
+        else:
+            self._maybe_forget(order)
         return fills
 
     def cancel(
@@ -544,6 +552,12 @@ class Exchange:
         order.status, order.reason = status, reason
         self._live.pop(order.order_id, None)
         self._live_by_account.get(order.account_id, {}).pop(order.order_id, None)
+        self._maybe_forget(order)
+
+    def _maybe_forget(self, order: Order) -> None:
+        if self._forget is not None and self._forget(order.account_id):
+            self._orders.pop((order.account_id, order.client_order_id), None)
+            self._reject_reasons.pop(order.order_id, None)
 
     def _cancel_resting(self, order: Order, reason: str, ts_ns: int) -> None:
         remaining = order.remaining

@@ -143,19 +143,30 @@ class SymbolProfile:
 PROFILES: dict[str, SymbolProfile] = {
     profile.symbol: profile
     for profile in (
-        SymbolProfile("BTCUSDT-PERP", Decimal(60_000), annual_vol=0.5),
+        # Deep and busy: the other makers ±1 bp, a taker every ~0.5 s a side.
+        SymbolProfile(
+            "BTCUSDT-PERP",
+            Decimal(60_000),
+            annual_vol=0.5,
+            maker_half_spread_bps=1.0,
+            maker_spacing_bps=1.0,
+            maker_size_usdt=Decimal(20_000),
+            taker_rate_per_s=2.0,
+            taker_decay_per_bps=0.5,
+            taker_size_usdt=Decimal(3_000),
+        ),
         SymbolProfile(
             "ETHUSDT-PERP",
             Decimal(3_000),
             annual_vol=0.65,
             jumps_per_day=3.0,
             jump_sd=0.007,
-            maker_half_spread_bps=3.0,
-            maker_spacing_bps=3.0,
+            maker_half_spread_bps=1.5,
+            maker_spacing_bps=1.5,
             maker_size_usdt=Decimal(15_000),
-            taker_rate_per_s=0.4,
-            taker_decay_per_bps=0.2,
-            taker_size_usdt=Decimal(1_500),
+            taker_rate_per_s=1.5,
+            taker_decay_per_bps=0.4,
+            taker_size_usdt=Decimal(2_000),
         ),
         # A small cap: wider, thinner and jumpier.
         SymbolProfile(
@@ -165,12 +176,12 @@ PROFILES: dict[str, SymbolProfile] = {
             jumps_per_day=6.0,
             jump_sd=0.02,
             basis_sd_bps=4.0,
-            maker_half_spread_bps=6.0,
-            maker_spacing_bps=5.0,
+            maker_half_spread_bps=3.0,
+            maker_spacing_bps=2.0,
             maker_size_usdt=Decimal(5_000),
-            taker_rate_per_s=0.3,
-            taker_decay_per_bps=0.1,
-            taker_size_usdt=Decimal(500),
+            taker_rate_per_s=1.0,
+            taker_decay_per_bps=0.2,
+            taker_size_usdt=Decimal(800),
         ),
     )
 }

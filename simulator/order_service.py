@@ -129,7 +129,7 @@ class Venue:
 
     def reset(self) -> None:
         """A fresh book and ledger (a shared exchange, owned by the simulator, stays)."""
-        self.exchange = self._shared or Exchange(self.instruments)
+        self.exchange = self._shared or Exchange(self.instruments, forget_finished=is_house_account)
         self.switches: dict[tuple[str, str], float] = {}  # (account, symbol) → monotonic deadline
         self.switch_firings = 0
         self.switch_cancels = 0

@@ -79,7 +79,9 @@ class TradeX:
         self.instruments = tuple(instruments)
         symbols = {rules.symbol for rules in self.instruments}
         self.clock = SimClock(speed=speed)
-        self.exchange = Exchange(self.instruments, on_event=self._on_event)
+        self.exchange = Exchange(
+            self.instruments, on_event=self._on_event, forget_finished=is_house_account
+        )
         self.feed = Feed(producer, codec, clock_ns=self.clock.now_ns, heartbeat_s=heartbeat_s)
         chosen = [p for p in (profiles or PROFILES.values()) if p.symbol in symbols]
         self.market = Market(

@@ -872,3 +872,36 @@ def test_random_sequences_keep_the_book_and_the_ledger_consistent(
             rate, mark = args
             exchange.pay_funding(symbol, rate=rate, mark=mark, ts_ns=ts)
         assert_invariants(exchange, events)
+
+
+def test_the_house_accounts_finished_orders_are_forgotten_and_clients_kept() -> None:
+    exchange = Exchange(INSTRUMENTS, forget_finished=lambda account: account.startswith("bg-"))
+
+    def place(account: str, coid: str, side: Side, price: str, size: str) -> PlaceOutcome:
+        return exchange.place(
+            account_id=account,
+            client_order_id=coid,
+            symbol=BTC,
+            side=side,
+            price=D(price),
+            size=D(size),
+            ts_ns=1,
+        )
+
+    place("bg-maker", "m1", "SELL", "60000.0", "0.002")  # will be filled
+    place("bg-maker", "m2", "SELL", "60001.0", "0.002")  # stays live
+    place("bg-maker", "m3", "BUY", "60002.0", "0.002")  # rejected: would cross m1
+    place("client", "c1", "SELL", "60000.5", "0.001")  # will be filled
+    place("client", "c2", "BUY", "59999.0", "0.001")  # will be cancelled
+    exchange.take(account_id="bg-taker", symbol=BTC, side="BUY", size=D("0.003"),
+                  limit_price=D("60000.5"), ts_ns=2)  # fmt: skip
+    exchange.cancel(account_id="client", client_order_id="c2", ts_ns=3)
+
+    assert exchange.order("bg-maker", "m1") is None  # filled: forgotten
+    assert exchange.order("bg-maker", "m3") is None  # rejected: forgotten
+    assert exchange.order("bg-maker", "m2") is not None  # live: kept
+    assert [o.client_order_id for o in exchange.open_orders("bg-maker")] == ["m2"]
+    assert exchange.order("client", "c1").status == "FILLED"  # type: ignore[union-attr]
+    assert exchange.order("client", "c2").status == "CANCELLED"  # type: ignore[union-attr]
+    assert exchange.order_count() == 3  # m2, c1, c2; the take is gone too
+    assert exchange.account("bg-taker").positions[BTC] == D("0.003")  # the ledger keeps all

@@ -33,17 +33,18 @@ _COMMON = {
     "level_spacing_bps": D("3"),
     "check_staleness": True,
     "staleness_threshold_ms": 3000,
-    "quote_interval_ms": 250,
-    "price_threshold_bps": D("1"),
+    "quote_interval_ms": 500,
+    "price_threshold_bps": D("2"),
 }
 POOLS: dict[str, dict[str, Any]] = {
     "BTCUSDT-PERP": {
         **_COMMON,
-        # A-S units are price units (SPEC Part B.1): γσ²τ ≈ 1.5 bps in calm hours at
-        # 60,000, so the spread sits at its floor and widens in volatile ones.
-        "gamma": D("0.0001"),
+        # A-S units are price units (SPEC Part B.1). σ comes from trades, so it holds
+        # the bid-ask bounce too (≈ 1,000 USDT/√h here): γσ²τ ≈ 2 bps, and the
+        # spread sits near its floor, at the simulator's other makers (±1 bp).
+        "gamma": D("0.00001"),
         "kappa": D("2"),
-        "min_spread_bps": D("4"),
+        "min_spread_bps": D("2"),
         "max_spread_bps": D("40"),
         "order_size_usdt": D("3000"),
         "max_pool_position_usdt": D("250000"),
@@ -51,9 +52,9 @@ POOLS: dict[str, dict[str, Any]] = {
     },
     "ETHUSDT-PERP": {
         **_COMMON,
-        "gamma": D("0.001"),
+        "gamma": D("0.0001"),
         "kappa": D("20"),
-        "min_spread_bps": D("5"),
+        "min_spread_bps": D("2.5"),
         "max_spread_bps": D("50"),
         "order_size_usdt": D("2000"),
         "max_pool_position_usdt": D("150000"),
@@ -63,9 +64,9 @@ POOLS: dict[str, dict[str, Any]] = {
         **_COMMON,
         # At 0.00001 a price unit is 100,000 times the symbol's price: γ and κ scale
         # with 1/price² and 1/price.
-        "gamma": D("1000000"),
-        "kappa": D("100000000"),
-        "min_spread_bps": D("10"),
+        "gamma": D("100000"),
+        "kappa": D("1000000000"),
+        "min_spread_bps": D("3"),
         "max_spread_bps": D("120"),
         "order_size_usdt": D("500"),
         "max_pool_position_usdt": D("40000"),

@@ -1,0 +1,95 @@
+"""The end-to-end stack: a Tansu broker, the schema registry, the Metadata
+stand-in and the TradeX simulator (`python -m simulator`) as real processes;
+runquoter in a thread of the test process (as the other worker tests run it),
+against the test database and Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.adapters.conftest import schema_registry_url  # noqa: F401 - shared fixture
+from tests.adapters.test_metadata import metadata_target  # noqa: F401 - shared fixture
+from tests.adapters.worker_harness import tansu_broker
+from tests.conftest import ROOT, free_port, wait_until_serving
+
+
+class TradeXAdmin:
+    """The simulator's HTTP admin routes, for the tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def get(self, path: str, **params: str) -> Any:
+        response = self.http.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def open_orders(self, account_id: str, symbol: str) -> list[dict[str, Any]]:
+        return list(self.get("/v1/orders", account_id=account_id, symbol=symbol)["orders"])
+
+    def ledger(self, account_id: str) -> dict[str, Any]:
+        response = self.http.get("/admin/ledger", params={"account_id": account_id})
+        return dict(response.json())
+
+    def market(self) -> dict[str, Any]:
+        return dict(self.get("/admin/market"))
+
+    def feed(self, action: str, symbol: str | None = None) -> None:
+        self.post("/admin/feed", {"action": action, "symbol": symbol})
+
+    def halt(self, symbol: str, halted: bool = True) -> None:
+        self.post("/admin/halt", {"symbol": symbol, "halted": halted})
+
+    def faults(self, **faults: Any) -> None:
+        self.post("/admin/faults", faults)
+
+
+@contextlib.contextmanager
+def running_tradex(broker: str, registry: str, tmp: Path, *args: str) -> Iterator[TradeXAdmin]:
+    port = free_port()
+    log = tmp / f"tradex-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "simulator",
+                "--port",
+                str(port),
+                "--brokers",
+                broker,
+                "--registry",
+                registry,
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(f"{url}/healthz", proc)
+        yield TradeXAdmin(url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    with tansu_broker(tmp_path, partitions=3) as bootstrap:
+        yield bootstrap
