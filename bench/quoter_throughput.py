@@ -376,6 +376,7 @@ class LatencyProbe:
         w = self.worker
         decode = w.codec.decode
         record = w.journal.record
+        by_action: dict[int, dict[str, Any]] = {}
         taken, records, waiters, current = (
             self.taken,
             self.records,
@@ -434,6 +435,8 @@ class LatencyProbe:
                 }
                 records[key] = rec
                 current.set(rec if actions else None)
+                for action in actions:  # the sender task finds its delta by them
+                    by_action[id(action)] = rec
                 if not actions:
                     waiter = waiters.get(key)
                     if waiter is not None:
@@ -466,6 +469,19 @@ class LatencyProbe:
 
         w.codec.decode = probe_decode
         w.journal.record = probe_journal
+
+        send = w._send
+
+        async def probe_send(hosted: Any, actions: list[Any]) -> Any:
+            # Runs in the symbol's sender task: carry the delta's record into it.
+            found = [by_action.pop(id(a), None) for a in actions]
+            rec = next((r for r in found if r is not None), None)
+            current.set(rec)
+            if rec is not None:
+                rec["t_sender"] = now()
+            return await send(hosted, actions)
+
+        w._send = probe_send
         for hosted in w.hosted.values():
             wrap(hosted.engine)
         http = w.client._http
@@ -475,6 +491,7 @@ class LatencyProbe:
     def uninstall(self) -> None:
         w = self.worker
         w.journal.__dict__.pop("record", None)
+        w.__dict__.pop("_send", None)
         w.codec.__dict__.pop("decode", None)
         for engine in self._engines:
             engine.__dict__.pop("handle", None)
