@@ -43,6 +43,9 @@ def test_compose_names_the_whole_stack():
         "celery-worker",
         "celery-beat",
         "migrate",
+        "order-service",
+        "metadata-service",
+        "outbox-relay",
     } <= set(services)
 
 
