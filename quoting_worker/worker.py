@@ -84,6 +84,7 @@ from quoting_worker.core.types import (
     Command,
     Event,
     Fill,
+    FundingPayment,
     Instrument,
     InstrumentStatus,
     OrderAccepted,
@@ -457,7 +458,9 @@ class QuoterWorker:
                 shadow=self.config.shadow,
                 mode=setup.mode,
             )
-            boot = engine.restore(fills=restore.fills, open_orders=restore.open_orders)
+            boot = engine.restore(
+                fills=restore.fills, open_orders=restore.open_orders, funding=restore.funding
+            )
             boot += engine.handle(InstrumentStatus(halted, self.clock.now_ns()))
             boot.append(RequestSnapshot(f"{symbol}: hosted"))
             hosted = Hosted(symbol, engine, instrument, token, asyncio.Queue())
@@ -594,6 +597,8 @@ class QuoterWorker:
         try:
             if isinstance(event, Fill):
                 await self._store_fill(hosted, event)
+            elif isinstance(event, FundingPayment):
+                await self._store_funding(hosted, event)
             actions = hosted.engine.handle(event)
             if actions:
                 await self._execute(hosted, actions)
@@ -604,6 +609,18 @@ class QuoterWorker:
         finally:
             if done is not None:
                 done()
+
+    async def _store_funding(self, hosted: Hosted, payment: FundingPayment) -> None:
+        """Stored before the engine applies it, as fills are (offsets follow)."""
+        pid = hosted.engine.by_account.get(payment.account_id)
+        if pid is None:
+            return
+        await self._db(
+            store.funding_record,
+            symbol=hosted.symbol,
+            token=hosted.token,
+            payments=[(pid, payment)],
+        )
 
     async def _store_fill(self, hosted: Hosted, fill: Fill) -> None:
         member = hosted.engine._owner_of(fill.client_order_id)

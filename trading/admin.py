@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from common.admin import ReadOnlyModelAdmin
-from trading.models import MMFill, MMOrder
+from trading.models import MMFill, MMFundingPayment, MMOrder
 
 
 @admin.register(MMOrder)
@@ -63,4 +63,14 @@ class MMFillAdmin(ReadOnlyModelAdmin):
     )
     list_select_related = ("participant",)
     date_hierarchy = "filled_at"
+    show_full_result_count = False
+
+
+@admin.register(MMFundingPayment)
+class MMFundingPaymentAdmin(ReadOnlyModelAdmin):
+    list_display = ("payment_id", "participant", "symbol", "amount_usdt", "paid_at")
+    list_filter = ("symbol", "paid_at")
+    search_fields = ("payment_id", "symbol", "participant__name", "participant__account_id")
+    list_select_related = ("participant",)
+    date_hierarchy = "paid_at"
     show_full_result_count = False

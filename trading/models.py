@@ -92,3 +92,29 @@ class MMFill(models.Model):
 
     def __str__(self) -> str:
         return self.fill_id
+
+
+class MMFundingPayment(models.Model):
+    """A funding payment to (positive) or from (negative) a member's account on a
+    symbol, attributed to the member; the venue's payment id makes applying it
+    twice impossible. Part of member PnL, the day's loss guard and settlement."""
+
+    payment_id = models.CharField(max_length=128, unique=True)
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, related_name="funding_payments"
+    )
+    symbol = models.CharField(max_length=32)
+    amount_usdt = _dec()
+    paid_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "mm_funding_payments"
+        ordering = ["-paid_at", "-id"]
+        indexes = [
+            models.Index(fields=["symbol", "paid_at"]),
+            models.Index(fields=["participant", "paid_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.payment_id

@@ -24,6 +24,7 @@ from pools.models import PoolConfig, PoolMember
 from quoting_worker.core.member import OpenOrder, OrderState
 from quoting_worker.core.types import (
     Fill,
+    FundingPayment,
     Instrument,
     MemberSpec,
     MemberStatus,
@@ -33,7 +34,7 @@ from quoting_worker.core.types import (
     Side,
 )
 from trading.enums import TERMINAL_ORDER_STATUSES, OrderStatus
-from trading.models import MMFill, MMOrder
+from trading.models import MMFill, MMFundingPayment, MMOrder
 
 NS = 1_000_000_000
 
@@ -243,6 +244,36 @@ def fills_record(
         return len(rows)
 
 
+def funding_record(
+    *, symbol: str, token: int, payments: Iterable[tuple[str, FundingPayment]]
+) -> int:
+    """Attributed funding payments, each once (unique venue payment id). Returns
+    how many were new."""
+    payments = list(payments)
+    if not payments:
+        return 0
+    with transaction.atomic():
+        lease_check(symbol=symbol, token=token)
+        known = set(
+            MMFundingPayment.objects.filter(
+                payment_id__in=[p.payment_id for _, p in payments]
+            ).values_list("payment_id", flat=True)
+        )
+        rows = [
+            MMFundingPayment(
+                payment_id=payment.payment_id,
+                participant_id=pid,
+                symbol=symbol,
+                amount_usdt=payment.amount,
+                paid_at=_ts(payment.ts_ns),
+            )
+            for pid, payment in payments
+            if payment.payment_id not in known
+        ]
+        MMFundingPayment.objects.bulk_create(rows, ignore_conflicts=True)
+        return len(rows)
+
+
 # ---------------------------------------------------------------- restart
 
 
@@ -250,6 +281,7 @@ def fills_record(
 class RestoreData:
     fills: tuple[tuple[str, Fill], ...]  # (participant id, fill)
     open_orders: tuple[tuple[str, OpenOrder], ...]
+    funding: tuple[tuple[str, FundingPayment], ...] = ()
 
 
 def restore_data(*, symbol: str, instrument: Instrument) -> RestoreData:
@@ -288,4 +320,18 @@ def restore_data(*, symbol: str, instrument: Instrument) -> RestoreData:
         .order_by("created_at", "id")
         if o.size > o.filled_size
     )
-    return RestoreData(fills=fills, open_orders=open_orders)
+    funding = tuple(
+        (
+            str(p.participant_id),
+            FundingPayment(
+                payment_id=p.payment_id,
+                account_id=p.participant.account_id,
+                amount=p.amount_usdt,
+                ts_ns=int(p.paid_at.timestamp() * NS),
+            ),
+        )
+        for p in MMFundingPayment.objects.filter(symbol=symbol)
+        .select_related("participant")
+        .order_by("paid_at", "id")
+    )
+    return RestoreData(fills=fills, open_orders=open_orders, funding=funding)

@@ -823,12 +823,13 @@ class PoolEngine:
         *,
         fills: Iterable[tuple[str, Fill]],
         open_orders: Iterable[tuple[str, OpenOrder]] = (),
+        funding: Iterable[tuple[str, FundingPayment]] = (),
         day_baseline_pnl: Decimal | None = None,
         day: int | None = None,
     ) -> list[Action]:
-        """Rebuilds positions, PnL and the order-owner map from persisted fills and
-        orders, each with the participant it was attributed to (SPEC B.4: a restart
-        never resets a guard).
+        """Rebuilds positions, PnL and the order-owner map from persisted fills,
+        funding payments and orders, each with the participant it was attributed
+        to (SPEC B.4: a restart never resets a guard).
 
         A pool not ACTIVE (every pool, at boot) must not leave orders resting, so
         the actions returned cancel each restored order and cancel-all every
@@ -840,6 +841,12 @@ class PoolEngine:
             self.seen_fills.add(fill.fill_id)
             self.owner.setdefault(fill.client_order_id, pid)
             member.runtime.apply_fill(fill)
+        for pid, payment in funding:
+            member = self.members.get(pid)
+            if member is None or payment.payment_id in self.seen_funding:
+                continue
+            self.seen_funding.add(payment.payment_id)
+            member.runtime.apply_funding(payment.amount)
         for pid, order in open_orders:
             holder = self.members.get(pid)
             if holder is None:

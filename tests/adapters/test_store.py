@@ -13,9 +13,17 @@ from quoting_worker.adapters import store
 from quoting_worker.core.engine import PoolEngine
 from quoting_worker.core.member import OrderState
 from quoting_worker.core.ports import FakeClock
-from quoting_worker.core.types import Fill, Instrument, MemberStatus, PlaceOrder, PoolMode, Side
+from quoting_worker.core.types import (
+    Fill,
+    FundingPayment,
+    Instrument,
+    MemberStatus,
+    PlaceOrder,
+    PoolMode,
+    Side,
+)
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
-from trading.models import MMFill, MMOrder
+from trading.models import MMFill, MMFundingPayment, MMOrder
 
 pytestmark = pytest.mark.django_db
 
@@ -119,6 +127,26 @@ def test_a_stale_token_writes_nothing(pool):
     assert lease_release(symbol="BTCUSDT-PERP", owner="w2", token=new) is True
 
 
+def test_funding_is_recorded_once_and_only_with_the_current_token(pool):
+    old, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    member = pool.members.get()
+    pid, account = str(member.participant_id), member.participant.account_id
+    payment = FundingPayment("fund-btc-1", account, Decimal("-1.25"), NS)
+    assert store.funding_record(symbol="BTCUSDT-PERP", token=old, payments=[(pid, payment)]) == 1
+    assert store.funding_record(symbol="BTCUSDT-PERP", token=old, payments=[(pid, payment)]) == 0
+    new, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w2")
+    later = FundingPayment("fund-btc-2", account, Decimal("0.5"), NS + 1)
+    with pytest.raises(StaleLease):
+        store.funding_record(symbol="BTCUSDT-PERP", token=old, payments=[(pid, later)])
+    row = MMFundingPayment.objects.get()
+    assert (row.payment_id, row.amount_usdt, str(row.participant_id)) == (
+        "fund-btc-1",
+        Decimal("-1.25"),
+        pid,
+    )
+    assert new == old + 1
+
+
 def test_restore_rebuilds_the_engine_from_the_database(pool):
     token, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
     pid = str(pool.members.get().participant_id)
@@ -138,14 +166,21 @@ def test_restore_rebuilds_the_engine_from_the_database(pool):
         (pid, Fill("f-2", sell.client_order_id, Side.SELL, 600_100, 3, Decimal("-0.018"), NS + 5)),
     ]
     store.fills_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, fills=fills)
+    account = pool.members.get().participant.account_id
+    funding = [
+        (pid, FundingPayment("fund-1", account, Decimal("-0.42"), NS + 7)),
+        (pid, FundingPayment("fund-2", account, Decimal("0.12"), NS + 9)),
+    ]
+    assert store.funding_record(symbol="BTCUSDT-PERP", token=token, payments=funding) == 2
     data = store.restore_data(symbol="BTCUSDT-PERP", instrument=BTC)
     setup = store.pool_setup(symbol="BTCUSDT-PERP")
     engine = PoolEngine(
         instrument=BTC, params=setup.params, members=setup.members, clock=FakeClock()
     )
-    boot = engine.restore(fills=data.fills, open_orders=data.open_orders)
+    boot = engine.restore(fills=data.fills, open_orders=data.open_orders, funding=data.funding)
     runtime = engine.members[pid].runtime
     assert runtime.position_lots == 7
+    assert runtime.funding_usdt == Decimal("-0.30")
     # 3 lots of 0.001 BTC sold 10 USDT above the entry: 0.03 USDT.
     assert runtime.realised_pnl_usdt == Decimal("0.03")
     assert runtime.fees_usdt == Decimal("-0.078")

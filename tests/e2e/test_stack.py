@@ -31,7 +31,7 @@ from tests.adapters.worker_harness import (
 )
 from tests.e2e.conftest import TradeXAdmin, running_tradex
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
-from trading.models import MMFill
+from trading.models import MMFill, MMFundingPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,10 @@ WEIGHTS = {"acct-e2e-big": Decimal(3), "acct-e2e-small": Decimal(1)}
 @pytest.fixture
 def tradex(broker: str, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
     with running_tradex(
-        broker, schema_registry_url, tmp_path, "--symbol", ETH, "--seed", "11"
+        broker,
+        schema_registry_url,
+        tmp_path,
+        *("--symbol", ETH, "--seed", "11", "--funding-interval-s", "5"),
     ) as admin:
         yield admin
 
@@ -148,6 +151,8 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
             ),
             timeout=120,
         )
+        # Funding every 5 simulated seconds reaches the members with a position.
+        wait_for("a funding payment stored for a member", MMFundingPayment.objects.exists)
         # Engine and venue agree on what rests (between two re-quotes).
         engine = running.worker.hosted[ETH].engine
 
@@ -173,6 +178,20 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
             )
 
         wait_for("every venue fill stored in mm_fills", books_settled)
+
+        def funding_settled() -> bool:
+            return all(
+                (
+                    MMFundingPayment.objects.filter(participant=p).aggregate(s=Sum("amount_usdt"))[
+                        "s"
+                    ]
+                    or Decimal(0)
+                )
+                == Decimal(tradex.ledger(a)["funding"])
+                for a, p in members.items()
+            )
+
+        wait_for("every funding payment stored", funding_settled)
         status = wait_for(
             "the live status after the last fill",
             lambda: (
@@ -193,4 +212,5 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
         member = next(m for m in status["members"] if m["participant_id"] == str(participant.pk))
         assert Decimal(member["position"]) == Decimal(ledger["positions"].get(ETH, "0"))
         assert Decimal(member["fees_usdt"]) == Decimal(ledger["fees"])
+        assert Decimal(member["funding_usdt"]) == Decimal(ledger["funding"])
         assert member["open_orders"] == 0
