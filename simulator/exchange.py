@@ -247,22 +247,9 @@ class Exchange:
                 return PlaceOutcome(existing, existing.reason, reason, replayed=True)
             return PlaceOutcome(existing, "", "", replayed=True)
 
-        order = Order(
-            order_id=self._new_order_id(),
-            client_order_id=client_order_id,
-            account_id=account_id,
-            user_id=user_id,
-            symbol=symbol,
-            side=side,
-            price=price,
-            size=size,
-            filled_size=ZERO,
-            status=OPEN,
-            reason="",
-            created_ns=ts_ns,
-            post_only=post_only,
+        order = self._record(
+            account_id, client_order_id, user_id, symbol, side, price, size, ts_ns, post_only
         )
-        self._orders[(account_id, client_order_id)] = order
         code, reason = refuse or self._refusal(order)
         if code:
             order.status, order.reason = REJECTED, code
@@ -306,22 +293,10 @@ class Exchange:
             return []
         self.account(account_id)
         client_order_id = self._new_take_id(account_id)
-        order = Order(
-            order_id=self._new_order_id(),
-            client_order_id=client_order_id,
-            account_id=account_id,
-            user_id="",
-            symbol=symbol,
-            side=side,
-            price=ZERO if limit_price is None else limit_price,
-            size=size,
-            filled_size=ZERO,
-            status=OPEN,
-            reason="",
-            created_ns=ts_ns,
-            post_only=False,
+        price = ZERO if limit_price is None else limit_price
+        order = self._record(
+            account_id, client_order_id, "", symbol, side, price, size, ts_ns, post_only=False
         )
-        self._orders[(account_id, client_order_id)] = order
         fills, self_trade = self._match(order, limit_price, ts_ns)
         if order.remaining > 0:
             self._end(order, CANCELLED, SELF_TRADE_PREVENTED if self_trade else IOC)
@@ -435,6 +410,37 @@ class Exchange:
         return payments
 
     # -------------------------------------------------------------- internals
+
+    def _record(
+        self,
+        account_id: str,
+        client_order_id: str,
+        user_id: str,
+        symbol: str,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        ts_ns: int,
+        post_only: bool,
+    ) -> Order:
+        """A new OPEN order with the next order id, kept under (account, client id)."""
+        order = Order(
+            order_id=self._new_order_id(),
+            client_order_id=client_order_id,
+            account_id=account_id,
+            user_id=user_id,
+            symbol=symbol,
+            side=side,
+            price=price,
+            size=size,
+            filled_size=ZERO,
+            status=OPEN,
+            reason="",
+            created_ns=ts_ns,
+            post_only=post_only,
+        )
+        self._orders[(account_id, client_order_id)] = order
+        return order
 
     def _emit(self, event: ExchangeEvent) -> None:
         if self.on_event is not None:

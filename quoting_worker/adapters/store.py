@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from common.actors import SYSTEM, Actor, ActorKind
@@ -190,6 +190,11 @@ def orders_record(
             ).update(**updates)
 
 
+def _recorded(model: type[models.Model], field: str, ids: list[str]) -> set[str]:
+    """Which of `ids` (a unique venue id column) are already stored."""
+    return set(model._default_manager.filter(**{f"{field}__in": ids}).values_list(field, flat=True))
+
+
 def fills_record(
     *, symbol: str, token: int, instrument: Instrument, fills: Iterable[tuple[str, Fill]]
 ) -> int:
@@ -200,11 +205,7 @@ def fills_record(
         return 0
     with transaction.atomic():
         lease_check(symbol=symbol, token=token)
-        known = set(
-            MMFill.objects.filter(fill_id__in=[f.fill_id for _, f in fills]).values_list(
-                "fill_id", flat=True
-            )
-        )
+        known = _recorded(MMFill, "fill_id", [f.fill_id for _, f in fills])
         new = [(pid, f) for pid, f in fills if f.fill_id not in known]
         orders = {
             o.client_order_id: o
@@ -254,11 +255,7 @@ def funding_record(
         return 0
     with transaction.atomic():
         lease_check(symbol=symbol, token=token)
-        known = set(
-            MMFundingPayment.objects.filter(
-                payment_id__in=[p.payment_id for _, p in payments]
-            ).values_list("payment_id", flat=True)
-        )
+        known = _recorded(MMFundingPayment, "payment_id", [p.payment_id for _, p in payments])
         rows = [
             MMFundingPayment(
                 payment_id=payment.payment_id,
