@@ -209,6 +209,16 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
         sold = fills.filter(side="SELL").aggregate(s=Sum("size"))["s"] or Decimal(0)
         assert bought - sold == Decimal(ledger["positions"].get(ETH, "0")), account
         assert fills.aggregate(f=Sum("fee_usdt"))["f"] == Decimal(ledger["fees"]), account
+        # Cash: what MMS's own records say the account paid and received.
+        notional = {
+            side: sum((f.price * f.size for f in fills.filter(side=side)), Decimal(0))
+            for side in ("BUY", "SELL")
+        }
+        funding = MMFundingPayment.objects.filter(participant=participant).aggregate(
+            s=Sum("amount_usdt")
+        )["s"] or Decimal(0)
+        cash = notional["SELL"] - notional["BUY"] - Decimal(ledger["fees"]) + funding
+        assert cash == Decimal(ledger["cash"]), account
         member = next(m for m in status["members"] if m["participant_id"] == str(participant.pk))
         assert Decimal(member["position"]) == Decimal(ledger["positions"].get(ETH, "0"))
         assert Decimal(member["fees_usdt"]) == Decimal(ledger["fees"])
