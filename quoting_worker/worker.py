@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -156,6 +157,9 @@ class Hosted:
     # Commands overtake the market events queued before them (a pause must not
     # wait behind a backlog of deltas): the engine takes these first.
     urgent: deque[Command] = field(default_factory=deque)
+    # Monotonic ns when the last kill-switch trip was on record (inf while it is
+    # being written): a pool row read before then cannot resume the engine.
+    trip_recorded_ns: float = 0.0
     # Order traffic, in the engine's order: the sender works through it while
     # the drain goes on applying market data (a slow venue never stalls the book).
     sends: asyncio.Queue[list[Action] | None] = field(default_factory=asyncio.Queue)
@@ -642,13 +646,17 @@ class QuoterWorker:
             hosted.sends.put_nowait(traffic)
         for action in actions:
             if isinstance(action, RiskTriggered):
-                await self._db(
-                    store.pool_halt,
-                    symbol=hosted.symbol,
-                    worker_id=self.config.worker_id,
-                    trigger=action.trigger,
-                    detail=action.detail,
-                )
+                hosted.trip_recorded_ns = math.inf
+                try:
+                    await self._db(
+                        store.pool_halt,
+                        symbol=hosted.symbol,
+                        worker_id=self.config.worker_id,
+                        trigger=action.trigger,
+                        detail=action.detail,
+                    )
+                finally:
+                    hosted.trip_recorded_ns = time.monotonic_ns()
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
@@ -871,6 +879,7 @@ class QuoterWorker:
         # Decided before reading the row: a symbol assigned meanwhile is hosted by the
         # assignment (with its boot pause), never from a row read before it.
         owned_before = self._owns(symbol)
+        read_at = time.monotonic_ns()
         setup = await self._db(self._setup, symbol)
         if hosted is None:
             if setup is not None and setup.enabled and owned_before and self._owns(symbol):
@@ -882,7 +891,10 @@ class QuoterWorker:
             await self._release(symbol, reason="pool archived or disabled")
             return
         await self._db(self._load_user_ids, symbol)
-        for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
+        stale = read_at <= hosted.trip_recorded_ns
+        for command in commands_for(
+            setup, hosted.engine, now_ns=self.clock.now_ns(), read_before_trip=stale
+        ):
             self._command(hosted, command)
 
     @staticmethod

@@ -346,7 +346,14 @@ class PoolEngine:
         return []
 
     def _on_rejected(self, reject: OrderRejected) -> list[Action]:
+        """A reject counts towards the storm guard once per order (the venue says it
+        twice: the HTTP answer and the engine topic), and only while ACTIVE: the
+        rejects of orders in flight when a pool halts must not re-trip it."""
+        member = self._owner_of(reject.client_order_id)
+        tracked = member is not None and reject.client_order_id in member.runtime.open_orders
         self._drop_order(reject.client_order_id)
+        if not tracked or self.mode is not PoolMode.ACTIVE:
+            return []
         breach = self.guards.on_reject(self.params)
         if breach is not None:
             return self._trip(breach)

@@ -1,0 +1,685 @@
+"""The safety guarantees end to end (SPEC Part A "Safety guarantees", B.5, B.9,
+RELIABILITY.md), against the TradeX simulator as a real process, a real Tansu
+broker, PostgreSQL and Redis.
+
+Every kill-switch trigger (exchange halt, stale data, reject storm, position)
+halts the pool, takes every member order off the simulator's book,
+publishes the halt and places nothing until a person resumes; a pause cancels
+everything; a sequence gap closes the gate until the worker's snapshot request
+resyncs the book, without halting; shadow mode places nothing; a runquoter
+killed with SIGKILL leaves its orders to the venue's dead-man's switch, and
+the next one boots every pool PAUSED and reconciles.
+
+The worker runs in a thread of the test process (the `quoter` fixture), except
+for the SIGKILL test, which runs `manage.py runquoter` as a subprocess.
+
+The loss trigger has no test here: the simulator's takers are uninformed, so a
+pool quoting on it earns the spread and the maker rebate, and its day PnL never
+went below zero in a minute of quoting (max_pool_loss_usdt = 0). Nothing the
+simulator's admin routes offer moves the mark against a position on demand.
+
+The last tests pin product bugs these tests found (a stale pool row resuming a
+tripped engine; rejects re-tripping a halted pool; rejects counted twice), now
+fixed; the xfail(strict) one pins the one still open (a written-ahead order
+never sent stays PENDING) and will XPASS, failing the run, once fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from common.exceptions import InvalidInput
+from common.models import AuditLog, OutboxEvent
+from common.notify import POOL_CHANGED_CHANNEL
+from common.redis import redis_client
+from pools import services
+from pools.models import PoolConfig
+from quoting_worker.core.ids import ClientOrderIds
+from quoting_worker.core.types import InstrumentStatus, Side
+from quoting_worker.worker import DEAD_MANS_SWITCH_MS
+from tests.adapters.broker_fixture import unique_group
+from tests.adapters.worker_harness import live_status, place_directly, wait_for
+from tests.conftest import ROOT
+from tests.e2e.conftest import TradeXAdmin
+from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared fixtures
+    ETH,
+    OPS,
+    WEIGHTS,
+    eth_pool,
+    hosted,
+    quoter,
+    resting_ladders,
+    tradex,
+)
+from trading.models import MMFill, MMOrder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACCOUNTS = tuple(WEIGHTS)
+RISK_TOPIC = "mm.risk.triggered.v1"
+STATE_TOPIC = "mm.state.changed.v1"
+SIMULATED_TOPIC = "mm.quote.simulated.v1"
+LIVE_ORDER_STATUSES = ("PENDING", "OPEN", "PARTIALLY_FILLED")
+
+Quoter = Callable[..., Any]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def member_orders(tradex: TradeXAdmin) -> list[dict[str, Any]]:  # noqa: F811
+    """Every member's open orders on the simulator's ETH book."""
+    return [order for account in ACCOUNTS for order in tradex.open_orders(account, ETH)]
+
+
+def book_empty(tradex: TradeXAdmin) -> bool:  # noqa: F811
+    return not member_orders(tradex)
+
+
+def both_members_quoting(tradex: TradeXAdmin) -> bool:  # noqa: F811
+    return all(tradex.open_orders(account, ETH) for account in ACCOUNTS)
+
+
+def placements(tradex: TradeXAdmin, since: float = 0.0) -> int:  # noqa: F811
+    """Placement requests the simulator's Order Service has answered that arrived
+    at or after `since` (wall-clock seconds, the simulator's request log)."""
+    log = tradex.get("/admin/requests", route="place")["requests"]
+    return sum(1 for request in log if request["t"] >= since)
+
+
+def row(pool: PoolConfig) -> PoolConfig:
+    return PoolConfig.objects.get(pk=pool.pk)
+
+
+def risk_events() -> list[OutboxEvent]:
+    return list(OutboxEvent.objects.filter(topic=RISK_TOPIC, key=ETH).order_by("pk"))
+
+
+def state_changes(to_state: str) -> list[OutboxEvent]:
+    return [
+        event
+        for event in OutboxEvent.objects.filter(topic=STATE_TOPIC, key=ETH).order_by("pk")
+        if event.payload["to_state"] == to_state
+    ]
+
+
+def status_beats(count: int, worker_id: str | None = None) -> dict[str, Any]:
+    """Waits for `count` more live-status beats of the pool (one a second); the last."""
+    first = wait_for("the pool's live status", lambda: live_status(ETH))
+    version, worker = first["version"], worker_id or first["worker_id"]
+
+    def later() -> dict[str, Any] | None:
+        status = live_status(ETH)
+        if status and status["worker_id"] == worker and status["version"] >= version + count:
+            return status
+        return None
+
+    return dict(wait_for(f"{count} more status beats", later))
+
+
+def assert_nothing_placed_while(tradex: TradeXAdmin, beats: int = 2) -> dict[str, Any]:  # noqa: F811
+    """The book stays empty and no placement reaches the venue while the worker,
+    ticking every 50 ms, publishes `beats` more status beats."""
+    since = time.time()
+    status = status_beats(beats)
+    placed = placements(tradex, since)
+    assert placed == 0, f"{placed} orders placed while the pool was not ACTIVE"
+    assert book_empty(tradex), member_orders(tradex)
+    return status
+
+
+def start_quoting(running: Any, pool: PoolConfig, tradex: TradeXAdmin) -> None:  # noqa: F811
+    wait_for("the worker to host ETH", lambda: hosted(running.worker))
+    services.pool_resume(pool=row(pool), actor=OPS, note="e2e")
+    wait_for("both members' orders on the simulator book", lambda: both_members_quoting(tradex))
+
+
+def assert_halted_by(trigger: str, pool: PoolConfig, tradex: TradeXAdmin) -> PoolConfig:  # noqa: F811
+    """The kill switch as a whole: the row HALTED by `trigger`, one risk event and
+    one state change published, every member order off the book, HALTED in the
+    live status, and nothing placed afterwards. The row."""
+    halted_row = wait_for(
+        f"the pool HALTED ({trigger})",
+        lambda: (r := row(pool)).state == "HALTED" and r,
+        timeout=30,
+    )
+    risk = risk_events()
+    assert halted_row.state_reason.startswith(f"{trigger}:"), halted_row.state_reason
+    assert [(e.payload["trigger"], e.payload["actor_kind"]) for e in risk] == [(trigger, "quoter")]
+    halted = state_changes("HALTED")
+    assert [(e.payload["from_state"], e.payload["action"]) for e in halted] == [("ACTIVE", "halt")]
+
+    wait_for("every member order off the simulator book", lambda: book_empty(tradex))
+    # The reason the live status gives is not checked here: see the xfail tests below.
+    wait_for(
+        "the halt in the live status",
+        lambda: (s := live_status(ETH)) and s["mode"] == "HALTED" and not s["quoting"],
+    )
+    assert_nothing_placed_while(tradex)
+    assert row(pool).state == "HALTED"  # nothing resumes by itself
+    return halted_row
+
+
+# ---------------------------------------------------------------- 1. exchange halt
+
+
+def test_an_exchange_halt_halts_the_pool_cancels_everything_and_waits_for_a_person(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        tradex.halt(ETH)
+
+        assert_halted_by("EXCHANGE_HALT", pool, tradex)
+        assert tradex.market()["symbols"][ETH]["halted"] is True
+
+        # The exchange trades again: still nothing, until a person resumes with a note.
+        tradex.halt(ETH, halted=False)
+        assert_nothing_placed_while(tradex, beats=2)
+        with pytest.raises(InvalidInput):
+            services.pool_resume(pool=row(pool), actor=OPS, note=" ")
+        assert row(pool).state == "HALTED"
+        services.pool_resume(pool=row(pool), actor=OPS, note="exchange halt over, reviewed")
+        wait_for("quotes again after the resume", lambda: both_members_quoting(tradex))
+        assert row(pool).state == "ACTIVE"
+        assert len(risk_events()) == 1
+
+
+# ---------------------------------------------------------------- 2. stale data
+
+
+def test_a_paused_feed_halts_the_pool_for_stale_data_within_its_threshold(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    threshold_s = pool.staleness_threshold_ms / 1000
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        tradex.feed("pause", ETH)
+        paused = time.monotonic()
+        wait_for("the pool HALTED", lambda: row(pool).state == "HALTED", timeout=threshold_s + 10)
+        elapsed = time.monotonic() - paused
+        print(
+            f"stale data: HALTED {elapsed:.2f} s after the feed paused (threshold {threshold_s} s)"
+        )
+        # The last book message came at most a heartbeat (0.5 s) before the pause.
+        assert threshold_s - 1.0 <= elapsed <= threshold_s + 2.5, elapsed
+
+        halted = assert_halted_by("STALE_DATA", pool, tradex)
+        assert "threshold 3000 ms" in halted.state_reason
+
+
+# ---------------------------------------------------------------- 3. reject storm
+
+
+def test_a_storm_of_injected_rejects_halts_the_pool(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        tradex.faults(reject_rate=1.0, routes=["place"])
+        # A new clip size: every resting order is replaced, and every replacement refused.
+        services.pool_update(pool=row(pool), config={"order_size_usdt": Decimal("2400")}, actor=OPS)
+
+        assert_halted_by("REJECT_STORM", pool, tradex)
+        rejected = tradex.get("/admin/stats")["requests"]["place"].get("422", 0)
+        assert rejected >= 10, tradex.get("/admin/stats")["requests"]
+
+
+# ---------------------------------------------------------------- 4. position
+
+
+def test_a_fill_past_the_pool_position_limit_halts_the_pool(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    # One lot of ETH is worth ~30 USDT: the first fill breaches the limit.
+    services.pool_update(pool=pool, config={"max_pool_position_usdt": Decimal("1")}, actor=OPS)
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+
+        assert_halted_by("POSITION", pool, tradex)
+        assert MMFill.objects.filter(symbol=ETH).exists()
+        assert Decimal(live_status(ETH)["q"]) != 0  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- 5. pause
+
+
+def test_a_pause_cancels_every_order_and_nothing_is_placed_afterwards(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        services.pool_pause(pool=row(pool), actor=OPS, reason="e2e pause")
+
+        wait_for("every member order off the simulator book", lambda: book_empty(tradex))
+        wait_for(
+            "the pause in the live status",
+            lambda: (live_status(ETH) or {}).get("mode") == "PAUSED",
+        )
+        status = assert_nothing_placed_while(tradex)
+        assert status["mode"] == "PAUSED"
+        assert row(pool).state == "PAUSED"
+        assert risk_events() == []
+        assert [e.payload["actor"] for e in state_changes("PAUSED")] == ["olga-ops"]
+
+
+# ---------------------------------------------------------------- 6. sequence gap
+
+
+def test_a_sequence_gap_closes_the_gate_until_a_requested_snapshot_resyncs_without_halting(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        requested = tradex.get("/admin/stats")["snapshot_requests"].get(ETH, 0)
+        # The simulator answers snapshot requests 1.8 s late (the client waits 2 s):
+        # long enough to see the gate closed, which a live status beat shows.
+        tradex.faults(latency_ms=1800, routes=["snapshot"])
+        tradex.feed("skip", ETH)
+
+        seen: dict[str, Any] = {}
+        states: set[str] = set()
+
+        def gate_closed_and_orders_withdrawn() -> bool:
+            states.add(row(pool).state)
+            if "empty" not in seen and book_empty(tradex):
+                seen["empty"] = time.monotonic()
+            status = live_status(ETH) or {}
+            if (
+                "status" not in seen
+                and status.get("mode") == "ACTIVE"
+                and not status.get("quoting")
+                and "not synced" in status.get("gate_reason", "")
+            ):
+                seen["status"] = status
+            return {"empty", "status"} <= set(seen)
+
+        wait_for("the gate closed and the orders withdrawn", gate_closed_and_orders_withdrawn)
+
+        def quoting_again() -> bool:
+            states.add(row(pool).state)
+            status = live_status(ETH) or {}
+            return both_members_quoting(tradex) and bool(status.get("quoting"))
+
+        wait_for("quoting again after the resync", quoting_again)
+        assert states == {"ACTIVE"}
+        assert risk_events() == []
+        assert tradex.get("/admin/stats")["snapshot_requests"].get(ETH, 0) > requested
+
+
+# ---------------------------------------------------------------- 7. shadow mode
+
+
+def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, members = eth_pool()
+    with quoter(shadow=True) as running:
+        wait_for("the worker to host ETH", lambda: hosted(running.worker))
+        services.pool_resume(pool=row(pool), actor=OPS, note="e2e shadow")
+        quotes = wait_for(
+            "simulated quotes in the outbox",
+            lambda: list(OutboxEvent.objects.filter(topic=SIMULATED_TOPIC)),
+        )
+        status = assert_nothing_placed_while(tradex, beats=2)
+
+    assert {q.key for q in quotes} == {ETH}
+    assert {q.payload["participant_id"] for q in quotes} == {str(p.pk) for p in members.values()}
+    assert {q.payload["side"] for q in quotes} == {"BUY", "SELL"}
+    assert status["mode"] == "ACTIVE"
+    stats = tradex.get("/admin/stats")
+    assert "place" not in stats["requests"], stats["requests"]
+    assert stats["dead_man_switch"]["armed"] == 0
+
+
+# ---------------------------------------------------------------- 8. SIGKILL
+
+
+def start_runquoter(
+    log: Path, *, broker: str, registry: str, order_service: str, metadata: str, group: str
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mms.settings.test",
+        "DJANGO_DEBUG": "true",
+        "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        "REDIS_URL": settings.SERVICE.redis_url,
+        "KAFKA_BROKERS": broker,
+        "SCHEMA_REGISTRY_URL": registry,
+        "ORDER_SERVICE_URL": order_service,
+        "METADATA_SERVICE_GRPC_URL": metadata,
+        "MM_SHADOW_MODE": "false",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "manage.py",
+                "runquoter",
+                "--partitions",
+                "3",
+                "--development",
+                "--group",
+                group,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def worker_id_of(proc: subprocess.Popen[bytes]) -> str:
+    return f"{socket.gethostname()}-{proc.pid}"
+
+
+def hosted_by(proc: subprocess.Popen[bytes], log: Path) -> Callable[[], dict[str, Any] | None]:
+    """The pool's live status once `proc` hosts it; fails at once if `proc` died."""
+
+    def check() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"runquoter exited with {proc.returncode}:\n{log.read_text()}")
+        status = live_status(ETH)
+        return status if status and status["worker_id"] == worker_id_of(proc) else None
+
+    return check
+
+
+@pytest.fixture
+def runquoter(
+    broker: str,
+    schema_registry_url: str,
+    metadata_target: str,
+    tradex: TradeXAdmin,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Starts `manage.py runquoter` processes (one consumer group); ends each left running."""
+    group = unique_group("e2e-kill")
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = start_runquoter(
+            tmp_path / f"runquoter-{len(started)}.log",
+            broker=broker,
+            registry=schema_registry_url,
+            order_service=tradex.url,
+            metadata=metadata_target,
+            group=group,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def unsettled_orders(tradex: TradeXAdmin) -> list[tuple[str, str, int]]:  # noqa: F811
+    """mm_orders rows of ETH still open: (client order id, status, the venue's HTTP
+    answer to a query for it: 404 when the venue never received the order)."""
+    rows = MMOrder.objects.filter(symbol=ETH, status__in=LIVE_ORDER_STATUSES).values_list(
+        "client_order_id", "status", "participant__account_id"
+    )
+    return [
+        (
+            coid,
+            status,
+            tradex.http.get(f"/v1/orders/{coid}", params={"account_id": account}).status_code,
+        )
+        for coid, status, account in rows
+    ]
+
+
+def test_a_runquoter_killed_with_sigkill_leaves_no_order_for_long_and_its_successor_boots_paused(
+    tradex: TradeXAdmin,  # noqa: F811
+    runquoter: Callable[[], subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    pool, _ = eth_pool()
+    first = runquoter()
+    wait_for("the first runquoter to host ETH", hosted_by(first, tmp_path / "runquoter-0.log"))
+    services.pool_resume(pool=row(pool), actor=OPS, note="e2e")
+    wait_for("both members' full ladders on the simulator book", lambda: resting_ladders(tradex))
+
+    first.kill()  # SIGKILL: no cancel, no goodbye
+    killed = time.monotonic()
+    first.wait(timeout=10)
+    timeout_s = DEAD_MANS_SWITCH_MS / 1000
+
+    def switches_fired() -> bool:
+        switches = tradex.get("/admin/stats")["dead_man_switch"]
+        return switches["fired"] >= len(ACCOUNTS) and book_empty(tradex)
+
+    wait_for(
+        "the venue's dead-man's switches to fire and the member orders to be gone",
+        switches_fired,
+        timeout=timeout_s + 5,
+    )
+    elapsed = time.monotonic() - killed
+    print(f"SIGKILL: dead-man's switches fired, book empty {elapsed:.2f} s after the kill")
+    assert elapsed <= timeout_s + 2.0, elapsed
+    assert row(pool).state == "ACTIVE"  # nobody told the database
+    assert MMOrder.objects.filter(symbol=ETH, status__in=LIVE_ORDER_STATUSES).exists()
+
+    # An order left resting for a member while no worker runs.
+    stray = place_directly(
+        tradex.url,
+        account_id="acct-e2e-big",
+        user_id="user-e2e-big",
+        symbol=ETH,
+        side="BUY",
+        price="2000.00",
+        size="0.01",
+        coid="left-behind-by-someone",
+    )
+    assert stray["status"] == "OPEN"
+    before = placements(tradex)
+
+    second = runquoter()
+    status = wait_for(
+        "the second runquoter to host ETH", hosted_by(second, tmp_path / "runquoter-1.log")
+    )
+    assert row(pool).state == "PAUSED"  # the boot pause
+    assert status["mode"] == "PAUSED"
+    assert AuditLog.objects.filter(
+        entity_type="pool", entity_id=ETH, action="pause", actor="system", to_state="PAUSED"
+    ).exists()
+    wait_for("the stray order cancelled", lambda: book_empty(tradex))
+    # Reconciled: every order the venue knows is settled in mm_orders. (Rows written
+    # ahead for orders the kill stopped before they left stay PENDING: see
+    # test_an_order_written_ahead_but_never_sent_is_settled_after_a_restart.)
+    wait_for(
+        "mm_orders settled for every order the venue knows",
+        lambda: all(
+            status == "PENDING" and venue == 404 for _, status, venue in unsettled_orders(tradex)
+        ),
+        timeout=20,
+    )
+    assert_nothing_placed_while(tradex)
+    assert placements(tradex) == before
+
+    services.pool_resume(pool=row(pool), actor=OPS, note="restart reviewed")
+    wait_for("quotes again once resumed", lambda: both_members_quoting(tradex))
+    assert second.poll() is None
+
+
+# ---------------------------------------------------------------- product bugs, pinned
+
+
+def pool_configs_lock_waiters() -> int:
+    """Sessions waiting for a lock on mm_pool_configs (the worker's database thread)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND relation = 'mm_pool_configs'::regclass"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def queued_unhalt(host: Any) -> bool:
+    """The engine's queue holds the instrument's "trading again" status (the engine
+    is blocked, so that is how far the event can get)."""
+    for _ in range(5):  # the loop thread may append meanwhile
+        try:
+            items = list(host.queue._queue)
+            break
+        except RuntimeError:
+            continue
+    else:
+        return False
+    return any(
+        item and isinstance(item[0], InstrumentStatus) and not item[0].halted for item in items
+    )
+
+
+def test_a_pool_row_read_just_before_a_kill_switch_trip_does_not_resume_the_pool(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    # No periodic re-read: only the pool-changed hints below make the worker read the row.
+    with quoter(reread_interval_s=60.0) as running:
+        start_quoting(running, pool, tradex)
+        host = running.worker.hosted[ETH]
+        with transaction.atomic():
+            # The database is slow: the worker's read of the pool row waits...
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE mm_pool_configs IN ACCESS EXCLUSIVE MODE")
+            redis_client().publish(
+                POOL_CHANGED_CHANNEL, json.dumps({"symbol": ETH, "reason": "config"})
+            )
+            wait_for("the worker reading the pool row", lambda: pool_configs_lock_waiters() > 0)
+            # ...while the exchange halts the symbol: the kill switch trips and cancels.
+            tradex.halt(ETH)
+            wait_for("every member order off the simulator book", lambda: book_empty(tradex))
+            tradex.halt(ETH, halted=False)  # and trades again soon after
+            wait_for("the worker to receive the end of the halt", lambda: queued_unhalt(host))
+            before = placements(tradex)
+        wait_for("the pool HALTED", lambda: row(pool).state == "HALTED")
+        status = status_beats(2)
+        placed = placements(tradex) - before
+        assert placed == 0, f"{placed} orders placed after the kill switch, row HALTED"
+        assert status["halt"].startswith("EXCHANGE_HALT:"), status["halt"]
+
+
+def test_rejects_of_orders_in_flight_when_the_exchange_halts_keep_the_halt_reason(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        # Placements take 1.5 s to reach the book; a new clip size replaces every order.
+        tradex.faults(latency_ms=1500, routes=["place"])
+        services.pool_update(pool=row(pool), config={"order_size_usdt": Decimal("2400")}, actor=OPS)
+        wait_for("the old orders cancelled, the new ones in flight", lambda: book_empty(tradex))
+        tradex.halt(ETH)  # the venue refuses the late placements: INSTRUMENT_HALTED
+
+        assert_halted_by("EXCHANGE_HALT", pool, tradex)
+        stats = tradex.get("/admin/stats")["requests"]["place"]
+        assert stats.get("422", 0) >= 10, stats
+        status = status_beats(1)
+        assert status["halt"].startswith("EXCHANGE_HALT:"), status["halt"]
+
+
+def venue_rejections(tradex: TradeXAdmin) -> int:  # noqa: F811
+    return int(tradex.get("/admin/stats")["requests"].get("place", {}).get("422", 0))
+
+
+def test_a_reject_storm_needs_ten_rejected_placements(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    # One ladder of 8 orders (2 levels, 2 sides, 2 members), none again for a minute.
+    services.pool_update(
+        pool=pool, config={"num_levels": 2, "quote_interval_ms": 60_000}, actor=OPS
+    )
+    tradex.faults(reject_rate=1.0, routes=["place"])
+    with quoter() as running:
+        wait_for("the worker to host ETH", lambda: hosted(running.worker))
+        services.pool_resume(pool=row(pool), actor=OPS, note="e2e")
+        wait_for("the first ladder refused", lambda: venue_rejections(tradex) >= 8)
+        status_beats(2)
+        assert venue_rejections(tradex) == 8  # one ladder, nothing placed since
+        halted = row(pool)
+        assert halted.state == "ACTIVE", f"8 rejections tripped {halted.state_reason!r}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG quoting_worker/core/engine.py + worker.py: an order of unknown outcome the "
+        "venue never received is given up after 3 not-founds (_on_query_result) but "
+        "its mm_orders row is never updated (worker._order_change ignores "
+        "found=False): it stays PENDING for ever and is restored at every start"
+    ),
+)
+def test_an_order_written_ahead_but_never_sent_is_settled_after_a_restart(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    _, members = eth_pool()
+    big = members["acct-e2e-big"]
+    # A worker recorded the order (write-ahead) and was killed before sending it.
+    coid = ClientOrderIds(time.time_ns).new(
+        short_id=big.short_id, symbol=ETH, level=0, side=Side.BUY
+    )
+    MMOrder.objects.create(
+        client_order_id=coid,
+        participant=big,
+        symbol=ETH,
+        side="BUY",
+        level=0,
+        price=Decimal("2000.00"),
+        size=Decimal("0.01"),
+        status="PENDING",
+        created_at=timezone.now(),
+    )
+
+    def not_found_three_times() -> bool:
+        asked = tradex.get("/admin/requests", route="query")["requests"]
+        return sum(1 for r in asked if coid in r["path"] and r["outcome"] == "404") >= 3
+
+    with quoter() as running:
+        wait_for("the worker to host ETH", lambda: hosted(running.worker))
+        wait_for("the venue to answer 'not found' three times", not_found_three_times)
+        wait_for(
+            "the order settled in mm_orders",
+            lambda: MMOrder.objects.get(client_order_id=coid).status not in LIVE_ORDER_STATUSES,
+            timeout=10,
+        )
