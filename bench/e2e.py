@@ -134,7 +134,7 @@ from urllib.parse import unquote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.quoter_throughput import (  # noqa: E402
+from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run as a script)
     Hold,
     Processes,
     bench_consumer_class,
@@ -145,6 +145,7 @@ from bench.quoter_throughput import (  # noqa: E402
     wait_for,
     wait_port,
 )
+
 from simulator.order_service import REQUEST_LOG_LIMIT  # noqa: E402
 
 ETH = "ETHUSDT-PERP"
