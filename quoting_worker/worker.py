@@ -88,6 +88,7 @@ from quoting_worker.core.types import (
     FundingPayment,
     Instrument,
     InstrumentStatus,
+    OrderAbandoned,
     OrderAccepted,
     OrderCancelled,
     OrderQueryResult,
@@ -657,6 +658,12 @@ class QuoterWorker:
                     )
                 finally:
                     hosted.trip_recorded_ns = time.monotonic_ns()
+            elif isinstance(action, OrderAbandoned):
+                self._status_changes[hosted.symbol].append(
+                    store.OrderChange(
+                        action.client_order_id, OrderStatus.CANCELLED, reason=action.reason
+                    )
+                )
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)

@@ -43,6 +43,8 @@ Per symbol, in fixed steps of simulated time (`step_s`, default 0.1 s):
   `MarkChanged` at that instant, then `Exchange.pay_funding` at that instant
   with rate = clamp((mark − index)/index, ±`funding_cap`), rounded to 1e-8, so
   longs pay shorts when the perp trades above the index.
+- **Moves on demand** (`Market.move`): F jumps by a given number of bps at
+  once, for tests that need the market against a position.
 - **Halts** (`Exchange.set_halted`) stop the background orders of that symbol;
   F, the index and the mark move on, and funding is still paid.
 
@@ -320,6 +322,22 @@ class Market:
     def volatile(self, symbol: str) -> bool:
         """Whether the symbol is in its volatile regime."""
         return self._symbols[symbol].volatile
+
+    # -------------------------------------------------------------- control
+
+    def move(self, symbol: str, bps: float) -> Decimal:
+        """Moves `symbol`'s fair value (and so its mark) by `bps` at once, as a
+        jump would, for tests and demos that need the market to go against a
+        position. The new mark is published now and the other makers re-ladder
+        at the next step. Returns the new mark."""
+        state = self._symbols.get(symbol)
+        if state is None:
+            raise ValueError(f"no market for {symbol!r}")
+        if not (math.isfinite(bps) and bps > -10_000):
+            raise ValueError(f"bps must be a finite number above -10000, not {bps!r}")
+        state.log_fair += math.log1p(bps * BPS)
+        state.check = True
+        return self._publish_mark(state, self._now_ns, force=True)[0]
 
     # -------------------------------------------------------------- time
 

@@ -20,6 +20,7 @@ Admin routes beside the Order Service's own (`/admin/faults`, `/admin/halt`, ...
     POST /admin/feed      {"action": "pause"|"resume"|"skip"|"snapshot", "symbol": …}
     GET  /admin/ledger    ?account_id=…  position, cash, fees, funding per symbol
     GET  /admin/market    simulated time, fair value, mark, index, best bid/ask
+    POST /admin/market    {"symbol": …, "move_bps": -300}  fair value and mark jump now
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class TradeX:
             Route("/admin/feed", self._feed_control, methods=["POST"]),
             Route("/admin/ledger", self._ledger, methods=["GET"]),
             Route("/admin/market", self._market_state, methods=["GET"]),
+            Route("/admin/market", self._market_move, methods=["POST"]),
         ]
 
     async def _feed_control(self, request: Request) -> Response:
@@ -167,6 +169,25 @@ class TradeX:
         else:
             return _error("action must be pause, resume, skip or snapshot")
         return JSONResponse({"action": action, "symbol": symbol})
+
+    async def _market_move(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error("body must be JSON")
+        if not isinstance(body, dict):
+            return _error("body must be a JSON object")
+        symbol, bps = body.get("symbol"), body.get("move_bps")
+        if symbol not in self.market.symbols:
+            return _error(f"no market for symbol {symbol!r}")
+        if isinstance(bps, bool) or not isinstance(bps, int | float):
+            return _error("move_bps must be a number")
+        try:
+            mark = self.market.move(symbol, float(bps))
+        except ValueError as exc:
+            return _error(str(exc))
+        self.feed.flush()
+        return JSONResponse({"symbol": symbol, "move_bps": bps, "mark": _text(mark)})
 
     async def _ledger(self, request: Request) -> Response:
         account_id = request.query_params.get("account_id")

@@ -66,6 +66,7 @@ from quoting_worker.core.types import (
     MarkPrice,
     MemberSpec,
     MemberStatus,
+    OrderAbandoned,
     OrderAccepted,
     OrderCancelled,
     OrderQueryResult,
@@ -396,7 +397,10 @@ class PoolEngine:
         self.not_found[coid] += 1
         if self.not_found[coid] >= NOT_FOUND_BEFORE_GIVING_UP:
             self._drop_order(coid)
-            return self._maybe_quote()
+            gone = OrderAbandoned(
+                coid, f"not found at the venue after {NOT_FOUND_BEFORE_GIVING_UP} queries"
+            )
+            return [gone, *self._maybe_quote()]
         return []
 
     def _on_venue_open_orders(self, venue: VenueOpenOrders) -> list[Action]:

@@ -321,6 +321,15 @@ class RiskTriggered:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderAbandoned:
+    """The venue never had this order (asked, and not found, often enough): it is
+    closed on record, so no restart restores it as a live order."""
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SimulatedQuote:
     """Shadow mode: what would have been placed."""
 
@@ -338,5 +347,6 @@ Action = (
     | QueryOrder
     | RequestSnapshot
     | RiskTriggered
+    | OrderAbandoned
     | SimulatedQuote
 )

@@ -17,6 +17,7 @@ from quoting_worker.core.types import (
     InstrumentStatus,
     MarkPrice,
     MemberStatus,
+    OrderAbandoned,
     OrderAccepted,
     OrderCancelled,
     OrderQueryResult,
@@ -259,10 +260,14 @@ def test_unknown_outcome_is_queried_and_blocks_its_slot() -> None:
         assert (
             order.client_order_id in world.engine.members[order.participant_id].runtime.open_orders
         )
-    world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
+    out = world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
     assert (
         order.client_order_id not in world.engine.members[order.participant_id].runtime.open_orders
     )
+    # Given up, and said so: the record closes it, so no restart restores it.
+    assert [a.client_order_id for a in out if isinstance(a, OrderAbandoned)] == [
+        order.client_order_id
+    ]
 
 
 def test_shadow_mode_simulates_and_never_places() -> None:

@@ -9,6 +9,7 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ class TradeXAdmin:
 
     def market(self) -> dict[str, Any]:
         return dict(self.get("/admin/market"))
+
+    def move(self, symbol: str, bps: float) -> Decimal:
+        """The symbol's fair value and mark jump by `bps` now; the new mark."""
+        return Decimal(self.post("/admin/market", {"symbol": symbol, "move_bps": bps})["mark"])
 
     def feed(self, action: str, symbol: str | None = None) -> None:
         self.post("/admin/feed", {"action": action, "symbol": symbol})

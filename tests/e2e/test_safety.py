@@ -2,7 +2,7 @@
 RELIABILITY.md), against the TradeX simulator as a real process, a real Tansu
 broker, PostgreSQL and Redis.
 
-Every kill-switch trigger (exchange halt, stale data, reject storm, position)
+Every kill-switch trigger (exchange halt, stale data, reject storm, position, loss)
 halts the pool, takes every member order off the simulator's book,
 publishes the halt and places nothing until a person resumes; a pause cancels
 everything; a sequence gap closes the gate until the worker's snapshot request
@@ -13,15 +13,13 @@ the next one boots every pool PAUSED and reconciles.
 The worker runs in a thread of the test process (the `quoter` fixture), except
 for the SIGKILL test, which runs `manage.py runquoter` as a subprocess.
 
-The loss trigger has no test here: the simulator's takers are uninformed, so a
-pool quoting on it earns the spread and the maker rebate, and its day PnL never
-went below zero in a minute of quoting (max_pool_loss_usdt = 0). Nothing the
-simulator's admin routes offer moves the mark against a position on demand.
+The simulator's takers are uninformed, so a pool quoting on it earns the
+spread and the maker rebate; the loss test moves the market against the pool's
+position on demand (`POST /admin/market`).
 
 The last tests pin product bugs these tests found (a stale pool row resuming a
 tripped engine; rejects re-tripping a halted pool; rejects counted twice), now
-fixed; the xfail(strict) one pins the one still open (a written-ahead order
-never sent stays PENDING) and will XPASS, failing the run, once fixed.
+fixed.
 """
 
 from __future__ import annotations
@@ -262,6 +260,27 @@ def test_a_fill_past_the_pool_position_limit_halts_the_pool(
         assert_halted_by("POSITION", pool, tradex)
         assert MMFill.objects.filter(symbol=ETH).exists()
         assert Decimal(live_status(ETH)["q"]) != 0  # type: ignore[index]
+
+
+def test_a_market_move_against_the_pools_position_past_its_loss_limit_halts_the_pool(
+    tradex: TradeXAdmin,  # noqa: F811
+    quoter: Quoter,  # noqa: F811
+) -> None:
+    pool, _ = eth_pool()
+    services.pool_update(pool=pool, config={"max_pool_loss_usdt": Decimal("5")}, actor=OPS)
+    with quoter() as running:
+        start_quoting(running, pool, tradex)
+        q = wait_for(
+            "the pool to hold a position",
+            lambda: (q := Decimal((live_status(ETH) or {}).get("q") or 0)) and q,
+            timeout=30,
+        )
+        # 3% against a position of at least one level (~0.6 ETH near 3,000 USDT)
+        # is a loss of ~50 USDT, ten times the limit.
+        tradex.move(ETH, -300 if q > 0 else 300)
+
+        halted = assert_halted_by("LOSS", pool, tradex)
+        assert "pool PnL today" in halted.state_reason
 
 
 # ---------------------------------------------------------------- 5. pause
@@ -640,15 +659,6 @@ def test_a_reject_storm_needs_ten_rejected_placements(
         assert halted.state == "ACTIVE", f"8 rejections tripped {halted.state_reason!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG quoting_worker/core/engine.py + worker.py: an order of unknown outcome the "
-        "venue never received is given up after 3 not-founds (_on_query_result) but "
-        "its mm_orders row is never updated (worker._order_change ignores "
-        "found=False): it stays PENDING for ever and is restored at every start"
-    ),
-)
 def test_an_order_written_ahead_but_never_sent_is_settled_after_a_restart(
     tradex: TradeXAdmin,  # noqa: F811
     quoter: Quoter,  # noqa: F811

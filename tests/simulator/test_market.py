@@ -188,6 +188,42 @@ def test_a_halted_symbol_gets_no_background_orders_and_keeps_its_path() -> None:
     assert len(halted.exchange.depth(ETH, "BUY")) >= PROFILES[ETH].maker_levels
 
 
+def test_a_move_on_demand_jumps_the_mark_at_once_and_stale_bids_are_picked_off() -> None:
+    run = Run((PROFILES[ETH],), seed=5)
+    run.market.advance(START + 10 * S)
+    before = run.market.mark(ETH)
+    # Someone's bid left where the market was: after the move it stands 3% above F.
+    stale = run.exchange.best_bid(ETH)
+    assert stale is not None
+    run.exchange.place(
+        account_id="mm-x",
+        client_order_id="stale-bid",
+        symbol=ETH,
+        side="BUY",
+        price=stale,
+        size=Decimal("1"),
+        ts_ns=run.market.now_ns,
+    )
+    seen = len(run.events)
+    mark = run.market.move(ETH, -300)
+    assert mark == run.market.mark(ETH)
+    assert float(mark / before) == pytest.approx(0.97, rel=1e-9)
+    assert [e.mark_price for e in run.events[seen:] if isinstance(e, MarkChanged)] == [mark]
+    run.market.advance(run.market.now_ns + 30 * S)
+    bought = sum((e.size for e in run.of(Filled) if e.account_id == "mm-x"), start=Decimal(0))
+    assert bought > 0  # the takers sell into the stale bid at the new fair value
+    bid, ask = run.exchange.best_bid(ETH), run.exchange.best_ask(ETH)
+    assert bid is not None
+    assert ask is not None
+    assert bid < run.market.mark(ETH) < ask
+    with pytest.raises(ValueError, match="no market"):
+        run.market.move(BTC, 1)
+    with pytest.raises(ValueError, match="bps"):
+        run.market.move(ETH, -10_000)
+    with pytest.raises(ValueError, match="bps"):
+        run.market.move(ETH, math.nan)
+
+
 # ---------------------------------------------------------------- takers
 
 
