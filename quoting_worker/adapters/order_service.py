@@ -59,7 +59,7 @@ import email.utils
 import inspect
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -92,6 +92,9 @@ ACCOUNT_TYPE = "SYSTEM_MARKET_MAKER"
 LIVE_STATUSES = frozenset({"NEW", "OPEN", "PARTIALLY_FILLED"})
 FINAL_STATUSES = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 DEFAULT_RETRY_AFTER_S = 1.0
+# How many recently confirmed cancels the sink remembers, to answer a query the
+# engine decided while the cancel was still waiting for the request budget.
+SETTLED_MEMORY = 4096
 MAX_RETRY_AFTER_S = 60.0
 
 PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancelled
@@ -550,6 +553,12 @@ class OrderServiceSink:
     SimulatedQuote are not order traffic and are left to the runquoter. If
     `before_places` raises, no placement is sent and the error propagates once
     the other requests are done.
+
+    A query of an order whose cancel the venue confirmed in the last
+    SETTLED_MEMORY confirmations is answered from that confirmation, without a
+    request: under a tight request budget the engine's query timer fires while
+    the cancel still waits its turn, and those queries would eat the budget
+    (`saved["query"]` counts them).
     """
 
     def __init__(
@@ -563,6 +572,8 @@ class OrderServiceSink:
         self._instruments = instruments
         self.on_event = on_event
         self.failures: Counter[str] = Counter()
+        self.saved: Counter[str] = Counter()
+        self._settled: OrderedDict[str, OrderCancelled] = OrderedDict()
 
     def instrument(self, symbol: str) -> Instrument:
         if callable(self._instruments):
@@ -625,6 +636,11 @@ class OrderServiceSink:
         await asyncio.gather(*sent)
 
     async def _emit(self, event: Event) -> None:
+        if isinstance(event, OrderCancelled):
+            settled = self._settled
+            settled[event.client_order_id] = event
+            if len(settled) > SETTLED_MEMORY:
+                settled.popitem(last=False)
         result = self.on_event(event)
         if inspect.isawaitable(result):
             await result
@@ -658,6 +674,11 @@ class OrderServiceSink:
             await self._emit(OrderCancelled(coid, now))
 
     async def _query(self, query: QueryOrder) -> None:
+        settled = self._settled.get(query.client_order_id)
+        if settled is not None:
+            self.saved["query"] += 1
+            await self._emit(settled)  # the engine drops an order once, whatever it hears twice
+            return
         try:
             result = await self.client.query(query.client_order_id, query.account_id)
         except OrderServiceUnavailable:

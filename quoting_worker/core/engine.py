@@ -19,8 +19,13 @@ to HALT; only an explicit resume opens it again.
 
 Re-quoting is throttled: not more often than `quote_interval_ms`, and only
 when the microprice moved at least `price_threshold_bps` since the last
-quote, or something else changed (a fill, members, config, an order gone).
-Only the orders that differ from what rests are cancelled and placed.
+quote, or something else changed (a fill, members, config). An order gone
+(cancelled, rejected, given up) while nothing else changed leaves its slot to
+be refilled at the last quote's prices, not a re-price of every level: a
+cancel confirmed over HTTP before the feed shows it gone shifts the
+microprice (net of own orders) by that order for a moment, and re-pricing on
+it would feed on itself. Only the orders that differ from what rests are
+cancelled and placed.
 
 An order whose placement outcome is unknown stays in the engine's view (its
 size counts against limits) and is queried until the venue says what became
@@ -195,6 +200,9 @@ class PoolEngine:
         self.halt_reason = ""
         self.active_since_ns = clock.now_ns() if mode is PoolMode.ACTIVE else 0
         self.dirty = True
+        # An order went (cancelled, rejected, given up) while nothing else changed:
+        # its slot is refilled at the last quote's prices, not re-priced.
+        self.refill = False
         self.last = _LastQuote()
         self._apply_params(params)
         self._set_members(members)
@@ -450,7 +458,7 @@ class PoolEngine:
         order = member.runtime.remove_order(coid)
         if order is not None:
             self._own_add(order.side, order.price_ticks, -order.remaining_lots)
-            self.dirty = True
+            self.refill = True
         self._forget(coid)
 
     def _forget(self, coid: str) -> None:
@@ -644,10 +652,14 @@ class PoolEngine:
             and last.micro is not None
             and abs(micro - last.micro) < self.threshold * last.micro
         ):
+            if self.refill and last.ladder is not None:
+                return self._quote(now, last.micro, refill=last.ladder)
             return []
         return self._quote(now, micro)
 
-    def _quote(self, now: int, micro: float) -> list[Action]:
+    def _quote(self, now: int, micro: float, *, refill: Ladder | None = None) -> list[Action]:
+        """A new ladder from `micro`, or, given `refill` (the last quote's ladder),
+        the same prices again for whatever slot has no order."""
         if self.mark is None:
             return []
         if self.params.check_staleness and (
@@ -661,18 +673,22 @@ class PoolEngine:
         if sigma is None or mid is None:
             return []  # warming up: no quotes until σ is known
         best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
-        q = float(self.instrument.size(self._q_lots()))
-        ladder = self.as_engine.ladder(
-            microprice_ticks=micro,
-            mid_ticks=mid,
-            q=q,
-            sigma=sigma,
-            best_bid=best_bid,
-            best_ask=best_ask,
-        )
+        self.refill = False
+        if refill is not None:
+            ladder = refill
+        else:
+            q = float(self.instrument.size(self._q_lots()))
+            ladder = self.as_engine.ladder(
+                microprice_ticks=micro,
+                mid_ticks=mid,
+                q=q,
+                sigma=sigma,
+                best_bid=best_bid,
+                best_ask=best_ask,
+            )
+            self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
+            self.dirty = False
         targets = self._targets(ladder)
-        self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
-        self.dirty = False
         if self.shadow:
             return self._simulate(targets)
         return self._diff(targets, mid, best_bid, best_ask)

@@ -563,6 +563,45 @@ def test_placements_overlap_cancels_unless_they_could_cross_the_cancelled_order(
     ]
 
 
+def test_a_query_of_a_cancel_already_confirmed_is_answered_without_a_request(
+    sim: SimAdmin,
+) -> None:
+    """Under a tight budget the engine's query timer fires while the cancel waits
+    its turn; by the time the query leaves, the cancel's answer is known."""
+    resting, other = order(), order(Side.SELL, 600_010)
+
+    async def scenario() -> tuple[list[Event], OrderServiceSink]:
+        events: list[Event] = []
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        async with connect(sim) as client:
+            await place(client, resting)
+            await place(client, other)
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            await sink.execute(
+                BTC.symbol, [CancelOrder(resting.client_order_id, resting.participant_id, ALPHA)]
+            )
+            await sink.execute(
+                BTC.symbol,
+                [
+                    QueryOrder(resting.client_order_id, ALPHA),
+                    QueryOrder(other.client_order_id, ALPHA),
+                ],
+            )
+        return events, sink
+
+    events, sink = run(scenario)
+    assert [(type(e).__name__, e.client_order_id) for e in events] == [
+        ("OrderCancelled", resting.client_order_id),
+        ("OrderCancelled", resting.client_order_id),  # the confirmation, again
+        ("OrderQueryResult", other.client_order_id),  # asked: nothing known of it
+    ]
+    assert sink.saved["query"] == 1
+    assert [other.client_order_id in r["path"] for r in sim.requests("query")] == [True]
+
+
 def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
     sim: SimAdmin,
 ) -> None:

@@ -99,6 +99,33 @@ def test_small_moves_and_the_interval_do_not_requote() -> None:
     assert world.send(BookDelta(world.seq, ((MID - 5, 901),), (), world.now())) == []
 
 
+def test_an_order_gone_is_refilled_at_the_last_quotes_prices_not_re_priced() -> None:
+    world = World()
+    first = places(world.active())
+    for order in first:
+        world.send(OrderAccepted(order.client_order_id, f"v-{order.client_order_id}", world.now()))
+    world.clock.advance(150 * MS)
+    world.seq += 1
+    # The best bid grows nine-fold: the microprice moves 4 ticks, under the 1 bp threshold.
+    assert world.send(BookDelta(world.seq, ((MID - 5, 4500),), (), world.now())) == []
+    world.clock.advance(150 * MS)
+    gone = first[3]
+    out = world.send(OrderCancelled(gone.client_order_id, world.now()))
+    assert cancels(out) == []  # what rests stays: nothing re-priced
+    (again,) = places(out)
+    assert (again.participant_id, again.side, again.level, again.price_ticks, again.size_lots) == (
+        gone.participant_id,
+        gone.side,
+        gone.level,
+        gone.price_ticks,
+        gone.size_lots,
+    )
+    # A fill is news about the position: that one re-prices.
+    world.clock.advance(150 * MS)
+    out = world.send(fill_of(first[0], "f-1"))
+    assert cancels(out)
+
+
 def test_a_real_move_replaces_only_what_changed() -> None:
     world = World()
     first = places(world.active())
