@@ -579,20 +579,48 @@ class QuoterWorker:
 
     async def _drain(self, hosted: Hosted) -> None:
         """The engine's one consumer. Commands waiting in `urgent` go before the next
-        queued event; after DRAIN_SLICE_S of work the task yields, so a backlog on one
-        symbol never holds up the loop's timers, renewals or other symbols."""
+        queued event. What is queued is applied under the engine's hold and quoted
+        once at the end (a backlog is never re-quoted event by event, each time off
+        a state already superseded); after DRAIN_SLICE_S of work the task quotes and
+        yields, so a backlog on one symbol never holds up the loop's timers,
+        renewals or other symbols."""
         loop = asyncio.get_running_loop()
-        slice_ends = loop.time() + DRAIN_SLICE_S
+        engine = hosted.engine
         while True:
             item = await hosted.queue.get()
             if item is None:
                 return
-            while hosted.urgent:
-                await self._apply(hosted, hosted.urgent.popleft(), None)
-            await self._apply(hosted, *item)
+            slice_ends = loop.time() + DRAIN_SLICE_S
+            stop = False
+            engine.hold()
+            try:
+                while True:
+                    while hosted.urgent:
+                        await self._apply(hosted, hosted.urgent.popleft(), None)
+                    await self._apply(hosted, *item)
+                    if hosted.queue.empty() or loop.time() >= slice_ends:
+                        break
+                    next_item = hosted.queue.get_nowait()
+                    if next_item is None:
+                        stop = True
+                        break
+                    item = next_item
+            finally:
+                await self._quote_held(hosted)
+            if stop:
+                return
             if loop.time() >= slice_ends:
                 await asyncio.sleep(0)
-                slice_ends = loop.time() + DRAIN_SLICE_S
+
+    async def _quote_held(self, hosted: Hosted) -> None:
+        try:
+            actions = hosted.engine.release()
+            if actions:
+                await self._execute(hosted, actions)
+        except StaleLease:
+            logger.error("%s: another worker holds the symbol now", hosted.symbol)
+        except Exception:
+            logger.exception("%s: quoting after a drain failed", hosted.symbol)
 
     def _command(self, hosted: Hosted, command: Command) -> None:
         hosted.urgent.append(command)

@@ -203,6 +203,10 @@ class PoolEngine:
         # An order went (cancelled, rejected, given up) while nothing else changed:
         # its slot is refilled at the last quote's prices, not re-priced.
         self.refill = False
+        # Between hold() and release() quoting waits: a backlog of events is applied
+        # and quoted once, off the newest state (see `hold`).
+        self.holding = False
+        self.held = False
         self.last = _LastQuote()
         self._apply_params(params)
         self._set_members(members)
@@ -232,6 +236,22 @@ class PoolEngine:
         if handler is None:
             raise TypeError(f"{self.symbol}: no handler for {type(event).__name__}")
         return handler(event)
+
+    def hold(self) -> None:
+        """Until `release`, events are applied but quoting waits: a runner that
+        finds several events queued applies them all and quotes once, off the
+        newest state, instead of re-quoting off each stale one in turn. Only
+        quoting waits: a breach trips, a pause cancels, a lost sync withdraws
+        at once, as without a hold."""
+        self.holding = True
+
+    def release(self) -> list[Action]:
+        """Ends a `hold`: the quote the held events asked for, if any."""
+        self.holding = False
+        if not self.held:
+            return []
+        self.held = False
+        return self._maybe_quote()
 
     # ------------------------------------------------------------------ market data
 
@@ -636,6 +656,9 @@ class PoolEngine:
         return ""
 
     def _maybe_quote(self) -> list[Action]:
+        if self.holding:
+            self.held = True
+            return []
         if self.mode is not PoolMode.ACTIVE or self.instrument_halted is not False:
             return []
         if not self.book.synced:

@@ -126,6 +126,32 @@ def test_an_order_gone_is_refilled_at_the_last_quotes_prices_not_re_priced() -> 
     assert cancels(out)
 
 
+def test_a_held_backlog_is_quoted_once_off_the_newest_book_and_a_breach_does_not_wait() -> None:
+    world = World()
+    first = places(world.active())
+    world.clock.advance(150 * MS)
+    world.engine.hold()
+    for step in range(1, 6):  # the market lifts 2 USDT five times over
+        world.seq += 1
+        world.clock.advance(MS)
+        bids = tuple((MID + 20 * step - 5 - 10 * i, 500) for i in range(10))
+        asks = tuple((MID + 20 * step + 5 + 10 * i, 500) for i in range(10))
+        old_bids = tuple((MID + 20 * (step - 1) - 5 - 10 * i, 0) for i in range(10))
+        old_asks = tuple((MID + 20 * (step - 1) + 5 + 10 * i, 0) for i in range(10))
+        assert world.send(BookDelta(world.seq, old_bids + bids, old_asks + asks, world.now())) == []
+    out = world.engine.release()
+    # One re-quote, off the last book: every order replaced once.
+    assert {c.client_order_id for c in cancels(out)} == {o.client_order_id for o in first}
+    assert len(places(out)) == len(first)
+    assert world.engine.release() == []  # nothing more was asked for
+
+    world.clock.advance(150 * MS)
+    world.engine.hold()
+    out = world.send(InstrumentStatus(halted=True, ts_ns=world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["EXCHANGE_HALT"]
+    assert world.engine.release() == []
+
+
 def test_a_real_move_replaces_only_what_changed() -> None:
     world = World()
     first = places(world.active())

@@ -191,6 +191,16 @@ class EngineMachine(RuleBasedStateMachine):
         self.world.clock.advance(ms * MS)
         self.feed(Timer(self.world.now()))
 
+    @rule()
+    def hold(self) -> None:
+        """A runner found a backlog: events apply, quoting waits for `release`."""
+        self.engine.hold()
+
+    @rule()
+    def release(self) -> None:
+        synced_before = self.engine.book.synced
+        self.check_step(self.engine.release(), synced_before)
+
     @rule(halted=st.booleans())
     def instrument_status(self, halted: bool) -> None:
         self.instrument_halted = halted
