@@ -68,7 +68,8 @@ Correlation (2): "published" = the simulator's feed handing the BookDelta to its
     codec's decode, each engine's handle, the sender's `_send`, the order
     journal's `record`, the client's `place`/`cancel_outcome`, and the httpx
     transport), add up exactly to the total: publish → the worker's consumer
-    call returns it → engine.handle starts → ends → the sender takes the
+    call returns it → engine.handle starts → ends (or, when the drain held a
+    backlog, the engine's release that quoted it ends) → the sender takes the
     batch → client.place is called (write-ahead journal; a placement that
     could cross an order being cancelled waits for that cancel) → the
     request enters httpx (the rate budget) → Venue.place → accepted.
@@ -117,7 +118,6 @@ import random
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -146,6 +146,7 @@ from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run a
     wait_for,
     wait_port,
 )
+from scratch import scratch_database  # noqa: E402
 
 from simulator.order_service import REQUEST_LOG_LIMIT  # noqa: E402
 
@@ -153,7 +154,6 @@ ETH = "ETHUSDT-PERP"
 DELTA = "md.orderbook.delta.v1"
 PARTITIONS = 3
 REDIS_URL = "redis://127.0.0.1:6379/12"
-PG = ["-h", "127.0.0.1", "-U", "postgres"]
 RESULTS = ROOT / "bench" / "results"
 HIGH_BUDGET = 5000
 WARMUP_S = 2.0
@@ -556,7 +556,20 @@ class StackProbe:
             return record
 
         def wrap(engine: Any) -> None:
-            handle, symbol = engine.handle, engine.symbol
+            handle, release, symbol = engine.handle, engine.release, engine.symbol
+            # Under the drain's hold the quote comes from `release`, off the newest
+            # state: its actions belong to the last event handled in the hold.
+            last: dict[str, Any] = {}
+
+            def account(kind: str, key: Any, t1: int, t2: int, actions: list[Any]) -> None:
+                places = [a.client_order_id for a in actions if type(a) is PlaceOrder]
+                if places:
+                    self.placed.append((t2, kind, len(places)))
+                entry = deltas.get(key) if key is not None else None
+                if entry is not None:
+                    entry["t2"] = t2
+                    entry["places"] += places
+                    entry["cancels"] += sum(type(a) is CancelOrder for a in actions)
 
             def probe_handle(event: Any) -> Any:
                 t1 = now()
@@ -565,23 +578,37 @@ class StackProbe:
                 kind = type(event).__name__
                 self.handled[kind] += 1
                 self.handle_ns[kind] += t2 - t1
-                places = [a.client_order_id for a in actions if type(a) is PlaceOrder]
-                if places:
-                    self.placed.append((t2, kind, len(places)))
+                key = None
                 if type(event) is BookDelta:
                     got = taken.pop((symbol, event.seq), None)
                     if got is not None:
-                        deltas[(symbol, event.seq)] = {
+                        key = (symbol, event.seq)
+                        deltas[key] = {
                             "t0": got[0],
                             "decoded": got[1],
                             "t1": t1,
                             "t2": t2,
-                            "places": places,
-                            "cancels": sum(type(a) is CancelOrder for a in actions),
+                            "places": [],
+                            "cancels": 0,
                         }
+                last["kind"] = kind
+                if key is not None:
+                    last["key"] = key  # the newest delta of the hold
+                account(kind, key, t1, t2, actions)
+                return actions
+
+            def probe_release() -> Any:
+                t1 = now()
+                actions = release()
+                t2 = now()
+                self.handle_ns["release"] += t2 - t1
+                if actions:
+                    account(last.get("kind", "release"), last.get("key"), t1, t2, actions)
+                last.pop("key", None)
                 return actions
 
             engine.handle = probe_handle
+            engine.release = probe_release
             self.engines.append(engine)
 
         send = w._send
@@ -830,34 +857,24 @@ def main() -> None:
         flush=True,
     )
 
-    db_name = f"mms_bench_e2e_{os.getpid()}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mms.settings.test"
-    os.environ["DJANGO_DEBUG"] = "false"  # as in production
-    os.environ.setdefault("DJANGO_SECRET_KEY", uuid.uuid4().hex * 2)
-    os.environ["POSTGRES_URL"] = f"postgres://postgres@127.0.0.1:5432/{db_name}"
-    os.environ["REDIS_URL"] = REDIS_URL
-    os.environ.setdefault("SCHEMA_REGISTRY_URL", "mock://bench")
     logdir = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
     procs = Processes(logdir)
-    db_created = False
     ctx: dict[str, Any] = {}
     stack: dict[str, Any] = {}
-    try:
-        subprocess.run(["createdb", *PG, db_name], check=True)  # noqa: S603,S607
-        db_created = True
-        import django
 
-        django.setup()
-        from django.core.management import call_command
-
-        t = time.monotonic()
+    def worker_log() -> None:
         handler = logging.FileHandler(logdir / "worker.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logging.getLogger().handlers = [handler]  # the worker's log, not this table
         logging.getLogger("mms.quoter").setLevel(logging.INFO)
-        call_command("migrate", verbosity=0, interactive=False)
-        print(f"database {db_name} migrated in {time.monotonic() - t:.1f} s", flush=True)
-        stack = run_stack(args, procs, ctx)
+
+    try:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.enter_context(
+                scratch_database("mms_bench_e2e", redis_url=REDIS_URL, before_migrate=worker_log)
+            )
+            cleanup.callback(stop_stack, ctx, procs)
+            stack = run_stack(args, procs, ctx)
     except BaseException:
         for name in ("worker", "tradex"):
             with contextlib.suppress(OSError):
@@ -865,41 +882,6 @@ def main() -> None:
                 print(f"--- last lines of {name}.log", *tail, sep="\n", file=sys.stderr)
         raise
     finally:
-        worker, loop, stop = ctx.get("worker"), ctx.get("loop"), ctx.get("stop")
-        if ctx.get("tradex_url"):
-            with contextlib.suppress(Exception):
-                import httpx
-
-                httpx.post(f"{ctx['tradex_url']}/bench/shake", json={"interval_ms": 0}, timeout=5)
-        if worker is not None:
-            # Shutdown cancels the pool's orders: not measured, so not rate-limited.
-            from quoting_worker.adapters.order_service import RateBudget
-
-            worker.client.budget = RateBudget(rate_per_s=1e9, burst=10**9)
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-        thread = ctx.get("thread")
-        if thread is not None:
-            t = time.monotonic()
-            thread.join(60)
-            ctx["worker_stop_s"] = round(time.monotonic() - t, 1)
-            if thread.is_alive():
-                print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
-        for name, proc in procs.procs:
-            if name == "tansu" and proc.poll() is None:
-                proc.kill()  # memory storage: nothing to flush, and SIGTERM takes ~5 s
-        procs.stop_all()
-        if db_created:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            subprocess.run(["dropdb", *PG, "--force", "--if-exists", db_name], check=False)  # noqa: S603,S607
-        with contextlib.suppress(Exception):
-            import redis
-
-            redis.Redis.from_url(REDIS_URL).flushdb()
         if args.keep_logs:
             print(f"logs kept in {logdir}")
         else:
@@ -924,6 +906,35 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {out.relative_to(ROOT)} (wall time {result['wall_s']} s)")
+
+
+def stop_stack(ctx: dict[str, Any], procs: Processes) -> None:
+    """Stops the shaker, the worker thread (its shutdown cancels unmetered) and the processes."""
+    worker, loop, stop = ctx.get("worker"), ctx.get("loop"), ctx.get("stop")
+    if ctx.get("tradex_url"):
+        with contextlib.suppress(Exception):
+            import httpx
+
+            httpx.post(f"{ctx['tradex_url']}/bench/shake", json={"interval_ms": 0}, timeout=5)
+    if worker is not None:
+        # Shutdown cancels the pool's orders: not measured, so not rate-limited.
+        from quoting_worker.adapters.order_service import RateBudget
+
+        worker.client.budget = RateBudget(rate_per_s=1e9, burst=10**9)
+    if loop is not None and stop is not None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+    thread = ctx.get("thread")
+    if thread is not None:
+        t = time.monotonic()
+        thread.join(60)
+        ctx["worker_stop_s"] = round(time.monotonic() - t, 1)
+        if thread.is_alive():
+            print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
+    for name, proc in procs.procs:
+        if name == "tansu" and proc.poll() is None:
+            proc.kill()  # memory storage: nothing to flush, and SIGTERM takes ~5 s
+    procs.stop_all()
 
 
 def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_database  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 DELTA = "md.orderbook.delta.v1"
 SNAP = "md.orderbook.snap.v1"
 MARK = "md.mark.v1"
@@ -91,7 +93,6 @@ LEVELS = 20
 BATCH = 500  # the raw consumer's consume() batch, as the worker's BATCH_SIZE
 SWEEP = 5  # bid levels a latency delta removes / refills
 REDIS_URL = "redis://127.0.0.1:6379/13"
-PG = ["-h", "127.0.0.1", "-U", "postgres"]
 
 
 # ---------------------------------------------------------------- helpers
@@ -545,66 +546,44 @@ def main() -> None:
     started = time.monotonic()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000)
-    db_name = f"mms_bench_{os.getpid()}"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "mms.settings.test"
-    # As in production: DEBUG off (with it on, Django keeps every query's SQL text).
-    os.environ["DJANGO_DEBUG"] = "false"
-    os.environ.setdefault("DJANGO_SECRET_KEY", uuid.uuid4().hex * 2)
-    os.environ["POSTGRES_URL"] = f"postgres://postgres@127.0.0.1:5432/{db_name}"
-    os.environ["REDIS_URL"] = REDIS_URL
-    os.environ.setdefault("SCHEMA_REGISTRY_URL", "mock://bench")
     logdir = Path(tempfile.mkdtemp(prefix="quoter-bench-"))
     procs = Processes(logdir)
-    db_created = False
     worker_stop: dict[str, Any] = {}
     result: dict[str, Any] = {}
-    try:
-        subprocess.run(["createdb", *PG, db_name], check=True)  # noqa: S603,S607
-        db_created = True
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        t = time.monotonic()
-        call_command("migrate", verbosity=0, interactive=False)
-        print(f"database {db_name} migrated in {time.monotonic() - t:.1f} s", flush=True)
+    print(f"logs in {logdir}", flush=True)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(scratch_database("mms_bench", redis_url=REDIS_URL))
+        cleanup.callback(stop_worker_and_processes, worker_stop, procs)
         result = run(
             args, procs, logdir, worker_stop, lambda th: worker_stop.__setitem__("thread", th)
         )
-    finally:
-        loop, stop = worker_stop.get("loop"), worker_stop.get("stop")
-        worker_thread = worker_stop.get("thread")
-        if worker_stop.get("worker") is not None:
-            # Shutdown cancels every pool's orders: not measured, so not rate-limited.
-            from quoting_worker.adapters.order_service import RateBudget
-
-            worker_stop["worker"].client.budget = RateBudget(rate_per_s=1e9, burst=10**9)
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop.set)
-        if worker_thread is not None:
-            worker_thread.join(60)
-            if worker_thread.is_alive():
-                print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
-        procs.stop_all()
-        if db_created:
-            with contextlib.suppress(Exception):
-                from django.db import connections
-
-                connections.close_all()
-            subprocess.run(["dropdb", *PG, "--force", "--if-exists", db_name], check=False)  # noqa: S603,S607
-        with contextlib.suppress(Exception):
-            import redis
-
-            redis.Redis.from_url(REDIS_URL).flushdb()
-        if args.keep_logs:
-            print(f"logs kept in {logdir}")
-        else:
-            shutil.rmtree(logdir, ignore_errors=True)
+    # Logs stay on a failure (the exception names the run's directory too).
+    if args.keep_logs:
+        print(f"logs kept in {logdir}")
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
     if result:
         result["wall_s"] = round(time.monotonic() - started, 1)
         report(result)
+
+
+def stop_worker_and_processes(worker_stop: dict[str, Any], procs: Processes) -> None:
+    """Stops the worker thread (its shutdown cancels unmetered) and the processes."""
+    loop, stop = worker_stop.get("loop"), worker_stop.get("stop")
+    worker_thread = worker_stop.get("thread")
+    if worker_stop.get("worker") is not None:
+        # Shutdown cancels every pool's orders: not measured, so not rate-limited.
+        from quoting_worker.adapters.order_service import RateBudget
+
+        worker_stop["worker"].client.budget = RateBudget(rate_per_s=1e9, burst=10**9)
+    if loop is not None and stop is not None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(stop.set)
+    if worker_thread is not None:
+        worker_thread.join(60)
+        if worker_thread.is_alive():
+            print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
+    procs.stop_all()
 
 
 def run(
