@@ -10,18 +10,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvValidationError
+from performance.qscore import QScoreConfig
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(raw: str) -> timedelta:
-    """'10s', '500ms', '2m', '1h' or a bare number of seconds."""
+    """'10s', '500ms', '2m', '1h', '3d' or a bare number of seconds."""
     match = _DURATION.match(raw)
     if match is None:
         raise ValueError(f"{raw!r} is not a duration (use e.g. 10s, 500ms, 2m)")
@@ -50,6 +52,60 @@ def _positive_int(raw: str) -> int:
     return int(raw)
 
 
+def _positive_or_zero_int(raw: str) -> int:
+    if not raw.strip().isdigit():
+        raise ValueError(f"{raw!r} is not a whole number ≥ 0")
+    return int(raw)
+
+
+def _decimal(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{raw!r} is not a finite number")
+    return value
+
+
+def _decimal_map(raw: str) -> dict[str, Decimal]:
+    """'BTCUSDT-PERP=2,ETHUSDT-PERP=1' → {name: value ≥ 0}."""
+    result: dict[str, Decimal] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{part!r} is not NAME=number")
+        number = _decimal(value)
+        if number < 0:
+            raise ValueError(f"{part!r}: the number must be ≥ 0")
+        result[name.strip()] = number
+    return result
+
+
+def _qscore(env: Env, errors: dict[str, str]) -> QScoreConfig | None:
+    """The Q-score's configuration (performance/qscore.py), one error per bad variable."""
+    fields: dict[str, Any] = {}
+    for name, field, parse in (
+        ("QSCORE_MAX_SPREAD_BPS", "max_spread_bps", _decimal),
+        ("QSCORE_MIN_DEPTH_USDT", "min_depth_usdt", _decimal),
+        ("QSCORE_UPTIME_EXPONENT", "uptime_exponent", _decimal),
+        ("QSCORE_LIQUIDITY_EXPONENT", "liquidity_exponent", _decimal),
+        ("QSCORE_MIN_UPTIME", "min_uptime", _decimal),
+        ("QSCORE_MIN_TRADES", "min_trades", _positive_or_zero_int),
+    ):
+        raw = env.str(name, "")
+        if raw:
+            try:
+                fields[field] = parse(raw)
+            except ValueError as exc:
+                errors[name] = str(exc)
+    try:
+        return QScoreConfig(**fields)
+    except ValueError as exc:
+        errors["QSCORE_*"] = str(exc)
+        return None
+
+
 def _host_ports(raw: str) -> str:
     for part in raw.split(","):
         host, _, port = part.strip().rpartition(":")
@@ -71,6 +127,10 @@ class ServiceEnv:
     metrics_port: int
     shadow_mode: bool
     performance_snapshot_interval: timedelta
+    performance_snapshot_retention: timedelta
+    qscore: QScoreConfig
+    qscore_symbol_weights: dict[str, Decimal]
+    qscore_tier_uptime_floors: dict[str, Decimal]
     shutdown_timeout: timedelta
     order_rate_per_s: int
     order_cancel_reserve: int
@@ -120,6 +180,13 @@ def load_service_env() -> ServiceEnv:
         "performance_snapshot_interval": custom(
             "PERFORMANCE_SNAPSHOT_INTERVAL", parse_duration, "10s"
         ),
+        "performance_snapshot_retention": custom(
+            "PERFORMANCE_SNAPSHOT_RETENTION", parse_duration, "3d"
+        ),
+        "qscore_symbol_weights": custom("QSCORE_SYMBOL_WEIGHTS", _decimal_map, ","),
+        "qscore_tier_uptime_floors": custom(
+            "QSCORE_TIER_UPTIME_FLOORS", _decimal_map, "TIER_1=0.95,TIER_2=0.90,TIER_3=0"
+        ),
         "shutdown_timeout": custom("SHUTDOWN_TIMEOUT", parse_duration, "30s"),
         "order_rate_per_s": custom("ORDER_SERVICE_RATE_PER_S", _positive_int, "100"),
         "order_cancel_reserve": custom("ORDER_SERVICE_CANCEL_RESERVE", _positive_int, "10"),
@@ -133,6 +200,7 @@ def load_service_env() -> ServiceEnv:
         "disable_auth": env.bool("DISABLE_AUTH", False),
         "debug": env.bool("DJANGO_DEBUG", False),
     }
+    values["qscore"] = _qscore(env, errors)
     secret_key = env.str("DJANGO_SECRET_KEY", "")
     try:
         env.seal()
@@ -153,6 +221,12 @@ def load_service_env() -> ServiceEnv:
         if values["order_cancel_reserve"] >= values["order_rate_per_s"]:
             errors["ORDER_SERVICE_CANCEL_RESERVE"] = (
                 f"must be below ORDER_SERVICE_RATE_PER_S ({values['order_rate_per_s']})"
+            )
+        tiers = ("TIER_1", "TIER_2", "TIER_3")
+        floors = values["qscore_tier_uptime_floors"]
+        if set(floors) - set(tiers) or any(f > 1 for f in floors.values()):
+            errors["QSCORE_TIER_UPTIME_FLOORS"] = (
+                f"names tiers among {', '.join(tiers)}, each floor between 0 and 1: {floors}"
             )
         if bools["disable_auth"] and not bools["debug"]:
             errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"

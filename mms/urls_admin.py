@@ -1,13 +1,22 @@
 """The ops/finance panel, served on ADMIN_PORT only."""
 
+import contextlib
+
 from django.contrib import admin
 from django.urls import include, path
+from prometheus_client import REGISTRY
 
 from common.health import healthz
+from common.metrics import JobMetricsCollector
 
 admin.site.site_header = "Market Maker Service"
 admin.site.site_title = "MMS admin"
 admin.site.index_title = "Pools, participants and settlements"
+
+# The scheduled jobs' counters and the settlement/Q-score gauges (common/metrics.py),
+# exported by this process's /metrics. Registered once per process.
+with contextlib.suppress(ValueError):  # already registered (URLconf reloaded in a test)
+    REGISTRY.register(JobMetricsCollector())
 
 urlpatterns = [
     path("healthz", healthz),

@@ -69,3 +69,24 @@ class Participant(models.Model):
     @transition(field=state, source=[S.PENDING, S.ACTIVE, S.SUSPENDED], target=S.TERMINATED)
     def terminate(self) -> None:
         """Permanent; every record is kept."""
+
+
+class ParticipantTerms(models.Model):
+    """The revenue terms in force from `effective_at`: one row at enrolment and one
+    at every change of revenue_model or revenue_share_pct. A settlement applies
+    the terms in force at the start of its month (SPEC Part B.15)."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="terms")
+    revenue_model = models.CharField(max_length=16, choices=RevenueModel.choices)
+    revenue_share_pct = models.DecimalField(max_digits=5, decimal_places=2)
+    effective_at = models.DateTimeField()
+    set_by = models.CharField(max_length=150)
+
+    class Meta:
+        db_table = "mm_participant_terms"
+        ordering = ["participant_id", "effective_at", "id"]
+        indexes = [models.Index(fields=["participant", "effective_at"])]
+
+    def __str__(self) -> str:
+        share = f"{self.revenue_model} {self.revenue_share_pct}%"
+        return f"{self.participant_id} {share} from {self.effective_at:%Y-%m-%d %H:%M}"

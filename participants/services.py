@@ -7,15 +7,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from common.actors import Actor
 from common.exceptions import Conflict, InvalidInput
 from common.lifecycle import lock, run_transition
 from common.services import apply_changes, audit_record, validate_model
 from participants.enums import ParticipantState, RevenueModel
-from participants.models import Participant
+from participants.models import Participant, ParticipantTerms
 
 MUTABLE_FIELDS = ("name", "tier", "margin_usdt", "revenue_model", "revenue_share_pct")
+TERMS_FIELDS = ("revenue_model", "revenue_share_pct")
 ENROL_FIELDS = ("name", "user_id", "account_id", *MUTABLE_FIELDS[1:])
 
 
@@ -23,6 +25,18 @@ def _check(participant: Participant) -> None:
     if participant.revenue_model == RevenueModel.KEEP_ALL and participant.revenue_share_pct != 0:
         raise InvalidInput("revenue_share_pct must be 0 under KEEP_ALL", field="revenue_share_pct")
     validate_model(participant, exclude=["short_id"])
+
+
+def _record_terms(participant: Participant, actor: Actor) -> None:
+    """The revenue terms in force from now (settlements apply those in force at
+    the start of their month)."""
+    ParticipantTerms.objects.create(
+        participant=participant,
+        revenue_model=participant.revenue_model,
+        revenue_share_pct=participant.revenue_share_pct,
+        effective_at=timezone.now(),
+        set_by=actor.name,
+    )
 
 
 def participant_enroll(*, data: Mapping[str, Any], actor: Actor) -> Participant:
@@ -41,6 +55,7 @@ def participant_enroll(*, data: Mapping[str, Any], actor: Actor) -> Participant:
         participant = Participant(id=pid, short_id=str(pid)[:8], **data)
         _check(participant)
         participant.save()
+        _record_terms(participant, actor)
         audit_record(
             entity_type="participant",
             entity_id=participant.pk,
@@ -67,6 +82,8 @@ def participant_update(
         changes = apply_changes(locked, updates)
         _check(locked)
         locked.save()
+        if any(name in changes for name in TERMS_FIELDS):
+            _record_terms(locked, actor)
         if changes:
             audit_record(
                 entity_type="participant",

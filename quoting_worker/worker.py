@@ -656,6 +656,7 @@ class QuoterWorker:
         )
 
     async def _store_fill(self, hosted: Hosted, fill: Fill) -> None:
+        """Stored with the PnL it realises for its member, before the engine books it."""
         member = hosted.engine._owner_of(fill.client_order_id)
         if member is None:
             return
@@ -665,6 +666,7 @@ class QuoterWorker:
             token=hosted.token,
             instrument=hosted.instrument,
             fills=[(member.spec.participant_id, fill)],
+            realised={fill.fill_id: member.runtime.realised_by(fill)},
         )
 
     async def _execute(self, hosted: Hosted, actions: Sequence[Action]) -> None:
@@ -726,7 +728,8 @@ class QuoterWorker:
     def _withdraw_unsent(self, hosted: Hosted, batch: list[Action]) -> list[Action]:
         """`batch` without what need not go: placements withdrawn (a later cancel in
         the batch, or the gate closed) with their cancels and queries, and all but
-        the first query of an order (the engine asks again while one waits)."""
+        the first query of an order, or every query of an order the batch cancels
+        (the engine asks again while one waits)."""
         gate_open = hosted.engine.mode is PoolMode.ACTIVE
         cancelled = {a.client_order_id for a in batch if isinstance(a, CancelOrder)}
         withdrawn = {
@@ -745,7 +748,8 @@ class QuoterWorker:
                 if coid in withdrawn:
                     continue
                 if isinstance(action, QueryOrder):
-                    if coid in asked:
+                    # The batch's own cancel of it answers the question.
+                    if coid in asked or coid in cancelled:
                         continue
                     asked.add(coid)
             kept.append(action)

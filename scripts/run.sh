@@ -43,6 +43,7 @@ $BIN/python manage.py migrate --no-input
 $BIN/python manage.py collectstatic --no-input -v 0
 $BIN/python manage.py bootstrap_admin
 $BIN/python manage.py seed_demo
+$BIN/python manage.py install_schedules
 
 mkdir -p var
 wait_http() {  # url: up to 10 s

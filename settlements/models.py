@@ -33,7 +33,18 @@ class Settlement(models.Model):
     gross_usdt = _money()
     platform_share_usdt = _money()
     net_usdt = _money()
+    # The high-water mark before this month (the best cumulative gross so far, ≥ 0),
+    # the cumulative gross after it, and the part of it above the mark the
+    # platform's share is taken from (SPEC Part B.15).
     high_water_mark_usdt = _money()
+    cumulative_gross_usdt = _money()
+    share_base_usdt = _money()
+    fill_count = models.PositiveIntegerField(default=0)
+    funding_count = models.PositiveIntegerField(default=0)
+    volume_usdt = _money()
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the figures' inputs (settlements/calculation.py), recorded at approval.
+    inputs_sha256 = models.CharField(max_length=64, blank=True, default="")
     revenue_model = models.CharField(max_length=16, choices=RevenueModel.choices)
     revenue_share_pct = models.DecimalField(max_digits=5, decimal_places=2, default=0)
     q_score = models.DecimalField(max_digits=12, decimal_places=10, default=0)

@@ -1,7 +1,10 @@
-"""The settlement lifecycle (SPEC Part B.16); finance acts, every step audited."""
+"""Settlements: the monthly creation (figures in settlements/calculation.py) and
+the lifecycle (SPEC Part B.16); finance acts, every step audited."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -9,9 +12,69 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
-from common.exceptions import InvalidInput
+from common.exceptions import Conflict, InvalidInput
 from common.lifecycle import lock, run_transition
+from common.services import audit_record
+from participants.models import Participant
+from settlements import calculation
+from settlements.enums import SettlementState
 from settlements.models import Settlement
+
+logger = logging.getLogger("mms.settlements")
+
+
+def settlements_create_month(*, first: dt.date, actor: Actor) -> list[Settlement]:
+    """One PENDING settlement per participant × symbol with fills or funding in the
+    UTC month starting `first`; a pair already settled for that month is left
+    alone, so running it twice creates nothing new. Each creation is audited.
+    Returns the settlements created."""
+    _, end = calculation.bounds(first)
+    if end > timezone.now():
+        raise InvalidInput(f"the month of {first:%Y-%m} has not ended", field="month")
+    activity = calculation.month_activity(first)
+    created: list[Settlement] = []
+    participants = {
+        str(key): participant
+        for key, participant in Participant.objects.in_bulk({pid for pid, _ in activity}).items()
+    }
+    for (pid, symbol), month in sorted(activity.items()):
+        participant = participants[pid]
+        with transaction.atomic():
+            if Settlement.objects.filter(
+                participant_id=pid, symbol=symbol, period_start=first
+            ).exists():
+                continue
+            start, _ = calculation.bounds(first)
+            figures = calculation.figures(
+                month,
+                calculation.terms_at(participant, start),
+                calculation.carried(pid, symbol, first),
+                key={"participant_id": pid, "symbol": symbol, "period_start": first.isoformat()},
+            )
+            settlement = Settlement.objects.create(
+                participant=participant,
+                symbol=symbol,
+                period_start=first,
+                period_end=calculation.next_month(first),
+                computed_at=timezone.now(),
+                **figures.as_fields(),
+            )
+            audit_record(
+                entity_type="settlement",
+                entity_id=settlement.pk,
+                action="create",
+                actor=actor,
+                to_state=str(settlement.state),
+                changes={
+                    "gross_usdt": (None, figures.gross_usdt),
+                    "platform_share_usdt": (None, figures.platform_share_usdt),
+                    "net_usdt": (None, figures.net_usdt),
+                    "inputs_sha256": (None, figures.inputs_sha256),
+                },
+            )
+        created.append(settlement)
+    logger.info("settlements for %s: %d created", f"{first:%Y-%m}", len(created))
+    return created
 
 
 def _transition(
@@ -43,12 +106,27 @@ def _required(value: str, field: str, what: str) -> str:
     return value.strip()
 
 
+def _inputs_unchanged(settlement: Settlement) -> None:
+    now = calculation.compute(settlement.participant, settlement.symbol, settlement.period_start)
+    if now.inputs_sha256 != settlement.inputs_sha256:
+        raise Conflict(
+            "the settlement's inputs changed since its figures were computed "
+            "(late fills or funding, or an earlier month's settlement): reject it and "
+            "recalculate",
+            current_state=str(settlement.state),
+        )
+
+
 def settlement_approve(*, settlement: Settlement, actor: Actor) -> Settlement:
+    """PENDING → APPROVED, only if the figures' inputs are still what they were
+    (the hash is recomputed from the database and recorded in the audit row)."""
     return _transition(
         settlement,
         "approve",
         actor,
+        reason=f"inputs sha256 {settlement.inputs_sha256}",
         updates={"approved_by": actor.name, "approved_at": timezone.now()},
+        check=_inputs_unchanged,
     )
 
 
@@ -67,15 +145,47 @@ def settlement_reject(*, settlement: Settlement, actor: Actor, reason: str) -> S
     )
 
 
-def settlement_recalculate(*, settlement: Settlement, actor: Actor, reason: str = "") -> Settlement:
-    """REJECTED → PENDING. The revenue issue recomputes the figures here too."""
-    return _transition(
-        settlement,
-        "recalculate",
-        actor,
-        reason=reason,
-        updates={"rejected_by": "", "rejected_at": None, "rejection_reason": ""},
+def _no_later_month(settlement: Settlement) -> None:
+    later = (
+        Settlement.objects.filter(
+            participant_id=settlement.participant_id,
+            symbol=settlement.symbol,
+            period_start__gt=settlement.period_start,
+        )
+        .exclude(state=SettlementState.REJECTED)
+        .order_by("period_start")
+        .first()
     )
+    if later is not None:
+        raise Conflict(
+            f"the settlement of {later.period_start:%Y-%m} carries this month's high-water "
+            "mark forward: reject the later months first",
+            current_state=str(settlement.state),
+        )
+
+
+def settlement_recalculate(*, settlement: Settlement, actor: Actor, reason: str = "") -> Settlement:
+    """REJECTED → PENDING with every figure computed again from the database (a
+    later month that carries this one's high-water mark must be rejected first)."""
+    with transaction.atomic():
+        locked = lock(Settlement, pk=settlement.pk)
+        figures = calculation.compute(locked.participant, locked.symbol, locked.period_start)
+        locked, _ = run_transition(
+            locked,
+            action="recalculate",
+            actor=actor,
+            entity_type="settlement",
+            reason=reason,
+            updates={
+                "rejected_by": "",
+                "rejected_at": None,
+                "rejection_reason": "",
+                "computed_at": timezone.now(),
+                **figures.as_fields(),
+            },
+            check=_no_later_month,
+        )
+        return locked
 
 
 def settlement_mark_settled(

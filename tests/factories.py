@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from participants.models import Participant
 from pools.models import PoolConfig, PoolMember
+from settlements.calculation import compute
 from settlements.models import Settlement
 from trading.models import MMFill, MMOrder
 
@@ -102,6 +103,11 @@ class SettlementFactory(factory.django.DjangoModelFactory):
     gross_usdt = Decimal("1225.75")
     revenue_model = "KEEP_ALL"
     net_usdt = Decimal("1225.75")
+    # The hash of the inputs as the database holds them now, as the monthly job
+    # records it: approval checks it (the figures above are the test's own).
+    inputs_sha256 = factory.LazyAttribute(
+        lambda o: compute(o.participant, o.symbol, o.period_start).inputs_sha256
+    )
 
 
 class PerformanceDailyFactory(factory.django.DjangoModelFactory):

@@ -71,6 +71,10 @@ class MMFill(models.Model):
     size = _dec()
     # Positive: paid to the venue. Negative: a maker rebate received. In USDT.
     fee_usdt = _dec()
+    # The trading PnL this fill realised for its member (average cost, before
+    # fees), quantised half-even to 8 places when stored: a month's settlement
+    # sums these (settlements/calculation.py).
+    realized_pnl_usdt = models.DecimalField(max_digits=28, decimal_places=8, default=0)
     liquidity = models.CharField(max_length=5, choices=Liquidity.choices)
     filled_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)

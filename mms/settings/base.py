@@ -142,6 +142,13 @@ DISABLE_AUTH = SERVICE.disable_auth
 AUTH_CACHE_SECONDS = 30
 AUTH_TIMEOUT_SECONDS = 2.0
 
+# Performance snapshots, the daily rollup and the Q-score (performance/qscore.py).
+PERFORMANCE_SNAPSHOT_INTERVAL = SERVICE.performance_snapshot_interval
+PERFORMANCE_SNAPSHOT_RETENTION = SERVICE.performance_snapshot_retention
+QSCORE = SERVICE.qscore
+QSCORE_SYMBOL_WEIGHTS = SERVICE.qscore_symbol_weights  # leaderboard; a symbol not named: 1
+QSCORE_TIER_UPTIME_FLOORS = SERVICE.qscore_tier_uptime_floors
+
 CELERY_BROKER_URL = SERVICE.redis_url
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = False

@@ -70,8 +70,15 @@ class PerformanceDailyOutputSerializer(serializers.ModelSerializer[PerformanceDa
             "trade_count",
             "volume_usdt",
             "realized_pnl_usdt",
+            "quoting_samples",
+            "liquidity_share",
+            "volume_share",
+            "weight_share",
+            "qualified",
             "q_score",
             "efficiency",
+            "uptime_floor",
+            "sla_met",
         ]
         read_only_fields = fields
 
@@ -86,13 +93,16 @@ class LeaderboardEntryOutputSerializer(serializers.Serializer[Any]):
     participant_name = serializers.CharField()
     score = _decimal(
         10,
-        "mean of the participant's per-symbol-day Q-score shares over every symbol-day "
-        "in the window (0 where it has no row); scores of all participants sum to 1",
+        "the symbol-weighted mean of the participant's per-symbol-day Q-score shares "
+        "over every symbol-day in the window (0 where it has no row); all scores sum to 1",
     )
     symbol_days = serializers.IntegerField(help_text="symbol-days the participant has rows for")
     volume_usdt = _decimal(8, "total traded volume in USDT")
     trade_count = serializers.IntegerField(help_text="total number of trades")
     mean_uptime = _decimal(6, "mean uptime (0..1) over the participant's own rows")
+    mean_efficiency = _decimal(
+        8, "mean efficiency (score share ÷ capital-weight share; 1 = on par with capital)"
+    )
     realized_pnl_usdt = _decimal(8, "total realised PnL in USDT")
 
 

@@ -30,6 +30,22 @@ FROM = OpenApiParameter(
 TO = OpenApiParameter("to", OpenApiTypes.DATE, description="last UTC day, inclusive (YYYY-MM-DD)")
 SYMBOL = OpenApiParameter("symbol", str, description="only this symbol")
 
+QSCORE_FORMULA = (
+    "The daily Q-score of a member of a symbol's pool (performance/qscore.py; the README "
+    "has it in full): every PERFORMANCE_SNAPSHOT_INTERVAL, each member's resting orders "
+    "are scored at notional × ((v − d)/v)², d the order's distance from mid in bps and v "
+    "= QSCORE_MAX_SPREAD_BPS (0 at or past v); the sample's liquidity is the smaller of "
+    "the bid and ask sums (one-sided quoting earns nothing), counted only with at least "
+    "QSCORE_MIN_DEPTH_USDT a side within v, which is also the uptime sample; each sample "
+    "is divided by all members' liquidity at that instant. Over the UTC day, while the "
+    "pool is ACTIVE: U = uptime, Λ = share of the normalised liquidity, V = share of the "
+    "maker volume; raw = U^p · Λ^α · V^(1−α) (p = QSCORE_UPTIME_EXPONENT, α = "
+    "QSCORE_LIQUIDITY_EXPONENT; without any maker volume that day, U^p · Λ), 0 below "
+    "QSCORE_MIN_UPTIME or QSCORE_MIN_TRADES trades; q = raw ÷ Σ raw, so a symbol-day's "
+    "scores sum to 1 (or are all 0). efficiency = q ÷ the member's capital-weight share; "
+    "sla_met = uptime ≥ its tier's floor (QSCORE_TIER_UPTIME_FLOORS)."
+)
+
 
 def _query(serializer_class: type, request: Request) -> dict[str, Any]:
     serializer = serializer_class(data=request.query_params)
@@ -50,13 +66,15 @@ class LeaderboardApi(APIView):
         ],
         responses={200: LeaderboardOutputSerializer, **error_responses(400, 401, 403)},
         description=(
-            "Participants ranked by a combined Q-score across symbols and days. Each "
-            "row's q_score is the participant's share of one symbol's pool for one UTC "
-            "day (the shares of a symbol-day sum to 1). Symbols are weighted equally for "
-            "now: a participant's score is the mean of its shares over every symbol-day "
-            "in the window that has rows, counting 0 where it has none, so all scores "
-            "sum to 1. Volume, trades and PnL are totals; uptime is the mean over the "
-            "participant's own rows. Without date, from or to: the latest day with rows."
+            "Participants ranked by a combined Q-score across symbols and days.\n\n"
+            + QSCORE_FORMULA
+            + "\n\nAcross symbols only normalised shares are combined: a participant's "
+            "score is Σ_s W_s·Σ_d q(s,d) ÷ Σ_s W_s·D_s, with W_s the symbol's weight "
+            "(QSCORE_SYMBOL_WEIGHTS, default 1) and D_s the window's days on which symbol s "
+            "has rows — the weighted mean of its daily shares, 0 where it has none, so all "
+            "scores sum to 1. Volume, trades and PnL are totals; uptime and efficiency are "
+            "means over the participant's own rows. Without date, from or to: the latest "
+            "day with rows."
         ),
     )
     def get(self, request: Request) -> Response:
@@ -87,7 +105,10 @@ class PerformanceSymbolApi(generics.ListAPIView):
             200: PerformanceDailyOutputSerializer(many=True),
             **error_responses(400, 401, 403, 404),
         },
-        description="One symbol's daily rows, newest day first, best share first within a day.",
+        description=(
+            "One symbol's daily rows, newest day first, best share first within a day.\n\n"
+            + QSCORE_FORMULA
+        ),
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
@@ -118,7 +139,7 @@ class PerformanceParticipantApi(generics.ListAPIView):
         },
         description=(
             "One participant's daily rows across its pools, newest day first. "
-            "An lp may read only its own."
+            "An lp may read only its own.\n\n" + QSCORE_FORMULA
         ),
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -555,10 +555,11 @@ class OrderServiceSink:
     the other requests are done.
 
     A query of an order whose cancel the venue confirmed in the last
-    SETTLED_MEMORY confirmations is answered from that confirmation, without a
-    request: under a tight request budget the engine's query timer fires while
-    the cancel still waits its turn, and those queries would eat the budget
-    (`saved["query"]` counts them).
+    SETTLED_MEMORY confirmations is answered from that confirmation, and a query
+    of an order whose cancel is under way is not sent (its answer will say),
+    both without a request: under a tight request budget the engine's query
+    timer fires while the cancel still waits its turn, and those queries would
+    eat the budget (`saved["query"]` counts them).
     """
 
     def __init__(
@@ -574,6 +575,7 @@ class OrderServiceSink:
         self.failures: Counter[str] = Counter()
         self.saved: Counter[str] = Counter()
         self._settled: OrderedDict[str, OrderCancelled] = OrderedDict()
+        self._cancelling: set[str] = set()  # cancels sent, not answered yet
 
     def instrument(self, symbol: str) -> Instrument:
         if callable(self._instruments):
@@ -656,9 +658,14 @@ class OrderServiceSink:
         await self._emit(event)
 
     async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:
-        outcome = await self.client.cancel_outcome(
-            cancel.client_order_id, account_id=cancel.account_id, symbol=symbol
-        )
+        coid = cancel.client_order_id
+        self._cancelling.add(coid)
+        try:
+            outcome = await self.client.cancel_outcome(
+                coid, account_id=cancel.account_id, symbol=symbol
+            )
+        finally:
+            self._cancelling.discard(coid)
         if outcome is not None:
             await self._emit(outcome)
 
@@ -678,6 +685,9 @@ class OrderServiceSink:
         if settled is not None:
             self.saved["query"] += 1
             await self._emit(settled)  # the engine drops an order once, whatever it hears twice
+            return
+        if query.client_order_id in self._cancelling:
+            self.saved["query"] += 1  # the cancel under way answers it; else the engine asks again
             return
         try:
             result = await self.client.query(query.client_order_id, query.account_id)

@@ -9,8 +9,9 @@ that lost a symbol can never write for it again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -21,7 +22,7 @@ from pools import services as pool_services
 from pools.enums import PoolState
 from pools.leases import lease_check
 from pools.models import PoolConfig, PoolMember
-from quoting_worker.core.member import OpenOrder, OrderState
+from quoting_worker.core.member import OpenOrder, OrderState, quantize_usdt
 from quoting_worker.core.types import (
     Fill,
     FundingPayment,
@@ -196,10 +197,17 @@ def _recorded(model: type[models.Model], field: str, ids: list[str]) -> set[str]
 
 
 def fills_record(
-    *, symbol: str, token: int, instrument: Instrument, fills: Iterable[tuple[str, Fill]]
+    *,
+    symbol: str,
+    token: int,
+    instrument: Instrument,
+    fills: Iterable[tuple[str, Fill]],
+    realised: Mapping[str, Decimal] | None = None,
 ) -> int:
-    """Attributed fills, each once (unique venue fill id); the orders' filled size
-    follows. Returns how many were new."""
+    """Attributed fills, each once (unique venue fill id), with the PnL each
+    realised for its member (`realised`, by fill id; quantised to 8 places); the
+    orders' filled size follows. Returns how many were new."""
+    realised = realised or {}
     fills = list(fills)
     if not fills:
         return 0
@@ -228,6 +236,7 @@ def fills_record(
                     price=instrument.price(fill.price_ticks),
                     size=size,
                     fee_usdt=fill.fee,
+                    realized_pnl_usdt=quantize_usdt(realised.get(fill.fill_id, Decimal(0))),
                     liquidity="MAKER",
                     filled_at=_ts(fill.ts_ns),
                 )

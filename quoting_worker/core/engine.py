@@ -128,6 +128,9 @@ class MemberView:
     bid_depth_usdt: Decimal
     ask_depth_usdt: Decimal
     quoting_both_sides: bool
+    # The venue-acknowledged orders resting now: (side, price, remaining size).
+    # The performance snapshots score them (performance/qscore.py).
+    orders: tuple[tuple[str, Decimal, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,8 @@ class EngineStatus:
     best_ask_quoted: Decimal | None
     day_pnl_usdt: Decimal
     members: tuple[MemberView, ...]
+    # The book's mid price (None until the book has both sides).
+    mid: Decimal | None
     refused: dict[str, int]
     halt: str
 
@@ -921,6 +926,12 @@ class PoolEngine:
 
     # ------------------------------------------------------------------ status
 
+    def _mid_price(self) -> Decimal | None:
+        bid, ask = self.book.best_bid(), self.book.best_ask()
+        if bid is None or ask is None:
+            return None
+        return self.instrument.price(bid + ask) / 2
+
     def status(self) -> EngineStatus:
         mark = self.mark
         ladder = self.last.ladder
@@ -960,6 +971,15 @@ class PoolEngine:
                     bid_depth_usdt=bid_depth,
                     ask_depth_usdt=ask_depth,
                     quoting_both_sides=bid_depth > 0 and ask_depth > 0,
+                    orders=tuple(
+                        (
+                            o.side.value,
+                            self.instrument.price(o.price_ticks),
+                            self.instrument.size(o.remaining_lots),
+                        )
+                        for o in rt.open_orders.values()
+                        if o.state is OrderState.OPEN and o.remaining_lots > 0
+                    ),
                 )
             )
         gate = self.gate()
@@ -980,6 +1000,7 @@ class PoolEngine:
             else None,
             day_pnl_usdt=self.guards.day_pnl(self._total_pnl(mark)) if mark else Decimal(0),
             members=tuple(members),
+            mid=self._mid_price(),
             refused=dict(self.pretrade.refused),
             halt=self.halt_reason,
         )

@@ -262,14 +262,46 @@ class MemberRuntime:
 
     # ------------------------------------------------------------ money
 
-    def apply_fill(self, fill: Fill, instrument: Instrument | None = None) -> None:
+    def apply_fill(self, fill: Fill, instrument: Instrument | None = None) -> Decimal:
         """Book one fill: position, cost basis, realised PnL, fees, volume, the order.
+        Returns the realised PnL this fill booked (before fees).
 
         `instrument` (default: the member's) reads the fill's ticks, so a refreshed
         tick size can be passed; its lot size must not change, positions being in lots.
         A fill for an order not tracked (already cancelled, or replayed at start)
         still moves the position.
         """
+        cost, realised, signed_lots, notional = self._effect(fill, instrument)
+        with localcontext(EXACT):
+            self._cost_usdt = cost
+            self._realised_pnl_usdt += realised
+            self._position_lots += signed_lots
+            self._fees_usdt += fill.fee
+            self._volume_usdt += notional
+        self._trade_count += 1
+
+        order = self._open_orders.get(fill.client_order_id)
+        if order is not None:
+            filled = min(fill.size_lots, order.remaining_lots)
+            self._add_resting(order.side, -filled)
+            if filled == order.remaining_lots:
+                del self._open_orders[fill.client_order_id]
+            else:
+                self._open_orders[fill.client_order_id] = replace(
+                    order, remaining_lots=order.remaining_lots - filled
+                )
+        return realised
+
+    def realised_by(self, fill: Fill, instrument: Instrument | None = None) -> Decimal:
+        """The realised PnL `fill` would book if applied now, without booking it
+        (the runquoter stores it with the fill, before the engine applies it)."""
+        return self._effect(fill, instrument)[1]
+
+    def _effect(
+        self, fill: Fill, instrument: Instrument | None
+    ) -> tuple[Decimal, Decimal, int, Decimal]:
+        """What `fill` does to the books: (cost basis after, realised PnL, signed
+        lots, notional)."""
         if instrument is None:
             instrument = self.instrument
         elif instrument.lot_size != self.instrument.lot_size:
@@ -285,41 +317,29 @@ class MemberRuntime:
             notional = instrument.notional(fill.price_ticks, lots)
             signed_lots = lots if fill.side is Side.BUY else -lots
             position = self._position_lots
+            cost = self._cost_usdt
+            realised = ZERO
             if position == 0 or (position > 0) == (signed_lots > 0):
                 # Opening or adding: the fill's notional joins the basis.
-                self._cost_usdt += notional if signed_lots > 0 else -notional
+                cost += notional if signed_lots > 0 else -notional
             else:
                 closed = min(lots, abs(position))
                 if closed == abs(position):
-                    released = self._cost_usdt
+                    released = cost
                 else:
-                    released = DIVISION.divide(self._cost_usdt * closed, abs(position)).quantize(
+                    released = DIVISION.divide(cost * closed, abs(position)).quantize(
                         BASIS_QUANTUM, context=DIVISION
                     )
                 # A sell of a long brings cash in, a buy back of a short pays it out.
                 closed_notional = instrument.notional(fill.price_ticks, closed)
                 cash = closed_notional if position > 0 else -closed_notional
-                self._realised_pnl_usdt += cash - released
-                self._cost_usdt -= released
+                realised = cash - released
+                cost -= released
                 opened = lots - closed
                 if opened:
                     opened_notional = instrument.notional(fill.price_ticks, opened)
-                    self._cost_usdt = opened_notional if signed_lots > 0 else -opened_notional
-            self._position_lots = position + signed_lots
-            self._fees_usdt += fill.fee
-            self._volume_usdt += notional
-        self._trade_count += 1
-
-        order = self._open_orders.get(fill.client_order_id)
-        if order is not None:
-            filled = min(lots, order.remaining_lots)
-            self._add_resting(order.side, -filled)
-            if filled == order.remaining_lots:
-                del self._open_orders[fill.client_order_id]
-            else:
-                self._open_orders[fill.client_order_id] = replace(
-                    order, remaining_lots=order.remaining_lots - filled
-                )
+                    cost = opened_notional if signed_lots > 0 else -opened_notional
+        return cost, realised, signed_lots, notional
 
     def apply_funding(self, amount: Decimal) -> None:
         """Book a funding payment: `amount` USDT received (negative: paid)."""

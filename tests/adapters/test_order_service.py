@@ -602,6 +602,36 @@ def test_a_query_of_a_cancel_already_confirmed_is_answered_without_a_request(
     assert [other.client_order_id in r["path"] for r in sim.requests("query")] == [True]
 
 
+def test_a_query_of_an_order_whose_cancel_is_under_way_is_not_sent(sim: SimAdmin) -> None:
+    resting = order()
+
+    async def scenario() -> tuple[list[Event], OrderServiceSink]:
+        events: list[Event] = []
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        async with connect(sim) as client:
+            await place(client, resting)
+            sim.faults(latency_ms=300, routes=["cancel"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            cancel = CancelOrder(resting.client_order_id, resting.participant_id, ALPHA)
+            cancelling = asyncio.ensure_future(sink.execute(BTC.symbol, [cancel]))
+            # Until the cancel is out (the sink's first step); no timing involved.
+            while resting.client_order_id not in sink._cancelling:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+            await sink.execute(BTC.symbol, [QueryOrder(resting.client_order_id, ALPHA)])
+            await cancelling
+        return events, sink
+
+    events, sink = run(scenario)
+    assert [(type(e).__name__, e.client_order_id) for e in events] == [
+        ("OrderCancelled", resting.client_order_id)
+    ]
+    assert sink.saved["query"] == 1
+    assert sim.requests("query") == []
+
+
 def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
     sim: SimAdmin,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -89,9 +90,14 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
         assert open_orders(order_service, "acct-alice") == []
 
         services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
-        alice_orders = wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
-        bob_orders = wait_for("bob's quotes", lambda: open_orders(order_service, "acct-bob"))
-        assert {o["side"] for o in alice_orders} == {"BUY", "SELL"}
+
+        def both_sides(account: str) -> list[dict[str, Any]]:
+            orders = open_orders(order_service, account)
+            return orders if {o["side"] for o in orders} == {"BUY", "SELL"} else []
+
+        # A ladder's orders reach the venue one request each: wait for both sides.
+        alice_orders = wait_for("alice's quotes on both sides", lambda: both_sides("acct-alice"))
+        bob_orders = wait_for("bob's quotes on both sides", lambda: both_sides("acct-bob"))
         assert all(o["account_type"] == "SYSTEM_MARKET_MAKER" for o in alice_orders + bob_orders)
         bob_size = sum(Decimal(o["size"]) for o in bob_orders)
         alice_size = sum(Decimal(o["size"]) for o in alice_orders)

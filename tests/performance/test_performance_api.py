@@ -89,6 +89,19 @@ def test_leaderboard_over_a_range_combines_symbols_with_equal_weight(ops, two_sy
     assert alpha_row["realized_pnl_usdt"] == "105.75000000"
 
 
+def test_leaderboard_weights_symbols_as_configured(ops, two_symbols, settings):
+    settings.QSCORE_SYMBOL_WEIGHTS = {BTC: Decimal("3")}  # ETH: 1
+    body = ops.get("/v1/performance/leaderboard?from=2025-03-01&to=2025-03-02").json()
+    rows = _by_name(body)
+    # Σ_s W_s·Σ_d q ÷ Σ_s W_s·D_s, the denominator 3·2 + 1·2 = 8:
+    # alpha (3·0.85 + 0.2)/8, beta 3·1.15/8, gamma 1.8/8.
+    assert rows["Alpha"]["score"] == "0.3437500000"
+    assert rows["Beta"]["score"] == "0.4312500000"
+    assert rows["Gamma"]["score"] == "0.2250000000"
+    assert sum(Decimal(r["score"]) for r in body["results"]) == 1
+    assert [r["participant_name"] for r in body["results"]] == ["Beta", "Alpha", "Gamma"]
+
+
 def test_leaderboard_for_one_date_and_one_symbol(finance, two_symbols):
     response = finance.get(f"/v1/performance/leaderboard?date=2025-03-01&symbol={ETH}")
     assert response.status_code == 200, response.json()
@@ -337,7 +350,10 @@ def test_openapi_schema_types_the_new_routes(viewer):
     paths = schema["paths"]
     leaderboard = paths["/v1/performance/leaderboard"]["get"]
     assert {p["name"] for p in leaderboard["parameters"]} >= {"date", "from", "to", "symbol"}
-    assert "equal" in leaderboard["description"]
+    assert "((v − d)/v)²" in leaderboard["description"]  # the Q-score's formula
+    assert "QSCORE_SYMBOL_WEIGHTS" in leaderboard["description"]
+    symbol_rows = paths["/v1/performance/symbol/{symbol}"]["get"]
+    assert "U^p · Λ^α · V^(1−α)" in symbol_rows["description"]
     entry = schema["components"]["schemas"]["LeaderboardEntryOutput"]["properties"]
     assert entry["score"]["type"] == "string"
     assert entry["score"]["format"] == "decimal"

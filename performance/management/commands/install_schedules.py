@@ -1,0 +1,62 @@
+"""`manage.py install_schedules`: the django-celery-beat schedules of the jobs.
+
+Creates what is missing and leaves what exists as the admin last edited it
+(`--reset` puts the defaults back). The snapshot interval comes from
+PERFORMANCE_SNAPSHOT_INTERVAL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+SNAPSHOT = "performance snapshot"
+ROLLUP = "performance daily rollup"
+SETTLEMENT = "monthly settlement"
+
+
+class Command(BaseCommand):
+    help = "Create the Celery beat schedules of the snapshot, rollup and settlement jobs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--reset", action="store_true", help="restore the default schedules")
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        every = max(1, round(settings.PERFORMANCE_SNAPSHOT_INTERVAL.total_seconds()))
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=every, period=IntervalSchedule.SECONDS
+        )
+        nightly, _ = CrontabSchedule.objects.get_or_create(
+            minute="5",
+            hour="0",
+            day_of_month="*",
+            month_of_year="*",
+            day_of_week="*",
+            timezone="UTC",
+        )
+        monthly, _ = CrontabSchedule.objects.get_or_create(
+            minute="30",
+            hour="0",
+            day_of_month="1",
+            month_of_year="*",
+            day_of_week="*",
+            timezone="UTC",
+        )
+        wanted = {
+            SNAPSHOT: {"task": "performance.snapshot", "interval": interval, "crontab": None},
+            ROLLUP: {"task": "performance.rollup", "crontab": nightly, "interval": None},
+            SETTLEMENT: {"task": "settlements.monthly", "crontab": monthly, "interval": None},
+        }
+        for name, fields in wanted.items():
+            task, created = PeriodicTask.objects.get_or_create(name=name, defaults=fields)
+            if not created and options["reset"]:
+                for field, value in fields.items():
+                    setattr(task, field, value)
+                task.enabled = True
+                task.save()
+            self.stdout.write(f"{name}: {'created' if created else 'kept'}")
