@@ -73,6 +73,7 @@ class ParticipantAdmin(ServiceModelAdmin):
         "created_at",
         "updated_at",
         "memberships_table",
+        "terms_table",
         "audit_history",
     )
     fieldsets = (
@@ -83,6 +84,10 @@ class ParticipantAdmin(ServiceModelAdmin):
             {"fields": ("id", "short_id", "state", "state_changed_at", "created_at", "updated_at")},
         ),
         ("Memberships", {"fields": ("memberships_table",)}),
+        (
+            "Revenue terms history (a settlement applies those in force at its month's start)",
+            {"fields": ("terms_table",)},
+        ),
         ("History", {"fields": ("audit_history",)}),
     )
 
@@ -119,6 +124,30 @@ class ParticipantAdmin(ServiceModelAdmin):
         return format_html(
             "<table><thead><tr><th>Pool</th><th>Pool state</th><th>Weight</th>"
             "<th>Max position (USDT)</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Revenue terms")
+    def terms_table(self, obj: Participant) -> SafeString | str:
+        terms = obj.terms.order_by("effective_at", "id")
+        if not terms:
+            return "No terms on record: settlements apply the current ones."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{t.effective_at:%Y-%m-%d %H:%M:%S} UTC",
+                    t.revenue_model,
+                    t.revenue_share_pct,
+                    t.set_by,
+                )
+                for t in terms
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>In force from</th><th>Revenue model</th><th>Share %</th>"
+            "<th>Set by</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 

@@ -1,15 +1,25 @@
 """Settlements in the finance panel: the figures are read-only, the lifecycle
-(SPEC Part B.16) runs as actions that finance alone may take."""
+(SPEC Part B.16) runs as actions that finance alone may take. Below the figures
+stands what they come from (settlements/statements.py): the month's fills,
+funding payments and daily Q-scores, and whether the figures reconcile, so
+finance can check a settlement before approving it."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
 
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
 from common.admin import Lifecycle, ServiceModelAdmin
 from common.auth import Role
-from settlements import services
+from settlements import calculation, services, statements
 from settlements.models import Settlement
 
 SETTLEMENT_LIFECYCLES = (
@@ -70,6 +80,13 @@ FIGURES = (
     "net_usdt",
     "q_score",
 )
+EVIDENCE = (
+    "fills_summary",
+    "fills_shown",
+    "funding_payments",
+    "qscore_days",
+    "reconciliation",
+)
 LIFECYCLE_FIELDS = (
     "state",
     "approved_by",
@@ -118,6 +135,7 @@ class SettlementAdmin(ServiceModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "participant", "symbol", "period_start", "period_end")}),
         ("Figures (USDT)", {"fields": FIGURES}),
+        ("Behind the figures", {"fields": EVIDENCE}),
         ("Lifecycle", {"fields": LIFECYCLE_FIELDS}),
         ("History", {"fields": ("audit_history",)}),
     )
@@ -128,6 +146,7 @@ class SettlementAdmin(ServiceModelAdmin):
         "period_start",
         "period_end",
         *FIGURES,
+        *EVIDENCE,
         *LIFECYCLE_FIELDS,
         "audit_history",
     )
@@ -142,3 +161,173 @@ class SettlementAdmin(ServiceModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+    # --- behind the figures (read-only; a fixed number of queries each) ------
+
+    @admin.display(description="Fills of the month")
+    def fills_summary(self, obj: Settlement) -> SafeString:
+        fills = statements.settlement_fills_summary(settlement=obj)
+        matches = (fills.fill_count, fills.fees_usdt, fills.realized_pnl_usdt) == (
+            obj.fill_count,
+            obj.fees_usdt,
+            obj.realized_pnl_usdt,
+        )
+        return format_html(
+            "<table><tbody>"
+            "<tr><th>Fills</th><td>{}</td></tr>"
+            "<tr><th>Buys</th><td>{} (size {})</td></tr>"
+            "<tr><th>Sells</th><td>{} (size {})</td></tr>"
+            "<tr><th>Volume USDT</th><td>{}</td></tr>"
+            "<tr><th>Σ fee USDT</th><td>{}</td></tr>"
+            "<tr><th>Σ realised PnL USDT</th><td>{}</td></tr>"
+            "</tbody></table>"
+            "<p>{} Count, fees and realised PnL {} the stored figures.</p>"
+            '<p><a href="{}">All fills of this participant, symbol and month</a></p>',
+            fills.fill_count,
+            fills.buy_count,
+            _plain(fills.buy_size),
+            fills.sell_count,
+            _plain(fills.sell_size),
+            _plain(fills.volume_usdt),
+            _plain(fills.fees_usdt),
+            _plain(fills.realized_pnl_usdt),
+            _mark(matches),
+            "match" if matches else "do not match",
+            _fills_changelist_url(obj),
+        )
+
+    @admin.display(description=f"First {statements.FILLS_SHOWN} fills")
+    def fills_shown(self, obj: Settlement) -> SafeString | str:
+        fills = statements.settlement_fills(settlement=obj)
+        if not fills:
+            return "No fill this month."
+        return _table(
+            ("Filled at (UTC)", "Side", "Price", "Size", "Fee USDT", "Realised USDT"),
+            (
+                (
+                    fill.filled_at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    fill.side,
+                    _plain(fill.price),
+                    _plain(fill.size),
+                    _plain(fill.fee_usdt),
+                    _plain(fill.realized_pnl_usdt),
+                )
+                for fill in fills
+            ),
+        )
+
+    @admin.display(description="Funding payments")
+    def funding_payments(self, obj: Settlement) -> SafeString:
+        funding = statements.settlement_funding_summary(settlement=obj)
+        payments = statements.settlement_funding(settlement=obj)
+        matches = (funding.payment_count, funding.amount_usdt) == (
+            obj.funding_count,
+            obj.funding_usdt,
+        )
+        summary = format_html(
+            "<p>Payments: {}, Σ {} USDT received{}.</p>"
+            "<p>{} Count and sum {} the stored figures.</p>",
+            funding.payment_count,
+            _plain(funding.amount_usdt),
+            f" (the first {len(payments)} below)" if len(payments) < funding.payment_count else "",
+            _mark(matches),
+            "match" if matches else "do not match",
+        )
+        if not payments:
+            return summary
+        return format_html(
+            "{}{}",
+            summary,
+            _table(
+                ("Paid at (UTC)", "Amount USDT", "Payment id"),
+                (
+                    (p.paid_at.strftime("%Y-%m-%d %H:%M:%S"), _plain(p.amount_usdt), p.payment_id)
+                    for p in payments
+                ),
+            ),
+        )
+
+    @admin.display(description="Daily Q-scores")
+    def qscore_days(self, obj: Settlement) -> SafeString | str:
+        days = statements.settlement_days(settlement=obj)
+        if not days:
+            return "No performance row for this symbol and month."
+        return _table(
+            ("Day", "Uptime", "Q-score", "Efficiency", "SLA met", "Trades", "Volume USDT"),
+            (
+                (
+                    day.day.isoformat(),
+                    _plain(day.uptime),
+                    _plain(day.q_score),
+                    _plain(day.efficiency),
+                    "yes" if day.sla_met else "no",
+                    day.trade_count,
+                    _plain(day.volume_usdt),
+                )
+                for day in days
+            ),
+        )
+
+    @admin.display(description="Reconciles")
+    def reconciliation(self, obj: Settlement) -> SafeString:
+        check = statements.settlement_reconciliation(settlement=obj)
+        if not check.inputs_recorded:
+            inputs = format_html("{} no inputs hash was recorded", _mark(False))
+        elif check.inputs_unchanged:
+            inputs = format_html("{} the inputs are unchanged since computed", _mark(True))
+        else:
+            inputs = format_html(
+                "{} the inputs moved since computed (stored {}, now {})",
+                _mark(False),
+                check.stored_sha256,
+                check.current_sha256,
+            )
+        return format_html(
+            "<ul>"
+            "<li>{} realised {} − fees {} + funding {} = {} (gross {})</li>"
+            "<li>{} gross {} − share {} = {} (net {})</li>"
+            "<li>{}</li>"
+            "</ul>",
+            _mark(check.gross_ok),
+            _plain(obj.realized_pnl_usdt),
+            _plain(obj.fees_usdt),
+            _plain(obj.funding_usdt),
+            _plain(check.gross_expected),
+            _plain(obj.gross_usdt),
+            _mark(check.net_ok),
+            _plain(obj.gross_usdt),
+            _plain(obj.platform_share_usdt),
+            _plain(check.net_expected),
+            _plain(obj.net_usdt),
+            inputs,
+        )
+
+
+def _plain(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> SafeString:
+    head = format_html_join("", "<th>{}</th>", ((name,) for name in header))
+    body = format_html_join(
+        "",
+        "<tr>{}</tr>",
+        ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
+
+
+def _fills_changelist_url(settlement: Settlement) -> str:
+    """The fills admin, filtered to the settlement's participant, symbol and month."""
+    start, end = calculation.bounds(settlement.period_start)
+    query = {
+        "participant__id__exact": str(settlement.participant_id),
+        "symbol": settlement.symbol,
+        "filled_at__gte": start.isoformat(),
+        "filled_at__lt": end.isoformat(),
+    }
+    return reverse("admin:trading_mmfill_changelist") + "?" + urlencode(query)

@@ -20,10 +20,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TypeVar
+from uuid import UUID
 
-from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    Model,
+    Q,
+    QuerySet,
+    Sum,
+)
 
 from common.exceptions import InvalidInput
 from participants.models import Participant
@@ -38,7 +50,10 @@ ZERO = Decimal(0)
 FILLS_SHOWN = 50
 FUNDING_SHOWN = 100
 
-_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+M = TypeVar("M", bound=Model)
+
+# ASCII digits: \d would take the digits of any script ("２０２５").
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 def month_parse(text: str) -> dt.date:
@@ -90,21 +105,21 @@ class QScoreSummary:
     sla_days_met: int = 0
 
 
-def _month_fills(participant_id: object, first: dt.date) -> QuerySet[MMFill]:
+def _month_fills(participant_id: UUID | str, first: dt.date) -> QuerySet[MMFill]:
     start, end = calculation.bounds(first)
     return MMFill.objects.filter(
         participant_id=participant_id, filled_at__gte=start, filled_at__lt=end
     )
 
 
-def _month_funding(participant_id: object, first: dt.date) -> QuerySet[MMFundingPayment]:
+def _month_funding(participant_id: UUID | str, first: dt.date) -> QuerySet[MMFundingPayment]:
     start, end = calculation.bounds(first)
     return MMFundingPayment.objects.filter(
         participant_id=participant_id, paid_at__gte=start, paid_at__lt=end
     )
 
 
-def _month_days(participant_id: object, first: dt.date) -> QuerySet[PerformanceDaily]:
+def _month_days(participant_id: UUID | str, first: dt.date) -> QuerySet[PerformanceDaily]:
     return PerformanceDaily.objects.filter(
         participant_id=participant_id,
         day__gte=first,
@@ -112,12 +127,12 @@ def _month_days(participant_id: object, first: dt.date) -> QuerySet[PerformanceD
     )
 
 
-def _only(queryset: QuerySet, symbols: Iterable[str] | None) -> QuerySet:
+def _only(queryset: QuerySet[M], symbols: Iterable[str] | None) -> QuerySet[M]:
     return queryset if symbols is None else queryset.filter(symbol__in=list(symbols))
 
 
 def fills_by_symbol(
-    *, participant_id: object, first: dt.date, symbols: Iterable[str] | None = None
+    *, participant_id: UUID | str, first: dt.date, symbols: Iterable[str] | None = None
 ) -> dict[str, FillsSummary]:
     """symbol → the month's fills summary: one GROUP BY query."""
     notional = ExpressionWrapper(
@@ -156,7 +171,7 @@ def fills_by_symbol(
 
 
 def funding_by_symbol(
-    *, participant_id: object, first: dt.date, symbols: Iterable[str] | None = None
+    *, participant_id: UUID | str, first: dt.date, symbols: Iterable[str] | None = None
 ) -> dict[str, FundingSummary]:
     """symbol → the month's funding: one GROUP BY query."""
     rows = (
@@ -174,7 +189,7 @@ def funding_by_symbol(
 
 
 def qscores_by_symbol(
-    *, participant_id: object, first: dt.date, symbols: Iterable[str] | None = None
+    *, participant_id: UUID | str, first: dt.date, symbols: Iterable[str] | None = None
 ) -> dict[str, QScoreSummary]:
     """symbol → the month's daily Q-score rows summed up: one GROUP BY query."""
     rows = (
@@ -222,10 +237,10 @@ class Statement:
     fills: list[FillsSummary]
     funding: list[FundingSummary]
     qscores: list[QScoreSummary]
-    month: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "month", f"{self.period_start:%Y-%m}")
+    @property
+    def month(self) -> str:
+        return f"{self.period_start:%Y-%m}"
 
 
 def statement_get(*, participant: Participant, first: dt.date) -> Statement:
@@ -326,7 +341,9 @@ def settlement_reconciliation(*, settlement: Settlement) -> Reconciliation:
     figures; the inputs' hash recomputed from the database as it is now."""
     gross = settlement.realized_pnl_usdt - settlement.fees_usdt + settlement.funding_usdt
     net = settlement.gross_usdt - settlement.platform_share_usdt
-    current = calculation.compute(settlement.participant, settlement.symbol, settlement.period_start)
+    current = calculation.compute(
+        settlement.participant, settlement.symbol, settlement.period_start
+    )
     return Reconciliation(
         gross_expected=gross,
         gross_ok=gross == settlement.gross_usdt,

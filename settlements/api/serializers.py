@@ -31,9 +31,16 @@ class SettlementOutputSerializer(serializers.ModelSerializer[Settlement]):
             "platform_share_usdt",
             "net_usdt",
             "high_water_mark_usdt",
+            "cumulative_gross_usdt",
+            "share_base_usdt",
             "revenue_model",
             "revenue_share_pct",
             "q_score",
+            "fill_count",
+            "funding_count",
+            "volume_usdt",
+            "computed_at",
+            "inputs_sha256",
             "state",
             "approved_by",
             "approved_at",
@@ -92,3 +99,64 @@ class SettlementMarkSettledInputSerializer(InputSerializer):
 
 class SettlementMarkFailedInputSerializer(InputSerializer):
     reason = serializers.CharField(max_length=2000, help_text="why the transfer failed")
+
+
+# --- the monthly statement (settlements/statements.py) ------------------------
+
+
+def _usdt(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=28, decimal_places=8, **kwargs)
+
+
+class StatementParticipantSerializer(serializers.Serializer[Any]):
+    id = serializers.UUIDField()
+    short_id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class StatementTotalsSerializer(serializers.Serializer[Any]):
+    gross_usdt = _usdt(help_text="Σ gross of the month's settlements")
+    platform_share_usdt = _usdt(help_text="Σ platform share")
+    net_usdt = _usdt(help_text="Σ net: what the participant is paid")
+
+
+class StatementFillsSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField()
+    fill_count = serializers.IntegerField()
+    buy_count = serializers.IntegerField()
+    sell_count = serializers.IntegerField()
+    buy_size = _usdt(help_text="Σ size of the buys, in the base asset")
+    sell_size = _usdt(help_text="Σ size of the sells, in the base asset")
+    volume_usdt = _usdt(help_text="Σ price × size")
+    fees_usdt = _usdt(help_text="Σ fee paid (a maker rebate is negative)")
+    realized_pnl_usdt = _usdt(help_text="Σ realised PnL, before fees")
+
+
+class StatementFundingSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField()
+    payment_count = serializers.IntegerField()
+    amount_usdt = _usdt(help_text="Σ funding received (paid is negative)")
+
+
+class StatementQScoreSerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField()
+    days = serializers.IntegerField(help_text="days with a performance row")
+    mean_q_score = serializers.DecimalField(
+        max_digits=12, decimal_places=10, help_text="mean of the daily Q-scores"
+    )
+    mean_uptime = serializers.DecimalField(
+        max_digits=7, decimal_places=6, help_text="mean of the daily uptimes, in [0, 1]"
+    )
+    sla_days_met = serializers.IntegerField(help_text="days whose uptime met the tier's floor")
+
+
+class StatementOutputSerializer(serializers.Serializer[Any]):
+    participant = StatementParticipantSerializer()
+    month = serializers.CharField(help_text="YYYY-MM")
+    period_start = serializers.DateField(help_text="first day of the UTC month")
+    period_end = serializers.DateField(help_text="first day of the next month (half-open)")
+    settlements = SettlementOutputSerializer(many=True)
+    totals = StatementTotalsSerializer()
+    fills = StatementFillsSerializer(many=True)
+    funding = StatementFundingSerializer(many=True)
+    qscores = StatementQScoreSerializer(many=True)

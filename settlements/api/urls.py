@@ -37,4 +37,9 @@ urlpatterns = [
         views.SettlementMarkFailedApi.as_view(),
         name="settlement-mark-failed",
     ),
+    path(
+        "participants/<uuid:participant_id>/statements/<str:month>",
+        views.StatementApi.as_view(),
+        name="participant-statement",
+    ),
 ]

@@ -1,20 +1,30 @@
 """Settlement routes (SPEC Part B.16): finance moves the lifecycle; staff read
-everything; an lp reads only its own participant's settlements."""
+everything; an lp reads only its own participant's settlements and statements."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer, TemplateHTMLRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from common.api import ReasonSerializer, error_responses
 from common.auth import FINANCE_ONLY, lp_participant_id, request_actor, require_own_participant
-from settlements import selectors, services
+from participants.selectors import participant_get
+from settlements import selectors, services, statements
 from settlements.api.filters import SettlementFilter
 from settlements.api.serializers import (
     SettlementApproveInputSerializer,
@@ -22,6 +32,11 @@ from settlements.api.serializers import (
     SettlementMarkSettledInputSerializer,
     SettlementOutputSerializer,
     SettlementRejectInputSerializer,
+    StatementFillsSerializer,
+    StatementFundingSerializer,
+    StatementOutputSerializer,
+    StatementQScoreSerializer,
+    StatementTotalsSerializer,
 )
 from settlements.models import Settlement
 
@@ -166,3 +181,142 @@ class SettlementMarkFailedApi(_SettlementActionApi):
         return services.settlement_mark_failed(
             settlement=settlement, actor=request_actor(request), reason=data["reason"]
         )
+
+
+# --- the monthly statement ----------------------------------------------------
+
+STATEMENT_PARTS: tuple[tuple[str, type[Serializer[Any]]], ...] = (
+    ("settlements", SettlementOutputSerializer),
+    ("totals", StatementTotalsSerializer),
+    ("fills", StatementFillsSerializer),
+    ("funding", StatementFundingSerializer),
+    ("qscores", StatementQScoreSerializer),
+)
+STATEMENT_HEADER = ("participant_id", "short_id", "name", "month", "period_start", "period_end")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> str:
+    """A cell as text. A text that a spreadsheet would run as a formula (a name
+    starting with `=`) is quoted with `'`; numbers, negative ones too, are not."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text.startswith(_FORMULA_START):
+        try:
+            Decimal(text)
+        except InvalidOperation:
+            return "'" + text
+    return text
+
+
+class StatementCSVRenderer(BaseRenderer):
+    """The statement as CSV: per part a row naming it, a header row, its rows and
+    an empty row. Values are the JSON body's strings (Decimals in plain notation)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        participant = data["participant"]
+        writer.writerow(["statement"])
+        writer.writerow(STATEMENT_HEADER)
+        writer.writerow(
+            _csv_cell(v)
+            for v in (
+                participant["id"],
+                participant["short_id"],
+                participant["name"],
+                data["month"],
+                data["period_start"],
+                data["period_end"],
+            )
+        )
+        for name, serializer_class in STATEMENT_PARTS:
+            header = list(serializer_class().fields)
+            part = data[name]
+            writer.writerow([])
+            writer.writerow([name])
+            writer.writerow(header)
+            for row in part if isinstance(part, list) else [part]:
+                writer.writerow(_csv_cell(row[column]) for column in header)
+        return out.getvalue().encode(self.charset)
+
+
+class StatementApi(APIView):
+    """JSON by default; `?format=csv` / `?format=html` (or the Accept header) pick
+    the CSV download or the printable page. Errors are always the JSON error body."""
+
+    lp_readable = True
+    renderer_classes = [JSONRenderer, StatementCSVRenderer, TemplateHTMLRenderer]
+    template_name = "settlements/statement.html"
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:  # DRF's answer to an unknown ?format=
+            raise ValidationError({"format": ["must be one of json, csv, html"]}) from None
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        tags=["settlements"],
+        parameters=[
+            OpenApiParameter(
+                "month",
+                str,
+                OpenApiParameter.PATH,
+                description="the UTC month, YYYY-MM",
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            ),
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "csv", "html"],
+                description="json (the default), csv or html; or ask by the Accept header",
+            ),
+        ],
+        responses={
+            (200, "application/json"): StatementOutputSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, "text/html"): OpenApiTypes.STR,
+            **{
+                (status, "application/json"): response
+                for status, response in error_responses(400, 401, 403, 404).items()
+            },
+        },
+        description=(
+            "One participant's statement for one UTC month: its settlements of the month "
+            "with every figure and their totals, and per symbol the month's fills (count, "
+            "buy/sell, volume, fees, realised PnL), funding and Q-scores (mean daily "
+            "Q-score and uptime, days, days the SLA was met). Money is USDT as decimal "
+            "strings. An lp may read only its own participant's.\n\n"
+            "`?format=csv` (or `Accept: text/csv`) answers an attachment "
+            "`statement-<short_id>-<YYYY-MM>.csv`: per part (statement, settlements, "
+            "totals, fills, funding, qscores) a row naming it, a header row and its rows, "
+            "the parts separated by an empty row. `?format=html` (or `Accept: text/html`) "
+            "answers a printable page. Errors are always the JSON error body; a bad month "
+            "is a 400 naming `month`, an unknown format one naming `format`."
+        ),
+    )
+    def get(self, request: Request, participant_id: str, month: str) -> Response:
+        require_own_participant(request, participant_id)
+        first = statements.month_parse(month)
+        participant = participant_get(participant_id=str(participant_id))
+        statement = statements.statement_get(participant=participant, first=first)
+        response = Response(StatementOutputSerializer(statement).data)
+        if request.accepted_renderer.format == StatementCSVRenderer.format:
+            filename = f"statement-{participant.short_id}-{statement.month}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

@@ -42,6 +42,20 @@ def test_enrolling_in_the_admin_creates_a_pending_participant_audited_to_the_adm
     assert audit_actors("participant", participant.pk, "enroll") == ["ada-admin"]
 
 
+def test_the_change_page_shows_the_revenue_terms_history(admin_client):
+    admin_client.post(f"{PARTICIPANTS}add/", ENROL_FORM)
+    participant = Participant.objects.get(account_id="acct-mm-42")
+    form = {k: v for k, v in ENROL_FORM.items() if k not in ("user_id", "account_id")}
+    admin_client.post(
+        f"{PARTICIPANTS}{participant.pk}/change/", {**form, "revenue_share_pct": "35"}
+    )
+    page = admin_client.get(f"{PARTICIPANTS}{participant.pk}/change/").content.decode()
+    assert "Revenue terms history" in page
+    # Enrolment's terms, then the change's, each with who set them.
+    assert page.index("<td>20.00</td>") < page.index("<td>35.00</td>")
+    assert page.count("<td>ada-admin</td>") == 2
+
+
 def test_a_share_under_keep_all_is_refused_by_the_form(admin_client):
     response = admin_client.post(f"{PARTICIPANTS}add/", {**ENROL_FORM, "revenue_model": "KEEP_ALL"})
     assert landed_on(response) == ""

@@ -3,7 +3,6 @@ path, rolled up and settled, and the settlements reconcile with the ledgers."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from decimal import Decimal
 from io import StringIO
@@ -12,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Sum
+from django.utils import timezone
 
 from common.redis import redis_client
 from performance.models import PerformanceDaily
@@ -97,7 +97,7 @@ def test_it_refuses_while_a_runquoter_hosts_a_pool_and_a_month_not_ended(pool: l
     with pytest.raises(CommandError, match="runquoter hosts ETHUSDT-PERP"):
         run()
     redis_client().delete(LIVE_STATUS_KEY.format(symbol=ETH))
-    today = dt.date.today()
+    today = timezone.now().date()
     with pytest.raises(CommandError, match="has not ended"):
         call_command("simulate_month", f"{today:%Y-%m}")
     assert not MMFill.objects.exists()
