@@ -7,6 +7,8 @@ fills them; MMS's books must then equal the simulator's account ledger.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -18,6 +20,8 @@ from django.db.models import Sum
 
 from common.actors import Actor
 from participants.models import Participant
+from performance import jobs
+from performance.models import PerformanceSnapshot
 from pools import services
 from pools.models import PoolConfig
 from quoting_worker.worker import QuoterWorker
@@ -164,6 +168,16 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
             )
 
         wait_for("the engine's orders to be exactly the venue's", engine_matches_venue)
+
+        # A performance snapshot reads the worker's live status as published: both
+        # members quote both sides within the band (QSCORE_MAX_SPREAD_BPS 50).
+        def snapshot_of_both_quoting() -> bool:
+            PerformanceSnapshot.objects.all().delete()
+            jobs.snapshot_take(interval=dt.timedelta(seconds=1))
+            rows = list(PerformanceSnapshot.objects.filter(symbol=ETH))
+            return len(rows) == 2 and all(r.pool_active and r.liquidity > 0 for r in rows)
+
+        wait_for("a snapshot with both members quoting", snapshot_of_both_quoting)
         services.pool_pause(pool=PoolConfig.objects.get(pk=pool.pk), actor=OPS, reason="e2e")
         wait_for(
             "every order cancelled on the simulator book",
@@ -192,35 +206,46 @@ def test_a_pool_quotes_on_the_simulator_gets_filled_and_agrees_with_its_ledger(
             )
 
         wait_for("every funding payment stored", funding_settled)
-        status = wait_for(
-            "the live status after the last fill",
-            lambda: (
-                (s := live_status(ETH))
-                and sum(m["trade_count"] for m in s["members"])
-                == MMFill.objects.filter(symbol=ETH).count()
-                and s
-            ),
-        )
 
-    for account, participant in members.items():
-        ledger = tradex.ledger(account)
-        fills = MMFill.objects.filter(participant=participant, symbol=ETH)
-        bought = fills.filter(side="BUY").aggregate(s=Sum("size"))["s"] or Decimal(0)
-        sold = fills.filter(side="SELL").aggregate(s=Sum("size"))["s"] or Decimal(0)
-        assert bought - sold == Decimal(ledger["positions"].get(ETH, "0")), account
-        assert fills.aggregate(f=Sum("fee_usdt"))["f"] == Decimal(ledger["fees"]), account
-        # Cash: what MMS's own records say the account paid and received.
-        notional = {
-            side: sum((f.price * f.size for f in fills.filter(side=side)), Decimal(0))
-            for side in ("BUY", "SELL")
-        }
-        funding = MMFundingPayment.objects.filter(participant=participant).aggregate(
-            s=Sum("amount_usdt")
-        )["s"] or Decimal(0)
-        cash = notional["SELL"] - notional["BUY"] - Decimal(ledger["fees"]) + funding
-        assert cash == Decimal(ledger["cash"]), account
-        member = next(m for m in status["members"] if m["participant_id"] == str(participant.pk))
-        assert Decimal(member["position"]) == Decimal(ledger["positions"].get(ETH, "0"))
-        assert Decimal(member["fees_usdt"]) == Decimal(ledger["fees"])
-        assert Decimal(member["funding_usdt"]) == Decimal(ledger["funding"])
-        assert member["open_orders"] == 0
+        def books_agree() -> None:
+            """MMS's records and live status equal the simulator's ledger (funding goes
+            on every 5 simulated seconds on what positions remain, so this is read
+            again until one moment shows every source agreeing)."""
+            status = live_status(ETH)
+            assert status is not None
+            for account, participant in members.items():
+                ledger = tradex.ledger(account)
+                fills = MMFill.objects.filter(participant=participant, symbol=ETH)
+                bought = fills.filter(side="BUY").aggregate(s=Sum("size"))["s"] or Decimal(0)
+                sold = fills.filter(side="SELL").aggregate(s=Sum("size"))["s"] or Decimal(0)
+                assert bought - sold == Decimal(ledger["positions"].get(ETH, "0")), account
+                assert fills.aggregate(f=Sum("fee_usdt"))["f"] == Decimal(ledger["fees"]), account
+                # Cash: what MMS's own records say the account paid and received.
+                notional = {
+                    side: sum((f.price * f.size for f in fills.filter(side=side)), Decimal(0))
+                    for side in ("BUY", "SELL")
+                }
+                funding = MMFundingPayment.objects.filter(participant=participant).aggregate(
+                    s=Sum("amount_usdt")
+                )["s"] or Decimal(0)
+                cash = notional["SELL"] - notional["BUY"] - Decimal(ledger["fees"]) + funding
+                assert cash == Decimal(ledger["cash"]), account
+                member = next(
+                    m for m in status["members"] if m["participant_id"] == str(participant.pk)
+                )
+                assert member["trade_count"] == fills.count(), account
+                assert Decimal(member["position"]) == Decimal(ledger["positions"].get(ETH, "0"))
+                assert Decimal(member["fees_usdt"]) == Decimal(ledger["fees"])
+                assert Decimal(member["funding_usdt"]) == Decimal(ledger["funding"])
+                assert member["open_orders"] == 0
+
+        def agreeing() -> bool:
+            try:
+                books_agree()
+            except AssertionError:
+                return False
+            return True
+
+        with contextlib.suppress(AssertionError):  # wait_for's timeout: books_agree says why
+            wait_for("MMS's books to equal the simulator's ledger", agreeing, timeout=20)
+        books_agree()
