@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvValidationError
+
 from performance.qscore import QScoreConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -145,12 +145,9 @@ class TradeX:
         ]
 
     async def _feed_control(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return _error("body must be JSON")
-        if not isinstance(body, dict):
-            return _error("body must be a JSON object")
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
         action, symbol = body.get("action"), body.get("symbol")
         if symbol is not None and symbol not in self.exchange.instruments:
             return _error(f"no instrument {symbol!r}")
@@ -171,12 +168,9 @@ class TradeX:
         return JSONResponse({"action": action, "symbol": symbol})
 
     async def _market_move(self, request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return _error("body must be JSON")
-        if not isinstance(body, dict):
-            return _error("body must be a JSON object")
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
         symbol, bps = body.get("symbol"), body.get("move_bps")
         if symbol not in self.market.symbols:
             return _error(f"no market for symbol {symbol!r}")
@@ -230,6 +224,17 @@ class TradeX:
 
 def _text(value: Decimal) -> str:
     return format(value, "f")
+
+
+async def _json_object(request: Request) -> dict[str, Any] | Response:
+    """The request's body as a JSON object, or the 400 that says why it is not one."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error("body must be JSON")
+    if not isinstance(body, dict):
+        return _error("body must be a JSON object")
+    return body
 
 
 def _error(reason: str) -> JSONResponse:

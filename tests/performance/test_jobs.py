@@ -331,3 +331,33 @@ def test_the_snapshot_and_rollup_tasks_run_in_a_real_celery_worker(tmp_path: Pat
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def test_install_schedules_creates_the_jobs_once_and_keeps_an_admins_edit() -> None:
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    call_command("install_schedules")
+    tasks = {t.name: t for t in PeriodicTask.objects.all()}
+    assert {t.task for t in tasks.values()} == {
+        "performance.snapshot",
+        "performance.rollup",
+        "settlements.monthly",
+    }
+    assert tasks["performance snapshot"].interval.every == 10
+    monthly = tasks["monthly settlement"].crontab
+    assert (monthly.minute, monthly.hour, monthly.day_of_month, str(monthly.timezone)) == (
+        "30",
+        "0",
+        "1",
+        "UTC",
+    )
+    PeriodicTask.objects.filter(name="performance daily rollup").update(enabled=False)
+    call_command("install_schedules")
+    assert PeriodicTask.objects.count() == 3
+    assert not PeriodicTask.objects.get(name="performance daily rollup").enabled  # kept
+    call_command("install_schedules", "--reset")
+    assert PeriodicTask.objects.get(name="performance daily rollup").enabled

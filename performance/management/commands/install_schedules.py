@@ -31,22 +31,8 @@ class Command(BaseCommand):
         interval, _ = IntervalSchedule.objects.get_or_create(
             every=every, period=IntervalSchedule.SECONDS
         )
-        nightly, _ = CrontabSchedule.objects.get_or_create(
-            minute="5",
-            hour="0",
-            day_of_month="*",
-            month_of_year="*",
-            day_of_week="*",
-            timezone="UTC",
-        )
-        monthly, _ = CrontabSchedule.objects.get_or_create(
-            minute="30",
-            hour="0",
-            day_of_month="1",
-            month_of_year="*",
-            day_of_week="*",
-            timezone="UTC",
-        )
+        nightly = _utc_crontab(minute="5", hour="0", day_of_month="*")
+        monthly = _utc_crontab(minute="30", hour="0", day_of_month="1")
         wanted = {
             SNAPSHOT: {"task": "performance.snapshot", "interval": interval, "crontab": None},
             ROLLUP: {"task": "performance.rollup", "crontab": nightly, "interval": None},
@@ -60,3 +46,15 @@ class Command(BaseCommand):
                 task.enabled = True
                 task.save()
             self.stdout.write(f"{name}: {'created' if created else 'kept'}")
+
+
+def _utc_crontab(*, minute: str, hour: str, day_of_month: str) -> CrontabSchedule:
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year="*",
+        day_of_week="*",
+        timezone="UTC",
+    )
+    return crontab
