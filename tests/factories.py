@@ -13,7 +13,7 @@ from participants.models import Participant
 from pools.models import PoolConfig, PoolMember
 from settlements.calculation import compute
 from settlements.models import Settlement
-from trading.models import MMFill, MMOrder
+from trading.models import MMFill, MMFundingPayment, MMOrder
 
 
 class ParticipantFactory(factory.django.DjangoModelFactory):
@@ -85,6 +85,17 @@ class FillFactory(factory.django.DjangoModelFactory):
     fee_usdt = Decimal("-0.06")
     liquidity = "MAKER"
     filled_at = factory.LazyFunction(timezone.now)
+
+
+class FundingPaymentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MMFundingPayment
+
+    participant = factory.SubFactory(ParticipantFactory)
+    payment_id = factory.Sequence(lambda n: f"funding-{n}")
+    symbol = "BTCUSDT-PERP"
+    amount_usdt = Decimal("1")
+    paid_at = factory.LazyFunction(timezone.now)
 
 
 class SettlementFactory(factory.django.DjangoModelFactory):

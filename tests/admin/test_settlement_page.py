@@ -20,11 +20,11 @@ from settlements import services
 from settlements.models import Settlement
 from tests.factories import (
     FillFactory,
+    FundingPaymentFactory,
     ParticipantFactory,
     PerformanceDailyFactory,
     SettlementFactory,
 )
-from trading.models import MMFundingPayment
 
 pytestmark = pytest.mark.django_db
 
@@ -44,12 +44,8 @@ def _page(client, settlement: Settlement) -> str:
 
 
 def _funding(participant: Participant, when: dt.datetime, amount: str, payment_id: str) -> None:
-    MMFundingPayment.objects.create(
-        payment_id=payment_id,
-        participant=participant,
-        symbol=BTC,
-        amount_usdt=D(amount),
-        paid_at=when,
+    FundingPaymentFactory(
+        payment_id=payment_id, participant=participant, amount_usdt=D(amount), paid_at=when
     )
 
 

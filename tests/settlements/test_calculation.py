@@ -20,8 +20,7 @@ from participants.models import Participant, ParticipantTerms
 from settlements import services
 from settlements.calculation import bounds, next_month
 from settlements.models import Settlement
-from tests.factories import FillFactory, ParticipantFactory
-from trading.models import MMFundingPayment
+from tests.factories import FillFactory, FundingPaymentFactory, ParticipantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -64,14 +63,8 @@ def fill(
     )
 
 
-def funding(participant: Participant, first: dt.date, amount: str, n: int = 0) -> None:
-    MMFundingPayment.objects.create(
-        payment_id=f"fund-{participant.pk}-{first}-{n}",
-        participant=participant,
-        symbol=BTC,
-        amount_usdt=D(amount),
-        paid_at=at(first, 8, 0),
-    )
+def funding(participant: Participant, first: dt.date, amount: str) -> None:
+    FundingPaymentFactory(participant=participant, amount_usdt=D(amount), paid_at=at(first, 8, 0))
 
 
 def settle(first: dt.date) -> list[Settlement]:
@@ -87,7 +80,7 @@ def test_a_percentage_split_month_to_the_last_quantum() -> None:
     fill(lp, AUG, realised="1000.12345678", fee="-1.00000001")  # a maker rebate
     fill(lp, AUG, realised="-250.5", fee="2.25", side="SELL")
     funding(lp, AUG, "-10.33333333")
-    funding(lp, AUG, "3.1", n=1)
+    funding(lp, AUG, "3.1")
     fill(lp, JUL, realised="99999", fee="0", filled_at=at(AUG, 1, 0) - dt.timedelta(microseconds=1))
     fill(lp, SEP, realised="99999", fee="0", filled_at=at(SEP, 1, 0))  # the next month, half-open
 

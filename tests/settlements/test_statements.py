@@ -21,11 +21,11 @@ from settlements import services, statements
 from settlements.models import Settlement
 from tests.factories import (
     FillFactory,
+    FundingPaymentFactory,
     ParticipantFactory,
     PerformanceDailyFactory,
     SettlementFactory,
 )
-from trading.models import MMFundingPayment
 
 pytestmark = pytest.mark.django_db
 
@@ -47,12 +47,8 @@ def _fill(participant: Participant, when: dt.datetime, **kw: object) -> None:
 
 
 def _funding(participant: Participant, when: dt.datetime, amount: str, symbol: str = BTC) -> None:
-    MMFundingPayment.objects.create(
-        payment_id=f"fund-{uuid.uuid4()}",
-        participant=participant,
-        symbol=symbol,
-        amount_usdt=D(amount),
-        paid_at=when,
+    FundingPaymentFactory(
+        participant=participant, symbol=symbol, amount_usdt=D(amount), paid_at=when
     )
 
 
