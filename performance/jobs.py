@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from common.metrics import count_job
@@ -39,6 +39,7 @@ from pools.enums import PoolState
 from pools.models import PoolConfig, PoolMember
 from pools.selectors import live_status_get
 from trading.models import MMFill
+from trading.selectors import FILL_NOTIONAL
 
 logger = logging.getLogger("mms.performance")
 
@@ -48,12 +49,6 @@ LIQUIDITY_QUANTUM = Decimal("0.00000001")
 SPREAD_QUANTUM = Decimal("0.0001")
 SCORE_QUANTUM = Decimal("0.0000000001")
 PRUNE_BATCH = 50_000
-
-
-def _notional() -> ExpressionWrapper:
-    return ExpressionWrapper(
-        F("price") * F("size"), output_field=DecimalField(max_digits=38, decimal_places=16)
-    )
 
 
 # ---------------------------------------------------------------- snapshots
@@ -88,7 +83,7 @@ def snapshot_take(
         (str(row["participant_id"]), row["symbol"]): dict(row)
         for row in MMFill.objects.filter(filled_at__gte=taken_at - interval, filled_at__lt=taken_at)
         .values("participant_id", "symbol")
-        .annotate(trades=Count("id"), volume=Sum(_notional()))
+        .annotate(trades=Count("id"), volume=Sum(FILL_NOTIONAL))
     }
     rows = []
     for pool in pools:
@@ -193,7 +188,7 @@ def rollup_day(
         .values("symbol", "participant_id")
         .annotate(
             trades=Count("id"),
-            volume=Sum(_notional()),
+            volume=Sum(FILL_NOTIONAL),
             realized=Sum("realized_pnl_usdt"),
         )
     }
@@ -231,9 +226,9 @@ def rollup_day(
     rows = []
     for symbol, members in by_symbol.items():
         scores = day_scores([m for _, m in members], config)
+        total_weight = sum((m.weight for _, m in members), ZERO)
         for (pid, member), score in zip(members, scores, strict=True):
             s, t = sampled.get((symbol, pid), {}), traded.get((symbol, pid), {})
-            total_weight = sum((m.weight for _, m in members), ZERO)
             rows.append(
                 PerformanceDaily(
                     participant_id=pid,

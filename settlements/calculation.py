@@ -40,12 +40,13 @@ from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 
 from participants.enums import RevenueModel
 from participants.models import Participant, ParticipantTerms
 from settlements.models import Settlement
 from trading.models import MMFill, MMFundingPayment
+from trading.selectors import FILL_NOTIONAL
 
 ZERO = Decimal(0)
 USDT = Decimal("0.00000001")
@@ -133,9 +134,6 @@ def month_activity(
             wanted |= Q(participant_id=pid, symbol=symbol)
         fill_filter &= wanted
         funding_filter &= wanted
-    notional = ExpressionWrapper(
-        F("price") * F("size"), output_field=DecimalField(max_digits=38, decimal_places=16)
-    )
     fills = (
         MMFill.objects.filter(fill_filter)
         .values("participant_id", "symbol")
@@ -143,7 +141,7 @@ def month_activity(
             n=Count("id"),
             realised=Sum("realized_pnl_usdt"),
             fees=Sum("fee_usdt"),
-            volume=Sum(notional),
+            volume=Sum(FILL_NOTIONAL),
             last=Max("id"),
         )
         .order_by()
@@ -246,10 +244,14 @@ def inputs_hash(key: dict[str, str], activity: Activity, terms: Terms, before: C
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def compute(participant: Participant, symbol: str, first: dt.date) -> Figures:
-    """One settlement's figures, from the database as it is now."""
+def compute(
+    participant: Participant, symbol: str, first: dt.date, *, activity: Activity | None = None
+) -> Figures:
+    """One settlement's figures, from the database as it is now; `activity`, when
+    the month's sums are already at hand (the monthly job sums every pair at once)."""
     pid = str(participant.pk)
-    activity = month_activity(first, pairs=[(pid, symbol)]).get((pid, symbol), Activity())
+    if activity is None:
+        activity = month_activity(first, pairs=[(pid, symbol)]).get((pid, symbol), Activity())
     start, _ = bounds(first)
     return figures(
         activity,

@@ -44,13 +44,7 @@ def settlements_create_month(*, first: dt.date, actor: Actor) -> list[Settlement
                 participant_id=pid, symbol=symbol, period_start=first
             ).exists():
                 continue
-            start, _ = calculation.bounds(first)
-            figures = calculation.figures(
-                month,
-                calculation.terms_at(participant, start),
-                calculation.carried(pid, symbol, first),
-                key={"participant_id": pid, "symbol": symbol, "period_start": first.isoformat()},
-            )
+            figures = calculation.compute(participant, symbol, first, activity=month)
             settlement = Settlement.objects.create(
                 participant=participant,
                 symbol=symbol,

@@ -28,9 +28,6 @@ from uuid import UUID
 from django.db.models import (
     Avg,
     Count,
-    DecimalField,
-    ExpressionWrapper,
-    F,
     Model,
     Q,
     QuerySet,
@@ -45,6 +42,7 @@ from settlements import calculation
 from settlements.models import Settlement
 from trading.enums import Side
 from trading.models import MMFill, MMFundingPayment
+from trading.selectors import FILL_NOTIONAL
 
 ZERO = Decimal(0)
 FILLS_SHOWN = 50
@@ -135,9 +133,6 @@ def fills_by_symbol(
     *, participant_id: UUID | str, first: dt.date, symbols: Iterable[str] | None = None
 ) -> dict[str, FillsSummary]:
     """symbol → the month's fills summary: one GROUP BY query."""
-    notional = ExpressionWrapper(
-        F("price") * F("size"), output_field=DecimalField(max_digits=38, decimal_places=16)
-    )
     buy, sell = Q(side=Side.BUY), Q(side=Side.SELL)
     rows = (
         _only(_month_fills(participant_id, first), symbols)
@@ -148,7 +143,7 @@ def fills_by_symbol(
             sells=Count("id", filter=sell),
             buy_size=Sum("size", filter=buy),
             sell_size=Sum("size", filter=sell),
-            volume=Sum(notional),
+            volume=Sum(FILL_NOTIONAL),
             fees=Sum("fee_usdt"),
             realised=Sum("realized_pnl_usdt"),
         )

@@ -55,7 +55,8 @@ SUMMARY_WINDOW = dt.timedelta(hours=24)
 MAX_HOURLY_HOURS = 168
 # Wide enough that quantising a sum of 16-place products never overflows.
 _CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
-_NOTIONAL = ExpressionWrapper(
+# A fill's (or order's) price × size in USDT, for aggregates in the database.
+FILL_NOTIONAL = ExpressionWrapper(
     F("price") * F("size"), output_field=DecimalField(max_digits=56, decimal_places=16)
 )
 _ZERO = Decimal("0")
@@ -112,7 +113,7 @@ def fill_list(
 ) -> QuerySet[MMFill]:
     """Fills matching every given filter; filled_at in [filled_from, filled_to).
     Each row carries `notional_usdt` = price · size."""
-    fills = MMFill.objects.select_related("participant").annotate(notional_usdt=_NOTIONAL)
+    fills = MMFill.objects.select_related("participant").annotate(notional_usdt=FILL_NOTIONAL)
     fills = filter_given(
         fills,
         symbol=symbol,
@@ -157,9 +158,9 @@ def order_breakdown(
     grouped = {
         (g["side"], g["status"]): g
         for g in orders.values("side", "status")
-        # Annotation names must not shadow columns: _NOTIONAL's F("size") would bind to it.
+        # Annotation names must not shadow columns: FILL_NOTIONAL's F("size") would bind to it.
         .annotate(
-            n=Count("id"), sized=Sum("size"), filled=Sum("filled_size"), notional=Sum(_NOTIONAL)
+            n=Count("id"), sized=Sum("size"), filled=Sum("filled_size"), notional=Sum(FILL_NOTIONAL)
         )
         .order_by()
     }
@@ -195,14 +196,14 @@ _FILL_AGGREGATES: dict[str, Any] = {
     "fills": Count("id"),
     "participants": Count("participant", distinct=True),
     "volume": Sum("size"),
-    "notional": Sum(_NOTIONAL),
+    "notional": Sum(FILL_NOTIONAL),
     "fees": Sum("fee_usdt"),
     "buy_fills": Count("id", filter=_BUY),
     "buy_volume": Sum("size", filter=_BUY),
-    "buy_notional": Sum(_NOTIONAL, filter=_BUY),
+    "buy_notional": Sum(FILL_NOTIONAL, filter=_BUY),
     "sell_fills": Count("id", filter=_SELL),
     "sell_volume": Sum("size", filter=_SELL),
-    "sell_notional": Sum(_NOTIONAL, filter=_SELL),
+    "sell_notional": Sum(FILL_NOTIONAL, filter=_SELL),
 }
 
 
@@ -352,7 +353,9 @@ def analytics_hourly(
         g["hour"]: g
         for g in fills.annotate(hour=TruncHour("filled_at", tzinfo=dt.UTC))
         .values("hour")
-        .annotate(n=Count("id"), volume=Sum("size"), notional=Sum(_NOTIONAL), fees=Sum("fee_usdt"))
+        .annotate(
+            n=Count("id"), volume=Sum("size"), notional=Sum(FILL_NOTIONAL), fees=Sum("fee_usdt")
+        )
         .order_by("hour")
     }
     buckets = []
