@@ -9,4 +9,4 @@ RUN pip install --no-cache-dir . && \
     DJANGO_SECRET_KEY=build POSTGRES_URL=postgres://x@db/x REDIS_URL=redis://r:6379/0 \
     SCHEMA_REGISTRY_URL=http://sr:8081 python manage.py collectstatic --no-input -v 0
 EXPOSE 8095 3001 9090
-CMD ["gunicorn", "mms.wsgi", "--bind", "0.0.0.0:8095", "--bind", "0.0.0.0:3001", "--workers", "4", "--threads", "4"]
+CMD ["gunicorn", "mms.wsgi", "--config", "mms/gunicorn.conf.py", "--bind", "0.0.0.0:8095", "--bind", "0.0.0.0:3001", "--workers", "4", "--threads", "4"]

@@ -44,6 +44,9 @@ class OutboxEvent(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # The W3C trace context the change was made in ({} when tracing is off): the
+    # relay sends it on in the message's headers, so the event joins that trace.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "outbox"

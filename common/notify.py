@@ -14,6 +14,7 @@ import logging
 
 from django.db import transaction
 
+from common import tracing
 from common.redis import redis_client
 
 logger = logging.getLogger("mms.notify")
@@ -30,9 +31,11 @@ def _publish(channel: str, payload: dict[str, object]) -> None:
 
 
 def notify_pool_changed(*, symbol: str, reason: str) -> None:
-    transaction.on_commit(
-        lambda: _publish(POOL_CHANGED_CHANNEL, {"symbol": symbol, "reason": reason})
-    )
+    notice: dict[str, object] = {"symbol": symbol, "reason": reason}
+    trace = tracing.carrier()
+    if trace:  # the worker applies the change under the caller's trace
+        notice["trace"] = trace
+    transaction.on_commit(lambda: _publish(POOL_CHANGED_CHANNEL, notice))
 
 
 def notify_flatten(*, request_id: int) -> None:

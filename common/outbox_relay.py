@@ -52,7 +52,9 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from opentelemetry.trace import SpanKind
 
+from common import tracing
 from common.models import OutboxEvent
 from quoting_worker.adapters.kafka_config import producer_config
 from quoting_worker.adapters.serde import AvroCodec, EncodeError
@@ -254,20 +256,29 @@ def _produce_all(
             (EVENT_ID_HEADER, str(row.event_id).encode()),
             (EVENT_TYPE_HEADER, row.event_type.encode()),
         ]
-        send = partial(
-            producer.produce,
-            row.topic,
-            value=value,
-            key=row.key,
-            headers=headers,
-            on_delivery=on_delivery(index),
-        )
         try:
-            try:
-                send()
-            except BufferError:  # the local queue is full: let it drain once, then retry
-                producer.flush(flush_timeout)
-                send()
+            with tracing.span(
+                f"kafka.produce {row.topic}",
+                context=tracing.context_from_carrier(row.trace_context),
+                kind=SpanKind.PRODUCER,
+                attributes={"messaging.destination.name": row.topic, "mms.key": row.key},
+            ):
+                # This relay's span when it traces; else the change's own context.
+                trace = tracing.carrier() or row.trace_context or {}
+                headers += [(k, str(v).encode()) for k, v in trace.items()]
+                send = partial(
+                    producer.produce,
+                    row.topic,
+                    value=value,
+                    key=row.key,
+                    headers=headers,
+                    on_delivery=on_delivery(index),
+                )
+                try:
+                    send()
+                except BufferError:  # the local queue is full: let it drain once, then retry
+                    producer.flush(flush_timeout)
+                    send()
         except (BufferError, KafkaException) as exc:
             error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
             reports[index] = error or f"produce failed: {exc!r}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import models, transaction
 
+from common import tracing
 from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
 
@@ -41,7 +42,13 @@ def audit_record(
 
 def outbox_enqueue(*, topic: str, key: str, event_type: str, payload: Mapping[str, Any]) -> None:
     _require_transaction("outbox rows")
-    OutboxEvent.objects.create(topic=topic, key=key, event_type=event_type, payload=dict(payload))
+    OutboxEvent.objects.create(
+        topic=topic,
+        key=key,
+        event_type=event_type,
+        payload=dict(payload),
+        trace_context=tracing.carrier(),
+    )
 
 
 def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:

@@ -140,6 +140,17 @@ class ServiceEnv:
     debug: bool
     secret_key: str
     otlp_endpoint: str | None
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+
+def _choice(*allowed: str) -> Any:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return parse
 
 
 def load_service_env() -> ServiceEnv:
@@ -202,6 +213,13 @@ def load_service_env() -> ServiceEnv:
         "debug": env.bool("DJANGO_DEBUG", False),
     }
     values["qscore"] = _qscore(env, errors)
+    # Readable lines while developing, JSON lines otherwise (common/logs.py).
+    values["log_format"] = custom(
+        "LOG_FORMAT", _choice("json", "console"), "console" if bools["debug"] else "json"
+    )
+    values["log_level"] = custom(
+        "LOG_LEVEL", lambda v: _choice("DEBUG", "INFO", "WARNING", "ERROR")(v.upper()), "INFO"
+    )
     secret_key = env.str("DJANGO_SECRET_KEY", "")
     try:
         env.seal()

@@ -21,6 +21,7 @@ for fills stored): at-least-once, with the engine and the store idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ import os
 import socket
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,10 +37,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+import structlog
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, set_span_in_context
+from redis.exceptions import RedisError
 
+from common import tracing
 from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
 from common.services import audit_record, outbox_enqueue
 from pools.enums import FlattenStatus
@@ -68,6 +74,7 @@ from quoting_worker.adapters.live import (
     status_record,
 )
 from quoting_worker.adapters.metadata import MetadataClient, MetadataError
+from quoting_worker.adapters.metrics import PoolSample, QuoterMetrics
 from quoting_worker.adapters.order_service import (
     OrderServiceClient,
     OrderServiceSink,
@@ -94,6 +101,7 @@ from quoting_worker.core.types import (
     OrderQueryResult,
     OrderRejected,
     PlaceOrder,
+    PlaceOutcomeUnknown,
     PoolMode,
     QueryOrder,
     RequestSnapshot,
@@ -107,6 +115,10 @@ from trading.enums import OrderStatus
 logger = logging.getLogger("mms.quoter")
 
 T = TypeVar("T")
+# An event for the engine, the callback that marks its message done (Kafka
+# events), and the trace context it carries when tracing is on.
+QueueItem = tuple[Event, Callable[[], None] | None, Context | None]
+Consumed = tuple[str, str, int, int, dict[str, Any], Context | None]
 BATCH_SIZE = 500  # messages per consumer wake-up
 COMMIT_INTERVAL_S = 0.1
 SIMULATED_TOPIC = "mm.quote.simulated.v1"
@@ -117,6 +129,19 @@ DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
+VENUE_ANSWERS: dict[type, str] = {
+    OrderAccepted: "accepted",
+    OrderRejected: "rejected",
+    OrderCancelled: "cancelled",
+    PlaceOutcomeUnknown: "unknown",
+}
+SENT_AS: dict[type, str] = {
+    PlaceOrder: "place",
+    CancelOrder: "cancel",
+    CancelAll: "cancel_all",
+    QueryOrder: "query",
+    RequestSnapshot: "snapshot",
+}
 
 
 class SystemClock:
@@ -152,19 +177,24 @@ class Hosted:
     engine: PoolEngine
     instrument: Instrument
     token: int
-    queue: asyncio.Queue[tuple[Event, Callable[[], None] | None] | None]
+    queue: asyncio.Queue[QueueItem | None]
     task: asyncio.Task[None] | None = None
     version: int = 0
     # Commands overtake the market events queued before them (a pause must not
     # wait behind a backlog of deltas): the engine takes these first.
-    urgent: deque[Command] = field(default_factory=deque)
+    urgent: deque[tuple[Command, Context | None]] = field(default_factory=deque)
     # Monotonic ns when the last kill-switch trip was on record (inf while it is
     # being written): a pool row read before then cannot resume the engine.
     trip_recorded_ns: float = 0.0
     # Order traffic, in the engine's order: the sender works through it while
     # the drain goes on applying market data (a slow venue never stalls the book).
-    sends: asyncio.Queue[list[Action] | None] = field(default_factory=asyncio.Queue)
+    sends: asyncio.Queue[tuple[list[Action], Context | None] | None] = field(
+        default_factory=asyncio.Queue
+    )
     sender: asyncio.Task[None] | None = None
+    # The trace context of the event or command being applied (tracing on): the
+    # orders the engine decides now are sent under it.
+    cause: Context | None = None
 
 
 class OffsetTracker:
@@ -237,6 +267,8 @@ class QuoterWorker:
         self.sink = OrderServiceSink(
             self.client, instruments=self.instruments, on_event=self._venue_event
         )
+        self.metrics = QuoterMetrics()
+        self.client.on_request = self.metrics.order_request
         self.metadata = MetadataClient(config.metadata_target)
         self.journal = OrderJournal(conninfo(connections["default"].settings_dict))
         self.redis = aioredis.from_url(config.redis_url)
@@ -251,6 +283,7 @@ class QuoterWorker:
                 {"partitions": config.partitions, "group": config.group_id, "shadow": config.shadow}
             ),
         }
+        self.metrics.info.labels(config.worker_id, self.identity["build"]).set(1)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,9 +327,11 @@ class QuoterWorker:
         self._db_thread.shutdown(wait=True)
 
     async def _db(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Runs an ORM call on the worker's database thread."""
+        """Runs an ORM call on the worker's database thread, in a copy of the caller's
+        context (its trace and log fields; Django's connections are per thread)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, partial(fn, *args, **kwargs))
+        call = partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self._db_thread, call)
 
     # ------------------------------------------------------------------ Kafka thread
 
@@ -326,6 +361,8 @@ class QuoterWorker:
                 first = consumer.poll(0.05)
                 messages = [] if first is None else [first, *consumer.consume(BATCH_SIZE, 0)]
                 items = [item for item in map(self._take, messages) if item is not None]
+                if messages:
+                    self._measure_consumed(messages)
                 if items:
                     self._loop().call_soon_threadsafe(self._route_batch, items)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
@@ -345,7 +382,7 @@ class QuoterWorker:
                     logger.warning("final offset commit failed", exc_info=True)
             consumer.close()
 
-    def _take(self, message: Message) -> tuple[str, str, int, int, dict[str, Any]] | None:
+    def _take(self, message: Message) -> Consumed | None:
         """Decodes one message in the consumer thread; None when it is skipped."""
         error = message.error()
         if error is not None:
@@ -356,17 +393,54 @@ class QuoterWorker:
         key = message.key()
         value = message.value()
         if topic is None or partition is None or offset is None or key is None or value is None:
-            self.skipped["no_key_or_value"] += 1
+            self._skip("no_key_or_value")
             logger.warning("skipped %s[%s]@%s: no key or value", topic, partition, offset)
             return None
         try:
             record = self.codec.decode(topic, value)
         except DecodeError as exc:
-            self.skipped["undecodable"] += 1
+            self._skip("undecodable")
             logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
             return None
         self.offsets.started(topic, partition, offset)
-        return key.decode(), topic, partition, offset, record
+        symbol = key.decode()
+        cause = None
+        if tracing.enabled:
+            # The consume span (child of the producer's, when it sent one) is what
+            # the orders this event causes hang from.
+            with tracing.span(
+                f"kafka.consume {topic}",
+                context=tracing.context_from_headers(message.headers()),
+                kind=SpanKind.CONSUMER,
+                attributes={"mms.symbol": symbol, "messaging.kafka.offset": offset},
+            ) as span:
+                cause = set_span_in_context(span) if span is not None else None
+        return symbol, topic, partition, offset, record, cause
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.metrics.kafka_skipped.labels(reason).inc()
+
+    def _measure_consumed(self, messages: list[Message]) -> None:
+        """Messages per topic, and per partition the consumer lag as time: now − the
+        newest message's timestamp (SPEC Part B.8)."""
+        now_ms = time.time_ns() // 1_000_000
+        newest: dict[tuple[str, int], int] = {}
+        counts: Counter[str] = Counter()
+        for message in messages:
+            topic = message.topic()
+            if topic is None or message.error() is not None:
+                continue
+            counts[topic] += 1
+            kind, ts_ms = message.timestamp()
+            if kind != TIMESTAMP_NOT_AVAILABLE:
+                tp = (topic, message.partition() or 0)
+                newest[tp] = max(newest.get(tp, 0), ts_ms)
+        for topic, n in counts.items():
+            self.metrics.kafka_messages.labels(topic).inc(n)
+        for (topic, partition), ts_ms in newest.items():
+            lag = max(0.0, (now_ms - ts_ms) / 1000)
+            self.metrics.kafka_lag.labels(topic, str(partition)).set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._run_on_loop(self._assign({(tp.topic, tp.partition) for tp in partitions}))
@@ -463,6 +537,7 @@ class QuoterWorker:
                 shadow=self.config.shadow,
                 mode=setup.mode,
             )
+            engine.on_quote = partial(self.metrics.quote_timed, symbol)
             boot = engine.restore(
                 fills=restore.fills, open_orders=restore.open_orders, funding=restore.funding
             )
@@ -496,6 +571,7 @@ class QuoterWorker:
             await asyncio.wait({hosted.sender}, timeout=30)
         await self._record_statuses([symbol])
         self.hosted.pop(symbol, None)
+        self.metrics.forget(symbol)
         await self.redis.delete(status_key(symbol))
         await self._db(
             lease_release, symbol=symbol, owner=self.config.worker_id, token=hosted.token
@@ -504,12 +580,18 @@ class QuoterWorker:
 
     # ------------------------------------------------------------------ events
 
-    def _route_batch(self, items: list[tuple[str, str, int, int, dict[str, Any]]]) -> None:
+    def _route_batch(self, items: list[Consumed]) -> None:
         for item in items:
             self._route(*item)
 
     def _route(
-        self, symbol: str, topic: str, partition: int, offset: int, record: dict[str, Any]
+        self,
+        symbol: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        record: dict[str, Any],
+        cause: Context | None = None,
     ) -> None:
         def done() -> None:
             self.offsets.done(topic, partition, offset)
@@ -521,14 +603,14 @@ class QuoterWorker:
         try:
             event = to_event(topic, record, hosted.instrument)
         except (ValueError, KeyError) as exc:
-            self.skipped["untranslatable"] += 1
+            self._skip("untranslatable")
             logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
             done()
             return
         if event is None:
             done()
             return
-        hosted.queue.put_nowait((event, done))
+        hosted.queue.put_nowait((event, done, cause))
 
     async def _venue_event(self, event: Event) -> None:
         """An Order Service answer: to its engine at once; the order's new status
@@ -542,7 +624,10 @@ class QuoterWorker:
         change = _order_change(event)
         if change is not None:
             self._status_changes[hosted.symbol].append(change)
-        hosted.queue.put_nowait((event, None))
+        answer = VENUE_ANSWERS.get(type(event))
+        if answer is not None:
+            self.metrics.order_events.labels(hosted.symbol, answer).inc()
+        hosted.queue.put_nowait((event, None, None))
 
     async def _record_statuses_forever(self) -> None:
         while True:
@@ -584,19 +669,24 @@ class QuoterWorker:
         a state already superseded); after DRAIN_SLICE_S of work the task quotes and
         yields, so a backlog on one symbol never holds up the loop's timers,
         renewals or other symbols."""
+        structlog.contextvars.bind_contextvars(symbol=hosted.symbol)  # this task's lines
         loop = asyncio.get_running_loop()
         engine = hosted.engine
+        lag = self.metrics.event_lag.labels(hosted.symbol)
         while True:
             item = await hosted.queue.get()
             if item is None:
                 return
             slice_ends = loop.time() + DRAIN_SLICE_S
+            # The oldest event of the batch: the most any of it waited.
+            lag.observe(max(0, self.clock.now_ns() - item[0].ts_ns) / 1e9)
             stop = False
             engine.hold()
             try:
                 while True:
                     while hosted.urgent:
-                        await self._apply(hosted, hosted.urgent.popleft(), None)
+                        command, cause = hosted.urgent.popleft()
+                        await self._apply(hosted, command, None, cause)
                     await self._apply(hosted, *item)
                     if hosted.queue.empty() or loop.time() >= slice_ends:
                         break
@@ -607,6 +697,7 @@ class QuoterWorker:
                     item = next_item
             finally:
                 await self._quote_held(hosted)
+                hosted.cause = None
             if stop:
                 return
             if loop.time() >= slice_ends:
@@ -622,13 +713,22 @@ class QuoterWorker:
         except Exception:
             logger.exception("%s: quoting after a drain failed", hosted.symbol)
 
-    def _command(self, hosted: Hosted, command: Command) -> None:
-        hosted.urgent.append(command)
-        hosted.queue.put_nowait((Timer(self.clock.now_ns()), None))  # wakes an idle drain
+    def _command(self, hosted: Hosted, command: Command, cause: Context | None = None) -> None:
+        hosted.urgent.append((command, cause))
+        hosted.queue.put_nowait((Timer(self.clock.now_ns()), None, None))  # wakes an idle drain
 
-    async def _apply(self, hosted: Hosted, event: Event, done: Callable[[], None] | None) -> None:
+    async def _apply(
+        self,
+        hosted: Hosted,
+        event: Event,
+        done: Callable[[], None] | None,
+        cause: Context | None = None,
+    ) -> None:
+        if cause is not None:
+            hosted.cause = cause
         try:
             if isinstance(event, Fill):
+                self.metrics.fills.labels(hosted.symbol).inc()
                 await self._store_fill(hosted, event)
             elif isinstance(event, FundingPayment):
                 await self._store_funding(hosted, event)
@@ -674,29 +774,61 @@ class QuoterWorker:
         record); kill-switch trips and shadow quotes recorded here."""
         traffic: list[Action] = [a for a in actions if isinstance(a, ORDER_TRAFFIC)]
         if traffic:
-            hosted.sends.put_nowait(traffic)
+            hosted.sends.put_nowait((traffic, hosted.cause))
         for action in actions:
             if isinstance(action, RiskTriggered):
-                hosted.trip_recorded_ns = math.inf
-                try:
-                    await self._db(
-                        store.pool_halt,
-                        symbol=hosted.symbol,
-                        worker_id=self.config.worker_id,
-                        trigger=action.trigger,
-                        detail=action.detail,
-                    )
-                finally:
-                    hosted.trip_recorded_ns = time.monotonic_ns()
+                await self._record_trip(hosted, action, traffic)
             elif isinstance(action, OrderAbandoned):
                 self._status_changes[hosted.symbol].append(
                     store.OrderChange(
                         action.client_order_id, OrderStatus.CANCELLED, reason=action.reason
                     )
                 )
+                self.metrics.order_events.labels(hosted.symbol, "abandoned").inc()
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
+
+    async def _record_trip(
+        self, hosted: Hosted, trip: RiskTriggered, traffic: Sequence[Action]
+    ) -> None:
+        """A kill switch fired: counted, logged with the orders it cancels (under the
+        trace of the event that tripped it), and the halt put on record."""
+        self.metrics.kill_switches.labels(hosted.symbol, trip.trigger).inc()
+        cancelled = sorted(a.client_order_id for a in traffic if isinstance(a, CancelOrder))
+        accounts = sorted(
+            {acc for a in traffic if isinstance(a, CancelAll) for acc in a.account_ids}
+        )
+        hosted.trip_recorded_ns = math.inf
+        try:
+            with tracing.span(
+                "pool.halt",
+                context=hosted.cause,
+                attributes={"mms.symbol": hosted.symbol, "mms.trigger": trip.trigger},
+            ):
+                logger.warning(
+                    "%s: pool HALTED by %s (%s); cancelling %d orders %s and all orders of %s",
+                    hosted.symbol,
+                    trip.trigger,
+                    trip.detail,
+                    len(cancelled),
+                    cancelled,
+                    accounts,
+                    extra={
+                        "symbol": hosted.symbol,
+                        "trigger": trip.trigger,
+                        "cancelled_orders": cancelled,
+                    },
+                )
+                await self._db(
+                    store.pool_halt,
+                    symbol=hosted.symbol,
+                    worker_id=self.config.worker_id,
+                    trigger=trip.trigger,
+                    detail=trip.detail,
+                )
+        finally:
+            hosted.trip_recorded_ns = time.monotonic_ns()
 
     async def _send_forever(self, hosted: Hosted) -> None:
         """Carries out the engine's order traffic in order. What waited while the
@@ -704,20 +836,31 @@ class QuoterWorker:
         placement a later cancel withdraws, and every placement once the pool is
         not ACTIVE (the gate is checked when an order leaves, not only when it
         was decided). The engine hears that those were never placed."""
+        structlog.contextvars.bind_contextvars(symbol=hosted.symbol)  # this task's lines
         while True:
-            batch = await hosted.sends.get()
-            if batch is None:
+            first = await hosted.sends.get()
+            if first is None:
                 return
+            batch, cause = first
+            causes = [cause] if cause is not None else []
             stop = False
             while not hosted.sends.empty():
                 more = hosted.sends.get_nowait()
                 if more is None:
                     stop = True
                     break
-                batch += more
+                batch += more[0]
+                if more[1] is not None and more[1] not in causes:
+                    causes.append(more[1])
             batch = self._withdraw_unsent(hosted, batch)
             try:
-                await self._send(hosted, batch)
+                with tracing.span(
+                    "orders.send",
+                    context=causes[0] if causes else None,
+                    links=causes[1:],
+                    attributes={"mms.symbol": hosted.symbol, "mms.actions": len(batch)},
+                ):
+                    await self._send(hosted, batch)
             except StaleLease:
                 logger.error("%s: another worker holds the symbol now", hosted.symbol)
             except Exception:
@@ -739,7 +882,7 @@ class QuoterWorker:
         }
         now = self.clock.now_ns()
         for coid in sorted(withdrawn):
-            hosted.queue.put_nowait((OrderCancelled(coid, now), None))
+            hosted.queue.put_nowait((OrderCancelled(coid, now), None, None))
         kept: list[Action] = []
         asked: set[str] = set()
         for action in batch:
@@ -756,6 +899,16 @@ class QuoterWorker:
         return kept
 
     async def _send(self, hosted: Hosted, actions: list[Action]) -> None:
+        sent = Counter(SENT_AS[type(a)] for a in actions if type(a) in SENT_AS)
+        for action, n in sent.items():
+            self.metrics.orders_sent.labels(hosted.symbol, action).inc(n)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s: sending %s",
+                hosted.symbol,
+                dict(sent),
+                extra={"client_order_ids": [getattr(a, "client_order_id", None) for a in actions]},
+            )
         placed = [a for a in actions if isinstance(a, PlaceOrder)]
         # Write-ahead: an order is on record before it can exist at the venue;
         # cancels need no record and do not wait for it.
@@ -799,7 +952,7 @@ class QuoterWorker:
             await asyncio.sleep(self.config.timer_interval_s)
             now = self.clock.now_ns()
             for hosted in list(self.hosted.values()):
-                hosted.queue.put_nowait((Timer(now), None))
+                hosted.queue.put_nowait((Timer(now), None, None))
 
     async def _reconcile_forever(self) -> None:
         """Every reconcile interval, each member account's open orders at the venue are
@@ -819,7 +972,7 @@ class QuoterWorker:
                     event = VenueOpenOrders(
                         account, frozenset(o.client_order_id for o in listed), asked_ns
                     )
-                    hosted.queue.put_nowait((event, None))
+                    hosted.queue.put_nowait((event, None, None))
 
     async def _disagreeing_peers(self) -> list[str]:
         peers = []
@@ -870,23 +1023,42 @@ class QuoterWorker:
             )
 
     async def _publish_status_forever(self) -> None:
+        """Every status interval: each pool's live status to the metrics and Redis.
+        A Redis outage costs the live status (the API reads the pool as down), not
+        the metrics, and the next round tries again."""
         while True:
-            await self.redis.set(
-                WORKER_KEY.format(worker_id=self.config.worker_id),
-                json.dumps(self.identity),
-                ex=LIVE_TTL_SECONDS,
-            )
+            statuses = []
             for hosted in list(self.hosted.values()):
-                hosted.version += 1
-                record = status_record(
-                    hosted.engine.status(),
-                    worker_id=self.config.worker_id,
-                    version=hosted.version,
-                    now_ns=self.clock.now_ns(),
+                status = hosted.engine.status()
+                self.metrics.sample(
+                    hosted.symbol,
+                    PoolSample(
+                        status,
+                        queue_depth=hosted.queue.qsize(),
+                        book_received_ns=hosted.engine.book.last_received_ns,
+                        mark=hosted.engine.mark,
+                    ),
                 )
+                statuses.append((hosted, status))
+            try:
                 await self.redis.set(
-                    status_key(hosted.symbol), status_payload(record), ex=LIVE_TTL_SECONDS
+                    WORKER_KEY.format(worker_id=self.config.worker_id),
+                    json.dumps(self.identity),
+                    ex=LIVE_TTL_SECONDS,
                 )
+                for hosted, status in statuses:
+                    hosted.version += 1
+                    record = status_record(
+                        status,
+                        worker_id=self.config.worker_id,
+                        version=hosted.version,
+                        now_ns=self.clock.now_ns(),
+                    )
+                    await self.redis.set(
+                        status_key(hosted.symbol), status_payload(record), ex=LIVE_TTL_SECONDS
+                    )
+            except (RedisError, OSError) as exc:
+                logger.warning("live status not published: %r", exc)
             await asyncio.sleep(self.config.status_interval_s)
 
     async def _listen_forever(self) -> None:
@@ -898,8 +1070,10 @@ class QuoterWorker:
                 if channel == FLATTEN_CHANNEL:
                     await self._flatten_pending()
                     continue
-                symbol = json.loads(message["data"])["symbol"]
-                await self._sync(symbol)
+                notice = json.loads(message["data"])
+                await self._sync(
+                    notice["symbol"], cause=tracing.context_from_carrier(notice.get("trace"))
+                )
         finally:
             await pubsub.aclose()
 
@@ -912,8 +1086,9 @@ class QuoterWorker:
                 await self._sync(symbol)
             await self._flatten_pending()
 
-    async def _sync(self, symbol: str) -> None:
-        """Applies what the database says about `symbol` (the one authority)."""
+    async def _sync(self, symbol: str, *, cause: Context | None = None) -> None:
+        """Applies what the database says about `symbol` (the one authority);
+        `cause`: the trace of the change notice that asked (tracing on)."""
         hosted = self.hosted.get(symbol)
         # Decided before reading the row: a symbol assigned meanwhile is hosted by the
         # assignment (with its boot pause), never from a row read before it.
@@ -934,7 +1109,7 @@ class QuoterWorker:
         for command in commands_for(
             setup, hosted.engine, now_ns=self.clock.now_ns(), read_before_trip=stale
         ):
-            self._command(hosted, command)
+            self._command(hosted, command, cause)
 
     @staticmethod
     def _setup(symbol: str) -> store.PoolSetup | None:

@@ -94,7 +94,7 @@ cat <<MSG
 
 MSG
 
-$BIN/gunicorn mms.wsgi \
+$BIN/gunicorn mms.wsgi --config mms/gunicorn.conf.py \
   --bind "127.0.0.1:${HTTP_PORT}" --bind "127.0.0.1:${ADMIN_PORT}" \
   --workers 2 --threads 4 --access-logfile - &
 pids+=($!)

@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from common import logs
+
 ROLES = {"ops", "finance", "lp", "viewer"}
 MAX_TTL_SECONDS = 24 * 3600
 
@@ -128,7 +130,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8096)
     args = parser.parse_args()
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning")
+    logs.setup(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", log_config=None)
 
 
 if __name__ == "__main__":

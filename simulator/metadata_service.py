@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 
 import grpc
 
+from common import logs
 from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
 from simulator.model import INSTRUMENTS, InstrumentRules
 
@@ -145,6 +147,7 @@ def main() -> None:
     if args.command == "set-status":
         asyncio.run(set_status(args.target, args.symbol, args.status, args.timeout))
         return
+    logs.setup(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port))
 

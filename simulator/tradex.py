@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable
 from decimal import Decimal
@@ -38,6 +39,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from common import logs
 from quoting_worker.adapters.serde import AvroCodec
 from simulator.exchange import Exchange
 from simulator.feed import Feed, FeedProducer, make_producer
@@ -256,7 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     instruments = [r for r in INSTRUMENTS if not args.symbol or r.symbol in args.symbol]
     if args.symbol and len(instruments) != len(set(args.symbol)):
         parser.error(f"known symbols: {', '.join(r.symbol for r in INSTRUMENTS)}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s tradex %(message)s")
+    # The same structured lines as MMS's processes (LOG_FORMAT json or console).
+    logs.setup(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))
     producer = make_producer(args.brokers)
     tradex = TradeX(
         producer=producer,
@@ -285,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     started = time.monotonic()
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", log_config=None)
     finally:
         tradex.feed.close()
         logger.info("stopped after %.0f s", time.monotonic() - started)

@@ -38,6 +38,8 @@ def served(auth_service_url: str, db: None) -> Iterator[tuple[str, str]]:
         [
             str(Path(sys.executable).parent / "gunicorn"),
             "mms.wsgi",
+            "--config",
+            "mms/gunicorn.conf.py",
             "--bind",
             f"127.0.0.1:{api_port}",
             "--bind",
@@ -79,3 +81,20 @@ def test_api_and_admin_are_served_on_their_own_ports(served, issue_token):
         ).status_code
         == 404
     )
+
+
+def test_the_admin_port_serves_the_metrics_and_the_api_port_does_not(served):
+    from common.metrics import WEB_FAMILIES
+
+    api, admin = served
+    body = httpx.get(f"{admin}/metrics").text
+    # A counter's TYPE line names it with its _total suffix.
+    families = {
+        line.split()[2].removesuffix("_total")
+        for line in body.splitlines()
+        if line.startswith("# TYPE ")
+    }
+    assert families >= WEB_FAMILIES, WEB_FAMILIES - families
+    assert "django_http_requests_latency_seconds_by_view_method" in families
+    assert "mm_outbox_oldest_unsent_age_seconds " in body
+    assert httpx.get(f"{api}/metrics").status_code == 404

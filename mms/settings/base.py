@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from common import logs
 from mms.env import load_service_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -49,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "common.logs.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -155,12 +157,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    # httpx logs every request at INFO; the Auth Service calls are not news.
-    "loggers": {"httpx": {"level": "WARNING"}},
-}
+# Structured logs (common/logs.py): JSON lines, or readable lines with LOG_FORMAT=console.
+LOGGING = logs.logging_config(SERVICE.log_format, SERVICE.log_level)
+logs.configure_structlog()
+# Celery keeps Django's logging instead of replacing the root logger's handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -68,7 +68,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from opentelemetry.trace import SpanKind
 
+from common import tracing
 from quoting_worker.core.types import (
     Action,
     CancelAll,
@@ -268,6 +270,8 @@ class OrderServiceClient:
         self.backoff_s = backoff_s
         self.clock_ns = clock_ns
         self.outcomes: Counter[str] = Counter()
+        # Told (operation, outcome, seconds) of every HTTP exchange: the metrics.
+        self.on_request: Callable[[str, str, float], None] | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -298,7 +302,7 @@ class OrderServiceClient:
             await self.budget.acquire(kind)
             tries += 1
             try:
-                response = await self._http.request(method, url, json=json, params=params)
+                response = await self._request(method, url, json=json, params=params)
             except httpx.TransportError:
                 if tries >= attempts:
                     raise
@@ -316,6 +320,36 @@ class OrderServiceClient:
                 await asyncio.sleep(self.backoff_s * 2 ** (tries - 1))
                 continue
             return response
+
+    async def _request(
+        self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
+    ) -> httpx.Response:
+        """One HTTP exchange, timed for `on_request` and traced when tracing is on
+        (the span's context goes to the venue in `traceparent`)."""
+        if self.on_request is None and not tracing.enabled:
+            return await self._http.request(method, url, json=json, params=params)
+        operation = operation_of(method, url)
+        started = time.perf_counter()
+        outcome = "transport_error"
+        with tracing.span(
+            f"order_service {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "mms.operation": operation},
+        ) as span:
+            try:
+                response = await self._http.request(
+                    method, url, json=json, params=params, headers=tracing.http_headers()
+                )
+                outcome = outcome_of(response.status_code)
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status_code)
+                return response
+            except httpx.TimeoutException:
+                outcome = "timeout"
+                raise
+            finally:
+                if self.on_request is not None:
+                    self.on_request(operation, outcome, time.perf_counter() - started)
 
     async def _checked(
         self,
@@ -513,6 +547,33 @@ class OrderServiceClient:
             json={"symbol": symbol},
         )
         self.outcomes["snapshot.requested"] += 1
+
+
+def operation_of(method: str, url: str) -> str:
+    """The contract's operation a request is (a bounded metric label)."""
+    if url.startswith("/v1/orders"):
+        if url == "/v1/orders/cancel-all":
+            return "cancel_all"
+        if url == "/v1/orders":
+            return "place" if method == "POST" else "open_orders"
+        return "cancel" if method == "DELETE" else "query"
+    if url.startswith("/v1/dead-man-switch"):
+        return "dead_mans_switch"
+    if url.startswith("/v1/market-data/snapshot-request"):
+        return "snapshot"
+    return "other"
+
+
+def outcome_of(status: int) -> str:
+    if status < 300:
+        return "ok"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server_error"
+    return "rejected"
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from time import perf_counter_ns
 
 from quoting_worker.core.allocation import (
     allocate,
@@ -213,6 +214,9 @@ class PoolEngine:
         self.holding = False
         self.held = False
         self.last = _LastQuote()
+        # Told each quote's decision time and the allocation's share of it, in ns
+        # (the worker's latency histograms); None costs nothing.
+        self.on_quote: Callable[[int, int], None] | None = None
         self._apply_params(params)
         self._set_members(members)
         self._handlers: dict[type, Callable[[object], list[Action]]] = {
@@ -700,6 +704,7 @@ class PoolEngine:
         mid = self.book.mid_ticks()
         if sigma is None or mid is None:
             return []  # warming up: no quotes until σ is known
+        started = perf_counter_ns()
         best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
         self.refill = False
         if refill is not None:
@@ -716,10 +721,16 @@ class PoolEngine:
             )
             self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
             self.dirty = False
+        allocating = perf_counter_ns()
         targets = self._targets(ladder)
+        allocated = perf_counter_ns()
         if self.shadow:
-            return self._simulate(targets)
-        return self._diff(targets, mid, best_bid, best_ask)
+            actions = self._simulate(targets)
+        else:
+            actions = self._diff(targets, mid, best_bid, best_ask)
+        if self.on_quote is not None:
+            self.on_quote(perf_counter_ns() - started, allocated - allocating)
+        return actions
 
     def _targets(self, ladder: Ladder) -> dict[Slot, tuple[int, int]]:
         """(member, side, level) → (price ticks, lots): the pool's size per level split

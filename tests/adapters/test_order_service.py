@@ -665,3 +665,31 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return wrapped
+
+
+def test_every_request_is_timed_by_operation_and_outcome(sim: SimAdmin) -> None:
+    """The metrics hook hears each HTTP exchange: what it was and how it ended."""
+    heard: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        async with connect(sim) as client:
+            client.on_request = lambda op, outcome, seconds: heard.append((op, outcome))
+            o = order()
+            await place(client, o)
+            await client.lookup(o.client_order_id, ALPHA)
+            await client.lookup("mm-alpha000-BTCUSDT-PERP-0-BUY-1", ALPHA)
+            await client.cancel(o.client_order_id, account_id=ALPHA, symbol=BTC.symbol)
+            await client.open_orders(ALPHA, BTC.symbol)
+            sim.faults(error_rate=1.0, routes=["place"])
+            await place(client, order())
+            sim.faults()
+
+    run(scenario)
+    assert heard[:5] == [
+        ("place", "ok"),
+        ("query", "ok"),
+        ("query", "not_found"),
+        ("cancel", "ok"),
+        ("open_orders", "ok"),
+    ]
+    assert heard[5] == ("place", "server_error")

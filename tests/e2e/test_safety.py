@@ -52,7 +52,7 @@ from quoting_worker.core.types import InstrumentStatus, Side
 from quoting_worker.worker import DEAD_MANS_SWITCH_MS
 from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import live_status, place_directly, wait_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.e2e.conftest import TradeXAdmin
 from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared fixtures
     ETH,
@@ -396,6 +396,7 @@ def start_runquoter(
         "ORDER_SERVICE_URL": order_service,
         "METADATA_SERVICE_GRPC_URL": metadata,
         "MM_SHADOW_MODE": "false",
+        "METRICS_PORT": str(free_port()),
     }
     with log.open("ab") as out:
         return subprocess.Popen(  # noqa: S603

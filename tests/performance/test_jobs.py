@@ -328,6 +328,21 @@ def test_the_snapshot_and_rollup_tasks_run_in_a_real_celery_worker(tmp_path: Pat
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.2)
         assert PerformanceDaily.objects.get().q_score == 1
+        # Each outcome counted in Redis by the worker process, read by the web's /metrics.
+        from common.metrics import JobMetricsCollector
+
+        def task_counts() -> dict[tuple[str, ...], float]:
+            return {
+                tuple(sample.labels.values()): sample.value
+                for family in JobMetricsCollector().collect()
+                if family.name == "mm_celery_tasks"
+                for sample in family.samples
+            }
+
+        while task_counts().get(("performance.rollup", "success"), 0) < 1:
+            assert time.monotonic() < deadline, task_counts()
+            time.sleep(0.2)
+        assert task_counts()[("performance.snapshot", "success")] >= 1
     finally:
         worker.terminate()
         worker.wait(timeout=30)

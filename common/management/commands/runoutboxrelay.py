@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common import outbox_relay
+from common import outbox_relay, tracing
 from common.outbox_relay import BatchOutcome
 from quoting_worker.adapters.kafka_config import (
     PUBLISHED_TOPICS,
@@ -108,14 +108,18 @@ class Command(BaseCommand):
                 self.stdout.write(line)
 
         self.stdout.write(f"runoutboxrelay: publishing the outbox to {brokers}")
-        outbox_relay.run_relay(
-            make_producer=make_producer,
-            codec=codec,
-            stop=stop,
-            poll_interval=options["poll_interval"],
-            limit=options["batch_size"],
-            flush_timeout=delivery_timeout + outbox_relay.FLUSH_MARGIN_S,
-            max_backoff=options["max_backoff"],
-            on_batch=log_batch,
-        )
+        tracing.configure("mms-outbox-relay", settings.SERVICE.otlp_endpoint)
+        try:
+            outbox_relay.run_relay(
+                make_producer=make_producer,
+                codec=codec,
+                stop=stop,
+                poll_interval=options["poll_interval"],
+                limit=options["batch_size"],
+                flush_timeout=delivery_timeout + outbox_relay.FLUSH_MARGIN_S,
+                max_backoff=options["max_backoff"],
+                on_batch=log_batch,
+            )
+        finally:
+            tracing.shutdown()
         self.stdout.write(f"runoutboxrelay: stopped; totals {outbox_relay.COUNTERS}")

@@ -3,7 +3,9 @@
 Several may run at once: they share the symbols through one Kafka consumer
 group, and each symbol is owned by the worker its partition is assigned to.
 SIGTERM/SIGINT close the gate, cancel every order and exit within
-SHUTDOWN_TIMEOUT.
+SHUTDOWN_TIMEOUT. Prometheus metrics are served on METRICS_PORT
+(quoting_worker/adapters/metrics.py); traces go to OPENOBSERVE_OTLP_ENDPOINT
+when it is set.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import signal
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from common import tracing
 from quoting_worker.worker import QuoterWorker, WorkerConfig
 
 
@@ -43,7 +46,11 @@ class Command(BaseCommand):
             order_rate_per_s=service.order_rate_per_s,
             cancel_reserve=service.order_cancel_reserve,
         )
-        asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
+        tracing.configure("mms-quoter", service.otlp_endpoint)
+        try:
+            asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
+        finally:
+            tracing.shutdown()
 
     async def _run(self, config: WorkerConfig, shutdown_timeout: float) -> None:
         stop = asyncio.Event()
@@ -51,6 +58,11 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         worker = QuoterWorker(config)
+        port = settings.SERVICE.metrics_port
+        try:
+            worker.metrics.serve(port)
+        except OSError as exc:
+            raise CommandError(f"METRICS_PORT {port}: cannot serve metrics there: {exc}") from exc
         self.stdout.write(f"runquoter {config.worker_id}: consuming from {config.kafka_brokers}")
         task = asyncio.create_task(worker.run(stop))
         await stop.wait()
