@@ -25,7 +25,6 @@ import gc
 import io
 import json
 import logging
-import logging.config
 import platform
 import sys
 import time
@@ -35,16 +34,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+from quote_path import MID, MS, build, percentiles  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from bench.quote_path import MID, MS, build, percentiles  # noqa: E402
 from common import logs, tracing  # noqa: E402
 from quoting_worker.adapters.metrics import QuoterMetrics  # noqa: E402
 from quoting_worker.core.types import BookDelta, Timer  # noqa: E402
 
 
 class _Discard(SpanExporter):
-    def export(self, spans: Sequence[object]) -> SpanExportResult:  # type: ignore[override]
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -115,12 +115,8 @@ def a_span() -> None:
 
 
 def json_logger() -> logging.Logger:
-    config = logs.logging_config("json")
-    formatter = logging.config.DictConfigurator(config).configure_custom(  # type: ignore[attr-defined]
-        dict(config["formatters"]["structured"])
-    )
     handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(formatter)
+    handler.setFormatter(logs.formatter("json"))
     logger = logging.getLogger("bench.observability")
     logger.handlers = [handler]
     logger.propagate = False

@@ -70,8 +70,8 @@ SHARED_PROCESSORS: list[Any] = [
 ]
 
 
-def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
-    """A `logging.config.dictConfig` for `fmt` ("json" or "console")."""
+def formatter_options(fmt: str) -> dict[str, Any]:
+    """The keyword arguments of the `ProcessorFormatter` for `fmt` ("json" or "console")."""
     if fmt not in FORMATS:
         raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
     renderer: Any = (
@@ -82,15 +82,21 @@ def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
     final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact]
     if fmt == "json":
         final.append(structlog.processors.format_exc_info)
+    return {"processors": [*final, renderer], "foreign_pre_chain": SHARED_PROCESSORS}
+
+
+def formatter(fmt: str = "json") -> logging.Formatter:
+    """A formatter rendering records as the processes do (for a handler of one's own)."""
+    return structlog.stdlib.ProcessorFormatter(**formatter_options(fmt))
+
+
+def logging_config(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for `fmt` ("json" or "console")."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "structured": {
-                "()": structlog.stdlib.ProcessorFormatter,
-                "processors": [*final, renderer],
-                "foreign_pre_chain": SHARED_PROCESSORS,
-            }
+            "structured": {"()": structlog.stdlib.ProcessorFormatter, **formatter_options(fmt)}
         },
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import logging
 import math
@@ -30,11 +31,11 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -115,6 +116,7 @@ from trading.enums import OrderStatus
 logger = logging.getLogger("mms.quoter")
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 # An event for the engine, the callback that marks its message done (Kafka
 # events), and the trace context it carries when tracing is on.
 QueueItem = tuple[Event, Callable[[], None] | None, Context | None]
@@ -142,6 +144,17 @@ SENT_AS: dict[type, str] = {
     QueryOrder: "query",
     RequestSnapshot: "snapshot",
 }
+
+
+def _symbol_logged(method: F) -> F:
+    """Every log line of the method (and what it awaits) carries its symbol."""
+
+    @functools.wraps(method)
+    async def bound(self: Any, symbol: str, *args: Any, **kwargs: Any) -> Any:
+        with structlog.contextvars.bound_contextvars(symbol=symbol):
+            return await method(self, symbol, *args, **kwargs)
+
+    return cast(F, bound)
 
 
 class SystemClock:
@@ -491,6 +504,7 @@ class QuoterWorker:
             )
         )
 
+    @_symbol_logged
     async def _host(self, symbol: str, *, takeover: bool = True) -> None:
         """Hosts `symbol`'s engine. At boot and on taking a symbol over (`takeover`),
         an ACTIVE pool goes PAUSED first (SPEC B.9); not when the worker starts
@@ -557,6 +571,7 @@ class QuoterWorker:
         ):
             self.user_ids[account_id] = user_id
 
+    @_symbol_logged
     async def _release(self, symbol: str, *, reason: str) -> None:
         hosted = self.hosted.get(symbol)
         if hosted is None:
@@ -650,9 +665,19 @@ class QuoterWorker:
                     changes=changes,
                 )
             except StaleLease:
-                logger.error("%s: lease lost; %d status changes not recorded", symbol, len(changes))
+                logger.error(
+                    "%s: lease lost; %d status changes not recorded",
+                    symbol,
+                    len(changes),
+                    extra={"symbol": symbol},
+                )
             except Exception:
-                logger.exception("%s: %d status changes not recorded", symbol, len(changes))
+                logger.exception(
+                    "%s: %d status changes not recorded",
+                    symbol,
+                    len(changes),
+                    extra={"symbol": symbol},
+                )
 
     @staticmethod
     def _symbol_of(event: Event) -> str | None:
@@ -967,7 +992,15 @@ class QuoterWorker:
                     try:
                         listed = await self.client.open_orders(account, hosted.symbol)
                     except Exception:
-                        logger.warning("%s: reconciliation of %s failed", hosted.symbol, account)
+                        logger.warning(
+                            "%s: reconciliation of %s failed",
+                            hosted.symbol,
+                            account,
+                            extra={
+                                "symbol": hosted.symbol,
+                                "participant_id": member.spec.participant_id,
+                            },
+                        )
                         continue
                     event = VenueOpenOrders(
                         account, frozenset(o.client_order_id for o in listed), asked_ns
@@ -1018,8 +1051,16 @@ class QuoterWorker:
         try:
             await self.client.renew_dead_mans_switch(account_id, symbol, DEAD_MANS_SWITCH_MS)
         except Exception as exc:
+            hosted = self.hosted.get(symbol)
             logger.warning(
-                "%s: dead-man's switch renewal for %s failed: %r", symbol, account_id, exc
+                "%s: dead-man's switch renewal for %s failed: %r",
+                symbol,
+                account_id,
+                exc,
+                extra={
+                    "symbol": symbol,
+                    "participant_id": hosted.engine.by_account.get(account_id) if hosted else None,
+                },
             )
 
     async def _publish_status_forever(self) -> None:
@@ -1086,6 +1127,7 @@ class QuoterWorker:
                 await self._sync(symbol)
             await self._flatten_pending()
 
+    @_symbol_logged
     async def _sync(self, symbol: str, *, cause: Context | None = None) -> None:
         """Applies what the database says about `symbol` (the one authority);
         `cause`: the trace of the change notice that asked (tracing on)."""
@@ -1127,7 +1169,9 @@ class QuoterWorker:
             try:
                 await self.client.cancel_all(account_id, symbol)
             except Exception:
-                logger.exception("flatten: cancel-all %s %s failed", account_id, symbol)
+                logger.exception(
+                    "flatten: cancel-all %s %s failed", account_id, symbol, extra={"symbol": symbol}
+                )
                 return
         for hosted in list(self.hosted.values()):
             actions = hosted.engine.handle(Command("flatten", self.clock.now_ns()))

@@ -3,9 +3,12 @@ and the admin panel on the other, chosen by the port the connection arrived on."
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +17,14 @@ import pytest
 from django.db import connection
 
 from tests.conftest import free_port, wait_until_serving
+from tests.otlp_receiver import ExportedSpan, otlp_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def served(auth_service_url: str, db: None) -> Iterator[tuple[str, str]]:
+@contextlib.contextmanager
+def serving(auth_service_url: str, log: Path, **extra_env: str) -> Iterator[tuple[str, str]]:
+    """gunicorn as `make run` starts it; its output (stdout and stderr) into `log`."""
     api_port, admin_port = free_port(), free_port()
     name = connection.settings_dict["NAME"]
     env = {
@@ -33,23 +38,29 @@ def served(auth_service_url: str, db: None) -> Iterator[tuple[str, str]]:
         "AUTH_SERVICE_URL": auth_service_url,
         "HTTP_PORT": str(api_port),
         "ADMIN_PORT": str(admin_port),
+        **extra_env,
     }
-    proc = subprocess.Popen(  # noqa: S603
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "mms.wsgi",
-            "--config",
-            "mms/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{api_port}",
-            "--bind",
-            f"127.0.0.1:{admin_port}",
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "mms.wsgi",
+                "--config",
+                "mms/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{api_port}",
+                "--bind",
+                f"127.0.0.1:{admin_port}",
+                "--workers",
+                "1",
+                "--access-logfile",
+                "-",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     api, admin = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{admin_port}"
     try:
         wait_until_serving(f"{api}/healthz", proc)
@@ -57,6 +68,12 @@ def served(auth_service_url: str, db: None) -> Iterator[tuple[str, str]]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def served(auth_service_url: str, db: None, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    with serving(auth_service_url, tmp_path / "gunicorn.log") as urls:
+        yield urls
 
 
 def test_api_and_admin_are_served_on_their_own_ports(served, issue_token):
@@ -98,3 +115,40 @@ def test_the_admin_port_serves_the_metrics_and_the_api_port_does_not(served):
     assert "django_http_requests_latency_seconds_by_view_method" in families
     assert "mm_outbox_oldest_unsent_age_seconds " in body
     assert httpx.get(f"{api}/metrics").status_code == 404
+
+
+def test_with_an_otlp_endpoint_api_requests_are_traced_and_every_log_line_is_json(
+    auth_service_url: str, db: None, tmp_path: Path, issue_token
+) -> None:
+    log = tmp_path / "gunicorn.log"
+    with (
+        otlp_collector() as collector,
+        serving(
+            auth_service_url,
+            log,
+            OPENOBSERVE_OTLP_ENDPOINT=collector.url,
+            OTEL_BSP_SCHEDULE_DELAY="100",  # ms: export promptly
+        ) as (api, _admin),
+    ):
+        token = issue_token(roles=("viewer",))
+        response = httpx.get(f"{api}/v1/pools", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        deadline = time.monotonic() + 20
+
+        def pools_requests() -> list[ExportedSpan]:
+            return [s for s in collector.spans if s.attributes.get("http.target") == "/v1/pools"]
+
+        while not pools_requests():
+            assert time.monotonic() < deadline, f"no /v1/pools span exported: {collector.spans}"
+            time.sleep(0.1)
+        (request,) = pools_requests()
+        assert request.service == "mms-web"
+        assert request.name == "GET v1/pools"
+        assert request.attributes["http.status_code"] == 200
+        assert set(collector.paths) == {"/api/default/v1/traces"}
+    lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in lines]
+    assert any(e["logger"] == "gunicorn.access" and "/v1/pools" in e["event"] for e in entries)
+    assert all({"timestamp", "level", "logger", "event", "trace_id"} <= set(e) for e in entries)
+    # The bearer token never reaches the log.
+    assert token not in log.read_text()

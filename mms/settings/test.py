@@ -13,5 +13,9 @@ os.environ.setdefault("AUTH_SERVICE_URL", "http://127.0.0.1:9")
 from mms.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-LOGGING = {**LOGGING, "root": {"handlers": ["console"], "level": "WARNING"}}  # noqa: F405
+# Quiet unless a test's process asks for more (LOG_LEVEL).
+LOGGING = {
+    **LOGGING,  # noqa: F405
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+}
 STATIC_ROOT = None  # type: ignore[assignment]  # whitenoise then skips the folder

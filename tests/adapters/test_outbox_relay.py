@@ -13,6 +13,7 @@ partition after the relay is done and reads until every sentinel has come back
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -409,6 +410,8 @@ def test_the_command_publishes_until_sigterm(topics: str, schema_registry_url: s
         "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
         "KAFKA_BROKERS": topics,
         "SCHEMA_REGISTRY_URL": schema_registry_url,
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
     }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runoutboxrelay", "--poll-interval", "0.05"],
@@ -434,8 +437,9 @@ def test_the_command_publishes_until_sigterm(topics: str, schema_registry_url: s
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, output
-    assert "outbox relay: published 4" in output
-    assert "runoutboxrelay: stopped" in output
+    events = [json.loads(line)["event"] for line in output.splitlines() if line.startswith("{")]
+    assert "outbox relay: published 4" in events
+    assert any(e.startswith("runoutboxrelay: stopped") for e in events)
 
 
 def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import logging.config
 from collections.abc import Iterator
 
 import pytest
@@ -22,12 +21,8 @@ from common.logs import RequestContextMiddleware
 def lines() -> Iterator[tuple[logging.Logger, io.StringIO]]:
     """A logger whose records are rendered by the project's JSON formatter."""
     stream = io.StringIO()
-    config = logs.logging_config("json", "DEBUG")
-    formatter = logging.config.DictConfigurator(config).configure_custom(  # type: ignore[attr-defined]
-        dict(config["formatters"]["structured"])
-    )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+    handler.setFormatter(logs.formatter("json"))
     logger = logging.getLogger("mms.test-logs")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import logging.config
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -31,11 +31,14 @@ from common import logs, tracing
 from pools import services
 from pools.models import PoolConfig
 from quoting_worker.adapters.kafka_config import CONSUMED_TOPICS
+from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import RunningWorker, wait_for
 from tests.conftest import free_port
 from tests.e2e.conftest import TradeXAdmin, running_tradex
+from tests.e2e.test_safety import hosted_by, start_runquoter, worker_id_of
 from tests.e2e.test_stack import ETH, OPS, WEIGHTS, eth_pool, hosted, resting_ladders
 from tests.e2e.test_stack import quoter as quoter  # the shared fixture
+from tests.otlp_receiver import otlp_collector
 from trading.models import MMFill
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -145,12 +148,8 @@ def traced() -> Iterator[tuple[InMemorySpanExporter, io.StringIO]]:
     exporter = InMemorySpanExporter()
     tracing.configure("mms-quoter-test", None, processor=SimpleSpanProcessor(exporter))
     stream = io.StringIO()
-    config = logs.logging_config("json", "DEBUG")
-    formatter = logging.config.DictConfigurator(config).configure_custom(  # type: ignore[attr-defined]
-        dict(config["formatters"]["structured"])
-    )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+    handler.setFormatter(logs.formatter("json"))
     quoter_logger = logging.getLogger("mms.quoter")
     level = quoter_logger.level
     quoter_logger.addHandler(handler)
@@ -233,3 +232,69 @@ def test_an_order_is_traced_to_the_market_event_that_caused_it_and_its_log_line_
             "every order cancelled on the simulator book",
             lambda: all(not tradex.open_orders(a, ETH) for a in WEIGHTS),
         )
+
+
+def test_a_runquoter_process_serves_its_metrics_and_exports_its_traces_over_otlp(
+    tradex: TradeXAdmin,
+    broker: str,
+    schema_registry_url: str,
+    metadata_target: str,
+    tmp_path: Path,
+) -> None:
+    """`manage.py runquoter` as deployed: METRICS_PORT scraped over HTTP, spans sent
+    to OPENOBSERVE_OTLP_ENDPOINT, JSON log lines on its output."""
+    pool, members = eth_pool()
+    port = free_port()
+    log = tmp_path / "runquoter.log"
+    with otlp_collector() as collector:
+        proc = start_runquoter(
+            log,
+            broker=broker,
+            registry=schema_registry_url,
+            order_service=tradex.url,
+            metadata=metadata_target,
+            group=unique_group("e2e-otel"),
+            extra_env={
+                "METRICS_PORT": str(port),
+                "OPENOBSERVE_OTLP_ENDPOINT": collector.url,
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "LOG_FORMAT": "json",
+                "LOG_LEVEL": "INFO",
+            },
+        )
+        try:
+            wait_for("the runquoter to host ETH", hosted_by(proc, log))
+            services.pool_resume(pool=PoolConfig.objects.get(pk=pool.pk), actor=OPS, note="e2e")
+            wait_for("both members' ladders on the book", lambda: resting_ladders(tradex))
+            samples = scrape(f"http://127.0.0.1:{port}/metrics")
+            assert dict(next(iter(samples["mm_quoter_info"])))["worker_id"] == worker_id_of(proc)
+            assert set(member_values(samples, "mm_pool_member_open_orders")) == {
+                str(p.pk) for p in members.values()
+            }
+            assert samples["mm_pool_quote_compute_latency_seconds_count"][(("symbol", ETH),)] > 0
+
+            def market_caused_placements() -> list[Any] | None:
+                """Placement spans under a send under a consume span, as exported."""
+                by_id = {s.span_id: s for s in collector.spans}
+                found = []
+                for span in collector.named("order_service place"):
+                    send = by_id.get(span.parent_span_id)
+                    consume = by_id.get(send.parent_span_id) if send else None
+                    if send and consume and consume.name.startswith("kafka.consume"):
+                        found.append((consume, send, span))
+                return found or None
+
+            chains = wait_for("a traced market event → order chain", market_caused_placements)
+            consume, send, place = chains[0]
+            assert consume.trace_id == send.trace_id == place.trace_id
+            assert {consume.service, send.service, place.service} == {"mms-quoter"}
+            assert send.attributes["mms.symbol"] == ETH
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    hosted_lines = [e for e in entries if "hosted with token" in str(e["event"])]
+    assert hosted_lines
+    assert all(e["symbol"] == ETH for e in hosted_lines)
+    assert any(str(e["event"]).startswith("runquoter ") for e in entries)
+    assert all({"timestamp", "level", "logger", "trace_id"} <= set(e) for e in entries)

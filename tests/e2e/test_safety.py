@@ -383,7 +383,14 @@ def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
 
 
 def start_runquoter(
-    log: Path, *, broker: str, registry: str, order_service: str, metadata: str, group: str
+    log: Path,
+    *,
+    broker: str,
+    registry: str,
+    order_service: str,
+    metadata: str,
+    group: str,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -397,6 +404,7 @@ def start_runquoter(
         "METADATA_SERVICE_GRPC_URL": metadata,
         "MM_SHADOW_MODE": "false",
         "METRICS_PORT": str(free_port()),
+        **(extra_env or {}),
     }
     with log.open("ab") as out:
         return subprocess.Popen(  # noqa: S603

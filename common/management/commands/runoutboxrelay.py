@@ -7,6 +7,7 @@ loop after the batch in progress.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from typing import Any
@@ -25,6 +26,8 @@ from quoting_worker.adapters.kafka_config import (
     ensure_topics,
 )
 from quoting_worker.adapters.serde import AvroCodec, EncodeError, RegistryUnavailableError
+
+logger = logging.getLogger("mms.outbox")
 
 
 def published_topics_ensure(brokers: str, partitions: int) -> list[str]:
@@ -79,7 +82,7 @@ class Command(BaseCommand):
         except (TopicSetupError, KafkaException) as exc:
             raise CommandError(f"Kafka topics on {brokers}: {exc}") from exc
         if created:
-            self.stdout.write(f"runoutboxrelay: created {', '.join(created)}")
+            logger.info("runoutboxrelay: created %s", ", ".join(created))
         codec = AvroCodec(service.schema_registry_url)
         try:
             for topic in PUBLISHED_TOPICS:  # fail at start, not on the first row
@@ -103,11 +106,11 @@ class Command(BaseCommand):
             if outcome.failed:
                 kind = "poison row" if outcome.poison else "delivery failed at row"
                 line += f", stopped: {kind} {outcome.stopped_at}: {outcome.error}"
-                self.stderr.write(line)
+                logger.error(line)
             else:
-                self.stdout.write(line)
+                logger.info(line)
 
-        self.stdout.write(f"runoutboxrelay: publishing the outbox to {brokers}")
+        logger.info("runoutboxrelay: publishing the outbox to %s", brokers)
         tracing.configure("mms-outbox-relay", settings.SERVICE.otlp_endpoint)
         try:
             outbox_relay.run_relay(
@@ -122,4 +125,4 @@ class Command(BaseCommand):
             )
         finally:
             tracing.shutdown()
-        self.stdout.write(f"runoutboxrelay: stopped; totals {outbox_relay.COUNTERS}")
+        logger.info("runoutboxrelay: stopped; totals %s", outbox_relay.COUNTERS)

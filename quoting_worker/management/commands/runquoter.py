@@ -11,6 +11,7 @@ when it is set.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import Any
 
@@ -19,6 +20,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from common import tracing
 from quoting_worker.worker import QuoterWorker, WorkerConfig
+
+logger = logging.getLogger("mms.quoter")
 
 
 class Command(BaseCommand):
@@ -63,10 +66,10 @@ class Command(BaseCommand):
             worker.metrics.serve(port)
         except OSError as exc:
             raise CommandError(f"METRICS_PORT {port}: cannot serve metrics there: {exc}") from exc
-        self.stdout.write(f"runquoter {config.worker_id}: consuming from {config.kafka_brokers}")
+        logger.info("runquoter %s: consuming from %s", config.worker_id, config.kafka_brokers)
         task = asyncio.create_task(worker.run(stop))
         await stop.wait()
         try:
             await asyncio.wait_for(task, timeout=shutdown_timeout)
         except TimeoutError:
-            self.stderr.write("runquoter: shutdown took longer than SHUTDOWN_TIMEOUT")
+            logger.error("runquoter: shutdown took longer than SHUTDOWN_TIMEOUT")
