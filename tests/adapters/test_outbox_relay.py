@@ -24,15 +24,17 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from django.db import connection, transaction
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from common import outbox_relay
+from common import outbox_relay, tracing
 from common.actors import Actor
 from common.models import OutboxEvent
 from common.outbox_relay import (
@@ -106,6 +108,7 @@ class Received:
     key: str
     event_id: str
     value: dict[str, Any]
+    headers: dict[str, bytes] = field(default_factory=dict)
 
 
 def toggle(pool: PoolConfig, times: int) -> None:
@@ -173,6 +176,7 @@ def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list
                     key=message.key().decode(),
                     event_id=event_id.decode(),
                     value=value,
+                    headers=headers,
                 )
             )
         return received
@@ -477,3 +481,44 @@ def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(
     # Between attempts 1..5 it waited 0.05, 0.1, 0.2 and 0.2 s (capped), not one poll each.
     assert elapsed >= 0.55
     assert OutboxEvent.objects.get().published_at is None
+
+
+def test_an_event_is_published_in_the_trace_of_the_change_that_wrote_it(
+    producer: Producer, codec: AvroCodec, topics: str
+):
+    """The row keeps the change's traceparent; the relay's produce span is its child
+    and goes on in the message's headers, for the consumers to continue."""
+    exporter = InMemorySpanExporter()
+    tracing.configure("test", None, processor=SimpleSpanProcessor(exporter))
+    try:
+        pool = PoolFactory()
+        with tracing.span("POST /v1/pools/enable") as request:
+            assert request is not None
+            services.pool_enable(pool=pool, actor=OPS, reason="test")
+        (row,) = outbox_rows(key=pool.symbol)
+        assert relay_batch(producer=producer, codec=codec) == 1
+    finally:
+        tracing.shutdown()
+    (produce,) = [s for s in exporter.get_finished_spans() if s.name.startswith("kafka.produce")]
+    assert produce.context.trace_id == request.get_span_context().trace_id
+    assert produce.parent is not None
+    assert produce.parent.span_id == request.get_span_context().span_id
+    (received,) = consume_all(topics, codec, [str(row.event_id)])
+    traceparent = received.headers["traceparent"].decode()
+    assert traceparent.split("-")[1:3] == [
+        format(produce.context.trace_id, "032x"),
+        format(produce.context.span_id, "016x"),
+    ]
+
+
+def test_without_tracing_a_rows_stored_context_still_travels(
+    producer: Producer, codec: AvroCodec, topics: str
+):
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    pool = PoolFactory()
+    services.pool_enable(pool=pool, actor=OPS, reason="test")
+    (row,) = outbox_rows(key=pool.symbol)
+    OutboxEvent.objects.filter(pk=row.pk).update(trace_context={"traceparent": parent})
+    assert relay_batch(producer=producer, codec=codec) == 1
+    (received,) = consume_all(topics, codec, [str(row.event_id)])
+    assert received.headers["traceparent"] == parent.encode()

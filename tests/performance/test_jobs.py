@@ -5,6 +5,7 @@ exported on /metrics, and the Celery tasks run by a real Celery worker."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,6 +28,7 @@ from performance.qscore import QScoreConfig, SampleRow, day_scores, member_days
 from pools.selectors import LIVE_STATUS_KEY
 from tests.conftest import ROOT
 from tests.factories import FillFactory, MemberFactory, ParticipantFactory, PoolFactory
+from tests.otlp_receiver import otlp_collector
 
 pytestmark = pytest.mark.django_db
 
@@ -268,6 +270,12 @@ def test_the_job_counters_and_gauges_are_on_the_admin_ports_metrics(settings: An
 
 @pytest.mark.django_db(transaction=True)
 def test_the_snapshot_and_rollup_tasks_run_in_a_real_celery_worker(tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        _run_the_tasks_in_a_real_celery_worker(tmp_path, stack)
+
+
+def _run_the_tasks_in_a_real_celery_worker(tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    """Counts of the outcomes and spans over OTLP too."""
     (member,) = eth_pool(weights=("1",))
     publish(
         ETH,
@@ -281,7 +289,10 @@ def test_the_snapshot_and_rollup_tasks_run_in_a_real_celery_worker(tmp_path: Pat
         "DJANGO_SETTINGS_MODULE": "mms.settings.test",
         "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
         "REDIS_URL": settings.SERVICE.redis_url,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # ms: spans exported promptly
     }
+    collector = stack.enter_context(otlp_collector())
+    env["OPENOBSERVE_OTLP_ENDPOINT"] = collector.url
     log = tmp_path / "celery.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(  # noqa: S603
@@ -343,6 +354,12 @@ def test_the_snapshot_and_rollup_tasks_run_in_a_real_celery_worker(tmp_path: Pat
             assert time.monotonic() < deadline, task_counts()
             time.sleep(0.2)
         assert task_counts()[("performance.snapshot", "success")] >= 1
+        # The worker process traced both tasks and exported the spans over OTLP.
+        while {"run/performance.snapshot", "run/performance.rollup"} - {
+            s.name for s in collector.spans if s.service == "mms-celery"
+        }:
+            assert time.monotonic() < deadline + 30, collector.spans
+            time.sleep(0.2)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
