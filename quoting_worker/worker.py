@@ -461,6 +461,7 @@ class QuoterWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.offsets.forget(tp.topic, tp.partition)
+            self.metrics.partition_revoked(tp.topic, tp.partition)
         self._run_on_loop(self._revoke({(tp.topic, tp.partition) for tp in partitions}))
 
     def _loop(self) -> asyncio.AbstractEventLoop:

@@ -12,6 +12,9 @@ BIN=.venv/bin
 
 export DJANGO_SETTINGS_MODULE=mms.settings.base
 export DJANGO_DEBUG="${DJANGO_DEBUG:-true}"
+# Readable log lines here; LOG_FORMAT=json gives the JSON lines production writes.
+export LOG_FORMAT="${LOG_FORMAT:-console}"
+export METRICS_PORT="${METRICS_PORT:-9090}"
 export POSTGRES_URL="${POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/mms}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export REGISTRY_PORT="${REGISTRY_PORT:-8081}"
@@ -86,6 +89,8 @@ cat <<MSG
     admin    http://127.0.0.1:${ADMIN_PORT}/          (credentials above)
     health   http://127.0.0.1:${HTTP_PORT}/readyz
     quoter   runquoter on Kafka ${KAFKA_BROKERS}
+    metrics  http://127.0.0.1:${METRICS_PORT}/metrics (runquoter: pools, members, latency)
+             http://127.0.0.1:${ADMIN_PORT}/metrics (web: jobs, settlements, Q-scores, outbox, Celery)
     TradeX   ${ORDER_SERVICE_URL}/admin/market (simulated market: fair value, book, halts)
              ${ORDER_SERVICE_URL}/admin/ledger?account_id=acct-alpha (a member's venue ledger)
   A 24-hour ops+finance token for the API:

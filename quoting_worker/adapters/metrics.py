@@ -20,6 +20,7 @@ set of operations and outcomes; never an order id.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -260,6 +261,11 @@ class QuoterMetrics:
         samples = dict(self.samples)
         samples.pop(symbol, None)
         self.samples = samples
+
+    def partition_revoked(self, topic: str, partition: int) -> None:
+        """A partition no longer consumed here has no lag to report."""
+        with contextlib.suppress(KeyError):
+            self.kafka_lag.remove(topic, str(partition))
 
     def order_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.order_requests.labels(operation, outcome).observe(seconds)

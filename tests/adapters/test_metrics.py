@@ -149,3 +149,12 @@ def test_a_released_pool_leaves_the_gauges_and_every_spec_family_is_declared() -
     assert (
         other.registry.get_sample_value("mm_pool_fills_total", {"symbol": "BTCUSDT-PERP"}) is None
     )
+
+
+def test_a_revoked_partition_drops_its_lag() -> None:
+    metrics = QuoterMetrics()
+    metrics.kafka_lag.labels("mm.book.delta.v1", "3").set(0.25)
+    metrics.partition_revoked("mm.book.delta.v1", 3)
+    metrics.partition_revoked("mm.book.delta.v1", 4)  # never consumed: nothing to drop
+    families = {f.name: f for f in metrics.registry.collect()}
+    assert families["mm_kafka_consumer_lag_seconds"].samples == []
