@@ -12,7 +12,9 @@ machine's drift hits both alike):
   a delta without re-quote (quote_path's (a)): the hook is not reached;
   the per-event tracing guard with tracing OFF (what every Kafka message and
   order batch pays when OPENOBSERVE_OTLP_ENDPOINT is unset);
-  a span with tracing ON (SDK, batch processor, a no-op exporter), for scale;
+  a span with tracing ON (SDK, batch processor, a no-op exporter), for scale,
+  and what a consumed message costs with tracing ON (its span deferred:
+  started only if the message causes orders);
   one JSON log line (structlog formatter into a null stream).
 
 Prints a table and writes bench/results/observability.json.
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry.trace import SpanKind  # noqa: E402
 from quote_path import MID, MS, build, percentiles  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from common import logs, tracing  # noqa: E402
@@ -109,6 +112,17 @@ def guarded_span() -> None:
             pass
 
 
+def a_deferred() -> None:
+    """What the consumer does per message with tracing on: the span is deferred."""
+    tracing.Deferred(
+        "kafka.consume mm.book.delta.v1",
+        parent=tracing.context_from_headers([]),
+        kind=SpanKind.CONSUMER,
+        attributes={"mms.symbol": "BTCUSDT-PERP", "messaging.kafka.offset": 1},
+        start_ns=time.time_ns(),
+    )
+
+
 def a_span() -> None:
     with tracing.span("orders.send", attributes={"mms.symbol": "BTCUSDT-PERP"}):
         pass
@@ -137,6 +151,7 @@ def main() -> None:
     guard_off = timed(guarded_span, n * 10)
     tracing.configure("bench", None, exporter=_Discard())
     span_on = timed(a_span, n)
+    deferred_on = timed(a_deferred, n * 10)
     tracing.shutdown()
     logger = json_logger()
     log_line = timed(lambda: logger.info("%s: sending %s", "BTCUSDT-PERP", {"place": 3}), n)
@@ -146,6 +161,7 @@ def main() -> None:
         ("delta, no re-quote, hook set", delta),
         ("tracing OFF: per-event guard", guard_off),
         ("tracing ON: one span (SDK)", span_on),
+        ("tracing ON: a message, span deferred", deferred_on),
         ("one JSON log line", log_line),
     ]
     print(f"Observability on the quoting path (Python {platform.python_version()}, one core)")

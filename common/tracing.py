@@ -95,6 +95,56 @@ def span(
         yield current
 
 
+class Deferred:
+    """A span decided on but started only if something needs it as a parent.
+
+    The worker makes one per consumed Kafka message (tracing on): thousands a
+    second of market data, of which a few cause orders. Only those become
+    spans — started at the message's arrival, ended when their orders go —
+    so tracing costs in proportion to orders, not to the feed's rate (an SDK
+    span costs tens of µs here: bench/observability.py)."""
+
+    __slots__ = ("_context", "attributes", "kind", "name", "parent", "start_ns")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        parent: Context | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        start_ns: int,
+    ) -> None:
+        self.name = name
+        self.parent = parent
+        self.kind = kind
+        self.attributes = attributes
+        self.start_ns = start_ns
+        self._context: Context | None = None
+
+    def context(self) -> Context:
+        """The span's context, starting and ending the span the first time."""
+        if self._context is None:
+            span = tracer.start_span(
+                self.name,
+                context=self.parent,
+                kind=self.kind,
+                attributes=self.attributes,
+                start_time=self.start_ns,
+            )
+            span.end()
+            self._context = trace.set_span_in_context(span)
+        return self._context
+
+
+Cause = Context | Deferred
+
+
+def resolve(cause: Cause | None) -> Context | None:
+    """A cause as a context to parent spans on (a deferred span starts now)."""
+    return cause.context() if isinstance(cause, Deferred) else cause
+
+
 def current_context() -> Context | None:
     """The current context when tracing is on (to carry with queued work)."""
     if not enabled:

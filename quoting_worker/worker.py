@@ -42,13 +42,13 @@ import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
-from opentelemetry.context import Context
-from opentelemetry.trace import SpanKind, set_span_in_context
+from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
 from common import tracing
 from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
 from common.services import audit_record, outbox_enqueue
+from common.tracing import Cause
 from pools.enums import FlattenStatus
 from pools.leases import StaleLease, lease_acquire, lease_release
 from pools.models import FlattenRequest, PoolConfig, PoolMember
@@ -119,8 +119,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 # An event for the engine, the callback that marks its message done (Kafka
 # events), and the trace context it carries when tracing is on.
-QueueItem = tuple[Event, Callable[[], None] | None, Context | None]
-Consumed = tuple[str, str, int, int, dict[str, Any], Context | None]
+QueueItem = tuple[Event, Callable[[], None] | None, Cause | None]
+Consumed = tuple[str, str, int, int, dict[str, Any], Cause | None]
 BATCH_SIZE = 500  # messages per consumer wake-up
 COMMIT_INTERVAL_S = 0.1
 SIMULATED_TOPIC = "mm.quote.simulated.v1"
@@ -195,19 +195,19 @@ class Hosted:
     version: int = 0
     # Commands overtake the market events queued before them (a pause must not
     # wait behind a backlog of deltas): the engine takes these first.
-    urgent: deque[tuple[Command, Context | None]] = field(default_factory=deque)
+    urgent: deque[tuple[Command, Cause | None]] = field(default_factory=deque)
     # Monotonic ns when the last kill-switch trip was on record (inf while it is
     # being written): a pool row read before then cannot resume the engine.
     trip_recorded_ns: float = 0.0
     # Order traffic, in the engine's order: the sender works through it while
     # the drain goes on applying market data (a slow venue never stalls the book).
-    sends: asyncio.Queue[tuple[list[Action], Context | None] | None] = field(
+    sends: asyncio.Queue[tuple[list[Action], Cause | None] | None] = field(
         default_factory=asyncio.Queue
     )
     sender: asyncio.Task[None] | None = None
     # The trace context of the event or command being applied (tracing on): the
     # orders the engine decides now are sent under it.
-    cause: Context | None = None
+    cause: Cause | None = None
 
 
 class OffsetTracker:
@@ -420,14 +420,18 @@ class QuoterWorker:
         cause = None
         if tracing.enabled:
             # The consume span (child of the producer's, when it sent one) is what
-            # the orders this event causes hang from.
-            with tracing.span(
+            # the orders this event causes hang from; started only if it causes any.
+            cause = tracing.Deferred(
                 f"kafka.consume {topic}",
-                context=tracing.context_from_headers(message.headers()),
+                parent=tracing.context_from_headers(message.headers()),
                 kind=SpanKind.CONSUMER,
-                attributes={"mms.symbol": symbol, "messaging.kafka.offset": offset},
-            ) as span:
-                cause = set_span_in_context(span) if span is not None else None
+                attributes={
+                    "mms.symbol": symbol,
+                    "messaging.kafka.partition": partition,
+                    "messaging.kafka.offset": offset,
+                },
+                start_ns=time.time_ns(),
+            )
         return symbol, topic, partition, offset, record, cause
 
     def _skip(self, reason: str) -> None:
@@ -607,7 +611,7 @@ class QuoterWorker:
         partition: int,
         offset: int,
         record: dict[str, Any],
-        cause: Context | None = None,
+        cause: Cause | None = None,
     ) -> None:
         def done() -> None:
             self.offsets.done(topic, partition, offset)
@@ -739,7 +743,7 @@ class QuoterWorker:
         except Exception:
             logger.exception("%s: quoting after a drain failed", hosted.symbol)
 
-    def _command(self, hosted: Hosted, command: Command, cause: Context | None = None) -> None:
+    def _command(self, hosted: Hosted, command: Command, cause: Cause | None = None) -> None:
         hosted.urgent.append((command, cause))
         hosted.queue.put_nowait((Timer(self.clock.now_ns()), None, None))  # wakes an idle drain
 
@@ -748,7 +752,7 @@ class QuoterWorker:
         hosted: Hosted,
         event: Event,
         done: Callable[[], None] | None,
-        cause: Context | None = None,
+        cause: Cause | None = None,
     ) -> None:
         if cause is not None:
             hosted.cause = cause
@@ -829,7 +833,7 @@ class QuoterWorker:
         try:
             with tracing.span(
                 "pool.halt",
-                context=hosted.cause,
+                context=tracing.resolve(hosted.cause),
                 attributes={"mms.symbol": hosted.symbol, "mms.trigger": trip.trigger},
             ):
                 logger.warning(
@@ -880,10 +884,11 @@ class QuoterWorker:
                     causes.append(more[1])
             batch = self._withdraw_unsent(hosted, batch)
             try:
+                parents = [tracing.resolve(c) for c in causes]
                 with tracing.span(
                     "orders.send",
-                    context=causes[0] if causes else None,
-                    links=causes[1:],
+                    context=parents[0] if parents else None,
+                    links=[p for p in parents[1:] if p is not None],
                     attributes={"mms.symbol": hosted.symbol, "mms.actions": len(batch)},
                 ):
                     await self._send(hosted, batch)
@@ -1129,7 +1134,7 @@ class QuoterWorker:
             await self._flatten_pending()
 
     @_symbol_logged
-    async def _sync(self, symbol: str, *, cause: Context | None = None) -> None:
+    async def _sync(self, symbol: str, *, cause: Cause | None = None) -> None:
         """Applies what the database says about `symbol` (the one authority);
         `cause`: the trace of the change notice that asked (tracing on)."""
         hosted = self.hosted.get(symbol)

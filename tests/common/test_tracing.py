@@ -4,12 +4,14 @@ crosses Kafka headers, HTTP headers, outbox rows and pool-change notices."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from common import tracing
 from common.actors import Actor
@@ -127,3 +129,34 @@ def test_with_tracing_off_an_outbox_row_carries_no_context() -> None:
     pool = PoolFactory()
     services.pool_enable(pool=pool, actor=Actor("olga-ops"), reason="test")
     assert OutboxEvent.objects.get(key=pool.symbol).trace_context == {}
+
+
+def test_a_deferred_span_exists_only_once_something_hangs_from_it(
+    spans: InMemorySpanExporter,
+) -> None:
+    with tracing.span("kafka.produce"):
+        headers = tracing.kafka_headers()
+    arrived = time.time_ns()
+    ignored = tracing.Deferred(
+        "kafka.consume a", parent=None, kind=SpanKind.CONSUMER, attributes={}, start_ns=arrived
+    )
+    used = tracing.Deferred(
+        "kafka.consume b",
+        parent=tracing.context_from_headers(headers),
+        kind=SpanKind.CONSUMER,
+        attributes={"mms.symbol": "ETHUSDT-PERP"},
+        start_ns=arrived,
+    )
+    assert ignored is not used
+    assert [s.name for s in spans.get_finished_spans()] == ["kafka.produce"]
+    first = tracing.resolve(used)
+    assert tracing.resolve(used) is first  # started once
+    with tracing.span("orders.send", context=first):
+        pass
+    consume, send = by_name(spans, "kafka.consume b"), by_name(spans, "orders.send")
+    assert consume.start_time == arrived
+    assert consume.context.trace_id == by_name(spans, "kafka.produce").context.trace_id
+    assert send.parent is not None
+    assert send.parent.span_id == consume.context.span_id
+    assert not [s for s in spans.get_finished_spans() if s.name == "kafka.consume a"]
+    assert tracing.resolve(None) is None
