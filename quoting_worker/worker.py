@@ -373,9 +373,12 @@ class QuoterWorker:
                 # hand-over to the event loop per batch, and no wait for a batch to fill.
                 first = consumer.poll(0.05)
                 messages = [] if first is None else [first, *consumer.consume(BATCH_SIZE, 0)]
-                items = [item for item in map(self._take, messages) if item is not None]
-                if messages:
-                    self._measure_consumed(messages)
+                newest: dict[tuple[str, int], int] = {}
+                items = [
+                    item for item in (self._take(m, newest) for m in messages) if item is not None
+                ]
+                if newest:
+                    self._measure_consumed(items, newest)
                 if items:
                     self._loop().call_soon_threadsafe(self._route_batch, items)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
@@ -395,8 +398,9 @@ class QuoterWorker:
                     logger.warning("final offset commit failed", exc_info=True)
             consumer.close()
 
-    def _take(self, message: Message) -> Consumed | None:
-        """Decodes one message in the consumer thread; None when it is skipped."""
+    def _take(self, message: Message, newest: dict[tuple[str, int], int]) -> Consumed | None:
+        """Decodes one message in the consumer thread; None when it is skipped.
+        `newest`: per partition, the newest message timestamp (ms) of the batch."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
@@ -416,6 +420,9 @@ class QuoterWorker:
             logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
             return None
         self.offsets.started(topic, partition, offset)
+        kind, ts_ms = message.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE and ts_ms > newest.get((topic, partition), 0):
+            newest[(topic, partition)] = ts_ms
         symbol = key.decode()
         cause = None
         if tracing.enabled:
@@ -438,26 +445,16 @@ class QuoterWorker:
         self.skipped[reason] += 1
         self.metrics.kafka_skipped.labels(reason).inc()
 
-    def _measure_consumed(self, messages: list[Message]) -> None:
-        """Messages per topic, and per partition the consumer lag as time: now − the
+    def _measure_consumed(self, items: list[Consumed], newest: dict[tuple[str, int], int]) -> None:
+        """Messages taken, and per partition the consumer lag as time: now − the
         newest message's timestamp (SPEC Part B.8)."""
         now_ms = time.time_ns() // 1_000_000
-        newest: dict[tuple[str, int], int] = {}
-        counts: Counter[str] = Counter()
-        for message in messages:
-            topic = message.topic()
-            if topic is None or message.error() is not None:
-                continue
-            counts[topic] += 1
-            kind, ts_ms = message.timestamp()
-            if kind != TIMESTAMP_NOT_AVAILABLE:
-                tp = (topic, message.partition() or 0)
-                newest[tp] = max(newest.get(tp, 0), ts_ms)
-        for topic, n in counts.items():
-            self.metrics.kafka_messages.labels(topic).inc(n)
         for (topic, partition), ts_ms in newest.items():
-            lag = max(0.0, (now_ms - ts_ms) / 1000)
-            self.metrics.kafka_lag.labels(topic, str(partition)).set(lag)
+            self.metrics.kafka_lag.labels(topic, str(partition)).set(
+                max(0.0, (now_ms - ts_ms) / 1000)
+            )
+        for topic, n in Counter(item[1] for item in items).items():
+            self.metrics.kafka_messages.labels(topic).inc(n)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._run_on_loop(self._assign({(tp.topic, tp.partition) for tp in partitions}))

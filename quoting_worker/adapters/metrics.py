@@ -206,7 +206,7 @@ class QuoterMetrics:
         )
         self.fills = Counter("mm_pool_fills", "Fills of MMS orders.", ["symbol"], registry=r)
         self.kafka_messages = Counter(
-            "mm_kafka_messages", "Kafka messages consumed.", ["topic"], registry=r
+            "mm_kafka_messages", "Kafka messages consumed and decoded.", ["topic"], registry=r
         )
         self.kafka_skipped = Counter(
             "mm_kafka_messages_skipped",
