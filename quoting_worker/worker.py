@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -131,6 +132,7 @@ DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
+REJECT_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 VENUE_ANSWERS: dict[type, str] = {
     OrderAccepted: "accepted",
     OrderRejected: "rejected",
@@ -373,12 +375,12 @@ class QuoterWorker:
                 # hand-over to the event loop per batch, and no wait for a batch to fill.
                 first = consumer.poll(0.05)
                 messages = [] if first is None else [first, *consumer.consume(BATCH_SIZE, 0)]
-                newest: dict[tuple[str, int], int] = {}
+                stamps: dict[tuple[str, int], list[int]] = {}
                 items = [
-                    item for item in (self._take(m, newest) for m in messages) if item is not None
+                    item for item in (self._take(m, stamps) for m in messages) if item is not None
                 ]
-                if newest:
-                    self._measure_consumed(items, newest)
+                if stamps:
+                    self._measure_consumed(items, stamps)
                 if items:
                     self._loop().call_soon_threadsafe(self._route_batch, items)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
@@ -398,9 +400,9 @@ class QuoterWorker:
                     logger.warning("final offset commit failed", exc_info=True)
             consumer.close()
 
-    def _take(self, message: Message, newest: dict[tuple[str, int], int]) -> Consumed | None:
+    def _take(self, message: Message, stamps: dict[tuple[str, int], list[int]]) -> Consumed | None:
         """Decodes one message in the consumer thread; None when it is skipped.
-        `newest`: per partition, the newest message timestamp (ms) of the batch."""
+        `stamps`: per partition, the batch's first and last message timestamps (ms)."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
@@ -421,8 +423,12 @@ class QuoterWorker:
             return None
         self.offsets.started(topic, partition, offset)
         kind, ts_ms = message.timestamp()
-        if kind != TIMESTAMP_NOT_AVAILABLE and ts_ms > newest.get((topic, partition), 0):
-            newest[(topic, partition)] = ts_ms
+        if kind != TIMESTAMP_NOT_AVAILABLE:
+            seen = stamps.get((topic, partition))
+            if seen is None:
+                stamps[(topic, partition)] = [ts_ms, ts_ms]
+            else:
+                seen[1] = ts_ms
         symbol = key.decode()
         cause = None
         if tracing.enabled:
@@ -445,14 +451,18 @@ class QuoterWorker:
         self.skipped[reason] += 1
         self.metrics.kafka_skipped.labels(reason).inc()
 
-    def _measure_consumed(self, items: list[Consumed], newest: dict[tuple[str, int], int]) -> None:
-        """Messages taken, and per partition the consumer lag as time: now − the
-        newest message's timestamp (SPEC Part B.8)."""
+    def _measure_consumed(
+        self, items: list[Consumed], stamps: dict[tuple[str, int], list[int]]
+    ) -> None:
+        """Messages taken; per partition the consumer lag as time, now − the newest
+        message's timestamp (SPEC Part B.8); per topic, the oldest message's wait
+        (where a backlog shows: before the worker or in its queues)."""
         now_ms = time.time_ns() // 1_000_000
-        for (topic, partition), ts_ms in newest.items():
+        for (topic, partition), (oldest, newest) in stamps.items():
             self.metrics.kafka_lag.labels(topic, str(partition)).set(
-                max(0.0, (now_ms - ts_ms) / 1000)
+                max(0.0, (now_ms - newest) / 1000)
             )
+            self.metrics.kafka_wait.labels(topic).observe(max(0.0, (now_ms - oldest) / 1000))
         for topic, n in Counter(item[1] for item in items).items():
             self.metrics.kafka_messages.labels(topic).inc(n)
 
@@ -644,7 +654,26 @@ class QuoterWorker:
         answer = VENUE_ANSWERS.get(type(event))
         if answer is not None:
             self.metrics.order_events.labels(hosted.symbol, answer).inc()
+        if isinstance(event, OrderRejected):
+            self._rejected(hosted, event)
         hosted.queue.put_nowait((event, None, None))
+
+    def _rejected(self, hosted: Hosted, reject: OrderRejected) -> None:
+        """A rejection, counted by the venue's reason and logged with its order: a
+        run of them trips REJECT_STORM, and the desk will ask why."""
+        reason = reject_reason_label(reject.reason)
+        self.metrics.order_rejects.labels(hosted.symbol, reason).inc()
+        try:
+            pid = hosted.engine.by_short.get(parse(reject.client_order_id).short_id)
+        except ValueError:
+            pid = None
+        logger.warning(
+            "%s: order %s rejected: %s",
+            hosted.symbol,
+            reject.client_order_id,
+            reject.reason,
+            extra={"symbol": hosted.symbol, "participant_id": pid, "reason": reason},
+        )
 
     async def _record_statuses_forever(self) -> None:
         while True:
@@ -834,12 +863,11 @@ class QuoterWorker:
                 attributes={"mms.symbol": hosted.symbol, "mms.trigger": trip.trigger},
             ):
                 logger.warning(
-                    "%s: pool HALTED by %s (%s); cancelling %d orders %s and all orders of %s",
+                    "%s: pool HALTED by %s (%s); cancelling %d orders and all orders of %s",
                     hosted.symbol,
                     trip.trigger,
                     trip.detail,
                     len(cancelled),
-                    cancelled,
                     accounts,
                     extra={
                         "symbol": hosted.symbol,
@@ -1212,6 +1240,12 @@ class QuoterWorker:
                     from_state=FlattenStatus.REQUESTED,
                     to_state=FlattenStatus.COMPLETED,
                 )
+
+
+def reject_reason_label(reason: str) -> str:
+    """The venue's reject code as a metric label: codes look like POST_ONLY_WOULD_CROSS;
+    anything else (free text) is OTHER, so the label set stays small."""
+    return reason if REJECT_CODE.fullmatch(reason) else "OTHER"
 
 
 def _order_change(event: Event) -> store.OrderChange | None:

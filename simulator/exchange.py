@@ -185,10 +185,14 @@ class Exchange:
         fees: Fees = DEFAULT_FEES,
         on_event: Callable[[ExchangeEvent], None] | None = None,
         forget_finished: Callable[[str], bool] | None = None,
+        order_id_prefix: str = "sim-",
     ) -> None:
         """`forget_finished(account_id)`: accounts whose orders are dropped once they
         are final (the simulator's own flow, which nobody queries): a day of
-        background takers would otherwise keep millions of orders."""
+        background takers would otherwise keep millions of orders.
+        `order_id_prefix`: what the venue's order ids start with; a venue process
+        gives each run its own, so ids never repeat across restarts (as a real
+        venue's do not: MMS keeps them unique)."""
         self.instruments: dict[str, InstrumentRules] = {
             rules.symbol: rules for rules in instruments
         }
@@ -203,6 +207,7 @@ class Exchange:
         self._live_by_account: dict[str, dict[str, Order]] = {}
         self._reject_reasons: dict[str, str] = {}  # order_id → the text a replay repeats
         self._funded: set[tuple[str, int]] = set()
+        self._order_id_prefix = order_id_prefix
         self._order_seq = 0
         self._trade_seq = 0
         self._take_seq = 0
@@ -448,7 +453,7 @@ class Exchange:
 
     def _new_order_id(self) -> str:
         self._order_seq += 1
-        return f"sim-{self._order_seq:010d}"
+        return f"{self._order_id_prefix}{self._order_seq:010d}"
 
     def _new_take_id(self, account_id: str) -> str:
         while True:  # skips an id a client happened to use in this account

@@ -83,7 +83,11 @@ class TradeX:
         symbols = {rules.symbol for rules in self.instruments}
         self.clock = SimClock(speed=speed)
         self.exchange = Exchange(
-            self.instruments, on_event=self._on_event, forget_finished=is_house_account
+            self.instruments,
+            on_event=self._on_event,
+            forget_finished=is_house_account,
+            # Unique across restarts of the venue (`make run` keeps its database).
+            order_id_prefix=f"sim-{time.time_ns() // 1_000_000:x}-",
         )
         self.feed = Feed(producer, codec, clock_ns=self.clock.now_ns, heartbeat_s=heartbeat_s)
         chosen = [p for p in (profiles or PROFILES.values()) if p.symbol in symbols]

@@ -18,6 +18,7 @@ Delivery is at-least-once: consumers must be idempotent.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,9 @@ class TopicMismatchError(TopicSetupError):
     """Topics exist, or were asked for, with partition counts that do not fit."""
 
 
+KAFKA_LOGGER = logging.getLogger("mms.kafka")
+
+
 def mms_topics(partitions: int) -> dict[str, int]:
     """Every topic MMS consumes or publishes, all with `partitions` partitions."""
     return dict.fromkeys((*CONSUMED_TOPICS, *PUBLISHED_TOPICS), partitions)
@@ -97,6 +101,8 @@ def consumer_config(
         # Offsets are committed by the worker once an event's effects are stored.
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        # librdkafka's own lines through Python logging (structured, like the rest).
+        "logger": KAFKA_LOGGER,
     }
 
 
@@ -115,6 +121,7 @@ def producer_config(
         # The Java client's partitioner, so a symbol lands on the same partition
         # number whichever client (Go, Java, this one) publishes it.
         "partitioner": "murmur2_random",
+        "logger": KAFKA_LOGGER,
     }
 
 

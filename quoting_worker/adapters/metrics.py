@@ -204,6 +204,12 @@ class QuoterMetrics:
             ["symbol", "event"],
             registry=r,
         )
+        self.order_rejects = Counter(
+            "mm_pool_order_rejects",
+            "Orders the venue rejected, by its reason code (OTHER for free text).",
+            ["symbol", "reason"],
+            registry=r,
+        )
         self.fills = Counter("mm_pool_fills", "Fills of MMS orders.", ["symbol"], registry=r)
         self.kafka_messages = Counter(
             "mm_kafka_messages", "Kafka messages consumed and decoded.", ["topic"], registry=r
@@ -218,6 +224,13 @@ class QuoterMetrics:
             "mm_kafka_consumer_lag_seconds",
             "Now − the timestamp of the newest message consumed from the partition.",
             ["topic", "partition"],
+            registry=r,
+        )
+        self.kafka_wait = Histogram(
+            "mm_kafka_consume_wait_seconds",
+            "Per partition and batch, now − the oldest consumed message's timestamp.",
+            ["topic"],
+            buckets=IO_BUCKETS,
             registry=r,
         )
         self.order_requests = Histogram(

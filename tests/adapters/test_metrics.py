@@ -158,3 +158,13 @@ def test_a_revoked_partition_drops_its_lag() -> None:
     metrics.partition_revoked("mm.book.delta.v1", 4)  # never consumed: nothing to drop
     families = {f.name: f for f in metrics.registry.collect()}
     assert families["mm_kafka_consumer_lag_seconds"].samples == []
+
+
+def test_a_reject_reason_is_its_code_or_other() -> None:
+    from quoting_worker.worker import reject_reason_label
+
+    assert reject_reason_label("POST_ONLY_WOULD_CROSS") == "POST_ONLY_WOULD_CROSS"
+    assert reject_reason_label("RATE_LIMITED") == "RATE_LIMITED"
+    assert reject_reason_label("price 123.4 is off the tick grid") == "OTHER"
+    assert reject_reason_label("A" * 49) == "OTHER"
+    assert reject_reason_label("") == "OTHER"

@@ -242,6 +242,23 @@ def test_a_storm_of_injected_rejects_halts_the_pool(
         assert_halted_by("REJECT_STORM", pool, tradex)
         rejected = tradex.get("/admin/stats")["requests"]["place"].get("422", 0)
         assert rejected >= 10, tradex.get("/admin/stats")["requests"]
+        # The metrics say which trigger and why the venue refused.
+        metrics = running.worker.metrics.registry
+        assert (
+            metrics.get_sample_value(
+                "mm_pool_kill_switch_total", {"symbol": ETH, "trigger": "REJECT_STORM"}
+            )
+            == 1
+        )
+        by_reason = {
+            sample.labels["reason"]: sample.value
+            for family in metrics.collect()
+            if family.name == "mm_pool_order_rejects"
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+        assert sum(by_reason.values()) >= 10, by_reason
+        assert "OTHER" not in by_reason, by_reason
 
 
 # ---------------------------------------------------------------- 4. position

@@ -905,3 +905,22 @@ def test_the_house_accounts_finished_orders_are_forgotten_and_clients_kept() -> 
     assert exchange.order("client", "c2").status == "CANCELLED"  # type: ignore[union-attr]
     assert exchange.order_count() == 3  # m2, c1, c2; the take is gone too
     assert exchange.account("bg-taker").positions[BTC] == D("0.003")  # the ledger keeps all
+
+
+def test_a_venue_run_can_give_its_order_ids_a_prefix_of_its_own() -> None:
+    """The simulator process gives each run its own, so ids never repeat across restarts."""
+    ids = []
+    for run in ("a1", "b2"):
+        venue = Exchange(INSTRUMENTS, order_id_prefix=f"sim-{run}-")
+        outcome = venue.place(
+            account_id="a",
+            client_order_id="c-1",
+            symbol=BTC,
+            side="SELL",
+            price=D("30000.0"),
+            size=D("0.001"),
+            ts_ns=1,
+        )
+        assert outcome.order is not None
+        ids.append(outcome.order.order_id)
+    assert ids == ["sim-a1-0000000001", "sim-b2-0000000001"]
