@@ -11,6 +11,7 @@ when it is set.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import signal
 from typing import Any
@@ -50,6 +51,9 @@ class Command(BaseCommand):
             cancel_reserve=service.order_cancel_reserve,
         )
         tracing.configure("mms-quoter", service.otlp_endpoint)
+        # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck
+        # quoter is waiting on, without stopping it.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         try:
             asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
         finally:
