@@ -98,6 +98,7 @@ DEFAULT_RETRY_AFTER_S = 1.0
 # engine decided while the cancel was still waiting for the request budget.
 SETTLED_MEMORY = 4096
 MAX_RETRY_AFTER_S = 60.0
+TOKEN_EPSILON = 1e-9
 
 PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancelled
 
@@ -163,6 +164,7 @@ class RateBudget:
         burst: int = 20,
         reserve: int = 5,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate_per_s <= 0 or burst < 1 or not 0 <= reserve < burst:
             raise ValueError("need rate_per_s > 0, burst ≥ 1 and 0 ≤ reserve < burst")
@@ -170,9 +172,14 @@ class RateBudget:
         self.burst = burst
         self.reserve = reserve
         self._clock = clock
+        self._sleep = sleep
         self._tokens = float(burst)
         self._refilled = clock()
         self._closed_until = dict.fromkeys(RequestClass, 0.0)
+        # Waiters of a class queue here, first come first served: only the head
+        # one watches the bucket. (Every waiter polling it woke thousands of tasks
+        # per refill when a backlog of requests formed, and starved the loop.)
+        self._queues = {kind: asyncio.Lock() for kind in RequestClass}
 
     def closed_for(self, kind: RequestClass) -> float:
         """Seconds until a Retry-After window lets `kind` out again (0 when open)."""
@@ -186,21 +193,24 @@ class RateBudget:
                 self._closed_until[other] = max(self._closed_until[other], until)
 
     async def acquire(self, kind: RequestClass) -> None:
-        while True:
-            wait = self.closed_for(kind)
-            if wait > 0:
-                await asyncio.sleep(wait)
-                continue
-            now = self._clock()
-            self._tokens = min(
-                float(self.burst), self._tokens + (now - self._refilled) * self.rate_per_s
-            )
-            self._refilled = now
-            floor = 0 if kind.uses_reserve else self.reserve
-            if self._tokens >= floor + 1:
-                self._tokens -= 1
-                return
-            await asyncio.sleep((floor + 1 - self._tokens) / self.rate_per_s)
+        """A token for one request of `kind`, in the order requests asked for one."""
+        async with self._queues[kind]:
+            while True:
+                wait = self.closed_for(kind)
+                if wait > 0:
+                    await self._sleep(wait)
+                    continue
+                now = self._clock()
+                self._tokens = min(
+                    float(self.burst), self._tokens + (now - self._refilled) * self.rate_per_s
+                )
+                self._refilled = now
+                floor = 0 if kind.uses_reserve else self.reserve
+                # (A refill computed to the token can land a rounding error short.)
+                if self._tokens >= floor + 1 - TOKEN_EPSILON:
+                    self._tokens = max(0.0, self._tokens - 1)
+                    return
+                await self._sleep((floor + 1 - self._tokens) / self.rate_per_s)
 
 
 def retry_after_seconds(value: str | None) -> float:
@@ -272,6 +282,11 @@ class OrderServiceClient:
         self.outcomes: Counter[str] = Counter()
         # Told (operation, outcome, seconds) of every HTTP exchange: the metrics.
         self.on_request: Callable[[str, str, float], None] | None = None
+        # Requests beyond the pool's connections wait here, in order: httpcore's
+        # own queue rescans every waiting request against every connection on each
+        # change, which a backlog of a thousand made the loop's main work.
+        self._in_flight = asyncio.Semaphore(max_connections)
+        self.max_connections = max_connections
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -324,8 +339,15 @@ class OrderServiceClient:
     async def _request(
         self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
     ) -> httpx.Response:
-        """One HTTP exchange, timed for `on_request` and traced when tracing is on
-        (the span's context goes to the venue in `traceparent`)."""
+        """One HTTP exchange; at most `max_connections` are under way at once."""
+        async with self._in_flight:
+            return await self._exchange(method, url, json=json, params=params)
+
+    async def _exchange(
+        self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
+    ) -> httpx.Response:
+        """Timed for `on_request`, and traced when tracing is on (the span's context
+        goes to the venue in `traceparent`)."""
         if self.on_request is None and not tracing.enabled:
             return await self._http.request(method, url, json=json, params=params)
         operation = operation_of(method, url)

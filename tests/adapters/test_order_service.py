@@ -693,3 +693,83 @@ def test_every_request_is_timed_by_operation_and_outcome(sim: SimAdmin) -> None:
         ("open_orders", "ok"),
     ]
     assert heard[5] == ("place", "server_error")
+
+
+def test_a_backlog_of_requests_waits_in_line_without_polling_the_bucket() -> None:
+    """1,000 placements queued behind a 10-token bucket: they get their tokens in
+    the order they asked, only the head of the line watches the bucket (one wait
+    per token, not one per waiter per refill: that starved the event loop when a
+    restart queried a thousand orders), and a cancel asked for last still goes
+    before the placements' backlog drains."""
+    now = [0.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    budget = RateBudget(rate_per_s=100, burst=10, reserve=2, clock=lambda: now[0], sleep=sleep)
+    served: list[str] = []
+
+    async def ask(name: str, kind: RequestClass) -> None:
+        await budget.acquire(kind)
+        served.append(name)
+
+    async def scenario() -> None:
+        places = [asyncio.create_task(ask(f"p{i}", RequestClass.PLACE)) for i in range(1000)]
+        await asyncio.sleep(0)
+        cancel = asyncio.create_task(ask("cancel", RequestClass.CANCEL))
+        await asyncio.gather(*places, cancel)
+
+    run(scenario)
+    placements = [name for name in served if name != "cancel"]
+    assert placements == [f"p{i}" for i in range(1000)]
+    assert served.index("cancel") < 20, served.index("cancel")
+    assert len(sleeps) <= 1000, len(sleeps)
+    # 1,000 tokens at 100/s from a bucket of 10 (2 held back): about 9.9 s of waiting.
+    assert 9.5 < now[0] < 10.5, now[0]
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """The real transport, counting the requests under way at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0
+        self.most = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await super().handle_async_request(request)
+        finally:
+            self.now -= 1
+
+
+def test_requests_beyond_the_pools_connections_wait_their_turn_in_the_client(
+    sim: SimAdmin,
+) -> None:
+    """40 queries to a slow venue through 4 connections: never more than 4 under
+    way (the rest wait in the client, not in httpcore's rescanned queue), all answered."""
+    sim.faults(latency_ms=100, routes=["query"])
+    transport = CountingTransport()
+
+    async def scenario() -> list[Any]:
+        async with connect(
+            sim,
+            max_connections=4,
+            transport=transport,
+            budget=RateBudget(rate_per_s=1000, burst=100, reserve=0),
+        ) as client:
+            return await asyncio.gather(
+                *(client.lookup(f"mm-alpha000-BTCUSDT-PERP-0-BUY-{i}", ALPHA) for i in range(40))
+            )
+
+    try:
+        answers = run(scenario)
+    finally:
+        sim.faults()
+    assert answers == [None] * 40  # the venue knows none of them: each a 404
+    assert transport.most == 4
