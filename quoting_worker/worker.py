@@ -131,6 +131,8 @@ DEAD_MANS_SWITCH_MS = 15_000
 DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many steps
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
+SUPERVISOR_FIRST_DELAY_S = 0.1  # a failed side task starts again after this, doubling
+SUPERVISOR_MAX_DELAY_S = 5.0
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
 REJECT_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 VENUE_ANSWERS: dict[type, str] = {
@@ -309,13 +311,16 @@ class QuoterWorker:
         )
         self._consumer_thread.start()
         side = [
-            asyncio.create_task(self._publish_status_forever()),
-            asyncio.create_task(self._listen_forever()),
-            asyncio.create_task(self._reread_forever()),
-            asyncio.create_task(self._tick_forever()),
-            asyncio.create_task(self._reconcile_forever()),
-            asyncio.create_task(self._renew_dead_mans_switches_forever()),
-            asyncio.create_task(self._record_statuses_forever()),
+            asyncio.create_task(self._supervised(loop_body), name=loop_body.__name__)
+            for loop_body in (
+                self._publish_status_forever,
+                self._listen_forever,
+                self._reread_forever,
+                self._tick_forever,
+                self._reconcile_forever,
+                self._renew_dead_mans_switches_forever,
+                self._record_statuses_forever,
+            )
         ]
         try:
             await stop.wait()
@@ -324,6 +329,26 @@ class QuoterWorker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await self.shutdown()
+
+    async def _supervised(self, loop_body: Callable[[], Awaitable[None]]) -> None:
+        """Runs a side task for the life of the worker: an exception (Redis or the
+        database restarting, a broken connection) is logged and counted, and the
+        task starts again after a back-off, instead of ending for good while the
+        worker goes on without it (no pool changes heard, no re-reads)."""
+        name = getattr(loop_body, "__name__", "task").strip("_")
+        delay = SUPERVISOR_FIRST_DELAY_S
+        while True:
+            started = time.monotonic()
+            try:
+                await loop_body()
+                return
+            except Exception:
+                self.metrics.task_restarts.labels(name).inc()
+                logger.exception("%s failed; started again in %.1f s", name, delay)
+            if time.monotonic() - started > SUPERVISOR_MAX_DELAY_S:
+                delay = SUPERVISOR_FIRST_DELAY_S  # it had run well for a while
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SUPERVISOR_MAX_DELAY_S)
 
     async def shutdown(self) -> None:
         """The gate closes and every order is cancelled explicitly, symbol by symbol

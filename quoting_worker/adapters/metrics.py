@@ -240,6 +240,13 @@ class QuoterMetrics:
             buckets=IO_BUCKETS,
             registry=r,
         )
+        self.task_restarts = Counter(
+            "mm_quoter_task_restarts",
+            "A side task (status, listener, re-read, timers, reconciliation, renewals,"
+            " status batches) failed and was started again.",
+            ["task"],
+            registry=r,
+        )
         r.register(_Pools(self))
         # Pre-bound children per symbol: a label lookup is a dict access and a lock.
         self._per_symbol: dict[str, tuple[Histogram, Histogram]] = {}

@@ -9,7 +9,10 @@ thread; every wait polls with a deadline."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.db import connection, transaction
 
 from common.actors import Actor
@@ -28,6 +32,7 @@ from common.redis import redis_client
 from participants.models import Participant
 from pools import services
 from pools.models import FlattenRequest, PoolConfig, SymbolLease
+from quoting_worker.adapters.live import status_key
 from quoting_worker.adapters.order_service import OrderServiceUnavailable
 from quoting_worker.adapters.partitioning import partition_for
 from quoting_worker.adapters.serde import AvroCodec
@@ -49,6 +54,7 @@ from tests.adapters.worker_harness import (
     wait_for,
     worker_config,
 )
+from tests.conftest import free_port
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
 from trading.models import MMFill
 
@@ -724,3 +730,89 @@ def test_shadow_mode_records_simulated_quotes_and_places_nothing(
         requests = venue.stats()["requests"]
         assert "place" not in requests, requests
         assert no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+
+
+# ---------------------------------------------------------------- 11. Redis restarts
+
+
+def start_redis(port: int) -> subprocess.Popen[bytes]:
+    """A redis-server of this test's own (the machine's shared one is never restarted)."""
+    proc = subprocess.Popen(  # noqa: S603
+        [  # noqa: S607 - the binary the project's scripts start
+            "redis-server",
+            *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    wait_for("the private redis", lambda: _answers(client), timeout=10)
+    return proc
+
+
+def stop_redis(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+def test_a_redis_restart_costs_the_listener_a_moment_not_for_good(
+    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    """The worker's Redis goes away and comes back on its port while the pool
+    quotes: the pool-change listener is started again by the supervisor (a
+    pause reaches the engine through Redis long before the 60 s re-read), the
+    live status is published again, and the restart is counted."""
+    port = free_port()
+    pool = btc_pool()
+    config = dataclasses.replace(
+        make_config(broker, worker_id="worker-r"),
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        reread_interval_s=60.0,
+    )
+    private = redis.Redis(port=port)
+
+    def notify() -> None:
+        with contextlib.suppress(redis.ConnectionError):
+            private.publish(POOL_CHANGED_CHANNEL, json.dumps({"symbol": SYMBOL}))
+
+    server = start_redis(port)
+    try:
+        with running_worker(config) as running:
+            market.open()
+            wait_for("the worker to host the pool", lambda: hosted(running.worker))
+            services.pool_enable(pool=pool.refresh(), actor=OPS)
+            wait_for("the change heard through Redis", lambda: notify() or quoting(venue))
+            stop_redis(server)
+            restarts = running.worker.metrics.registry
+            wait_for(
+                "the listener to fail and be counted",
+                lambda: restarts.get_sample_value(
+                    "mm_quoter_task_restarts_total", {"task": "listen_forever"}
+                ),
+            )
+            server = start_redis(port)
+            assert private.get(status_key(SYMBOL)) is None  # a fresh, empty server
+            services.pool_pause(pool=pool.refresh(), actor=OPS)
+            engine = running.worker.hosted[SYMBOL].engine
+            wait_for(
+                "the pause heard through the restarted Redis",
+                lambda: notify() or engine.mode is PoolMode.PAUSED,
+                timeout=20,
+            )
+            wait_for(
+                "every order cancelled",
+                lambda: no_orders_at_venue(venue.url, "acct-alice", "acct-bob"),
+            )
+            wait_for("the live status published again", lambda: private.get(status_key(SYMBOL)))
+    finally:
+        stop_redis(server)
+
+
+def quoting(venue: SimAdmin) -> bool:
+    return bool(open_orders(venue.url, "acct-bob"))
