@@ -83,7 +83,7 @@ from quoting_worker.adapters.order_service import (
     RateBudget,
 )
 from quoting_worker.adapters.partitioning import partition_for
-from quoting_worker.adapters.serde import AvroCodec, DecodeError
+from quoting_worker.adapters.serde import AvroCodec, DecodeError, RegistryUnavailableError
 from quoting_worker.adapters.translate import to_event
 from quoting_worker.core.engine import PoolEngine
 from quoting_worker.core.ids import ClientOrderIds, parse
@@ -131,6 +131,8 @@ DEAD_MANS_SWITCH_MS = 15_000
 DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many steps
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
+REGISTRY_FIRST_DELAY_S = 0.1  # a decode waiting for the registry tries again after this, doubling
+REGISTRY_MAX_DELAY_S = 5.0
 SUPERVISOR_FIRST_DELAY_S = 0.1  # a failed side task starts again after this, doubling
 SUPERVISOR_MAX_DELAY_S = 5.0
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
@@ -441,7 +443,9 @@ class QuoterWorker:
             logger.warning("skipped %s[%s]@%s: no key or value", topic, partition, offset)
             return None
         try:
-            record = self.codec.decode(topic, value)
+            record = decode_patiently(
+                self.codec, topic, value, stopping=self.stopping, on_retry=self._registry_retry
+            )
         except DecodeError as exc:
             self._skip("undecodable")
             logger.warning("skipped %s[%s]@%s: %s", topic, partition, offset, exc)
@@ -471,6 +475,10 @@ class QuoterWorker:
                 start_ns=time.time_ns(),
             )
         return symbol, topic, partition, offset, record, cause
+
+    def _registry_retry(self, exc: Exception, delay: float) -> None:
+        self.metrics.registry_retries.inc()
+        logger.warning("schema registry unreachable; the message waits %.1f s: %s", delay, exc)
 
     def _skip(self, reason: str) -> None:
         self.skipped[reason] += 1
@@ -1265,6 +1273,34 @@ class QuoterWorker:
                     from_state=FlattenStatus.REQUESTED,
                     to_state=FlattenStatus.COMPLETED,
                 )
+
+
+def decode_patiently(
+    codec: AvroCodec,
+    topic: str,
+    value: bytes,
+    *,
+    stopping: threading.Event,
+    on_retry: Callable[[Exception, float], None] | None = None,
+) -> dict[str, Any]:
+    """`codec.decode`, waiting out an unreachable schema registry (a message with a
+    schema id not seen yet needs it). A registry outage is not the message's
+    fault: it is neither skipped nor lost, and the consumer thread does not die of
+    it; it waits, backing off, and decodes once the registry answers. Raises
+    DecodeError for a bad message, and the registry's error if the worker is
+    stopping meanwhile (the message was not taken: it is read again next time)."""
+    delay = REGISTRY_FIRST_DELAY_S
+    while True:
+        try:
+            return codec.decode(topic, value)
+        except RegistryUnavailableError as exc:
+            if stopping.is_set():
+                raise
+            if on_retry is not None:
+                on_retry(exc, delay)
+            if stopping.wait(delay):
+                raise
+            delay = min(delay * 2, REGISTRY_MAX_DELAY_S)
 
 
 def reject_reason_label(reason: str) -> str:

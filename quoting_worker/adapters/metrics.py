@@ -220,6 +220,11 @@ class QuoterMetrics:
             ["reason"],
             registry=r,
         )
+        self.registry_retries = Counter(
+            "mm_kafka_registry_retries",
+            "Decodes that waited for an unreachable schema registry (the message is kept).",
+            registry=r,
+        )
         self.kafka_lag = Gauge(
             "mm_kafka_consumer_lag_seconds",
             "Now − the timestamp of the newest message consumed from the partition.",

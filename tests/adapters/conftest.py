@@ -14,9 +14,9 @@ from tests.conftest import ROOT, free_port, wait_until_serving
 
 
 @contextlib.contextmanager
-def running_registry(store: Path | None = None) -> Iterator[str]:
-    """`python -m simulator.schema_registry` on a free port; yields its URL."""
-    port = free_port()
+def running_registry(store: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """`python -m simulator.schema_registry` on `port` (a free one if None); yields its URL."""
+    port = port or free_port()
     args = [sys.executable, "-m", "simulator.schema_registry", "--port", str(port)]
     if store is not None:
         args += ["--store", str(store)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +26,7 @@ from quoting_worker.adapters.serde import (
     RegistryUnavailableError,
 )
 from tests.adapters.conftest import running_registry
+from tests.conftest import free_port
 
 SYMBOL = "BTCUSDT-PERP"
 TS_NS = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
@@ -408,3 +411,47 @@ def test_ids_follow_the_schema_text_not_the_file(tmp_path: Path, schema_registry
     ours, theirs = AvroCodec(schema_registry_url), AvroCodec(schema_registry_url, schema_dir=copy)
 
     assert ours.register_all() == theirs.register_all()
+
+
+def test_a_decode_waits_out_a_registry_outage_instead_of_dropping_or_crashing(
+    tmp_path: Path,
+) -> None:
+    """A message whose schema id the worker has not seen arrives while the registry
+    is down: the decode waits (retries counted), neither skipped nor raised, and
+    returns the record once the registry is back on its port; a worker stopping
+    meanwhile gives up with the registry's error (the message is read again)."""
+    from quoting_worker.worker import decode_patiently
+
+    store, port = tmp_path / "registry.json", free_port()
+    topic, record = SAMPLES[1]
+    with running_registry(store, port=port) as url:
+        writer = AvroCodec(url)
+        writer.register_all()
+        data = writer.encode(topic, record)
+    reader = AvroCodec(url)  # knows no schema id yet: it must ask the registry
+    stopping = threading.Event()
+    retries: list[float] = []
+    decoded: list[dict[str, Any]] = []
+
+    def consume() -> None:
+        decoded.append(
+            decode_patiently(
+                reader, topic, data, stopping=stopping, on_retry=lambda exc, s: retries.append(s)
+            )
+        )
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(retries) < 2:
+        assert thread.is_alive(), decoded
+        assert time.monotonic() < deadline, retries
+        time.sleep(0.05)
+    with running_registry(store, port=port):
+        thread.join(timeout=20)
+    assert decoded == [record]
+    assert retries[:2] == [0.1, 0.2]  # backing off
+
+    stopping.set()
+    with pytest.raises(RegistryUnavailableError):
+        decode_patiently(AvroCodec(url), topic, data, stopping=stopping)
