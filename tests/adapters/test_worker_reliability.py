@@ -608,6 +608,25 @@ def test_flatten_cancels_every_member_order_at_the_venue_and_completes(
 # ---------------------------------------------------------------- 7. two workers
 
 
+def pools_on_two_partitions() -> tuple[tuple[str, str], int]:
+    """Two enabled (PAUSED) pools whose symbols fall on partitions 0 and 1 of the
+    fewest partitions that separate them: two workers of a group get one each."""
+    symbols = ("BTCUSDT-PERP", "ETHUSDT-PERP", "PEPEUSDT-PERP")
+    partitions = 2
+    while True:
+        by_partition: dict[int, str] = {}
+        for symbol in symbols:
+            by_partition.setdefault(partition_for(symbol, partitions), symbol)
+        if 0 in by_partition and 1 in by_partition:
+            break
+        partitions += 1
+    pair = (by_partition[0], by_partition[1])
+    for symbol in pair:
+        member = MemberFactory(pool=PoolFactory(symbol=symbol, enabled=True))
+        assert member.pool.state == "PAUSED"
+    return pair, partitions
+
+
 class OwnershipWatch:
     """Samples which worker hosts which symbol, every 10 ms, and records any overlap."""
 
@@ -648,20 +667,7 @@ class OwnershipWatch:
 def test_two_workers_share_symbols_by_partition_and_one_takes_over_when_the_other_stops(
     tmp_path: Path, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
-    symbols = ("BTCUSDT-PERP", "ETHUSDT-PERP", "PEPEUSDT-PERP")
-    partitions = 2
-    pair: tuple[str, str] | None = None
-    while pair is None:
-        by_partition: dict[int, str] = {}
-        for symbol in symbols:
-            by_partition.setdefault(partition_for(symbol, partitions), symbol)
-        if len(by_partition) >= 2:
-            pair = (by_partition[0], by_partition[1])
-        else:
-            partitions += 1
-    for symbol in pair:
-        member = MemberFactory(pool=PoolFactory(symbol=symbol, enabled=True))
-        assert member.pool.state == "PAUSED"
+    pair, partitions = pools_on_two_partitions()
 
     with tansu_broker(tmp_path, partitions=partitions) as broker:
         config_a = make_config(broker, worker_id="worker-a", partitions=partitions)
@@ -816,3 +822,43 @@ def test_a_redis_restart_costs_the_listener_a_moment_not_for_good(
 
 def quoting(venue: SimAdmin) -> bool:
     return bool(open_orders(venue.url, "acct-bob"))
+
+
+# ---------------------------------------------------------------- 12. a mismatched worker
+
+
+def test_a_worker_with_another_config_hosts_nothing_beside_a_running_one(
+    tmp_path: Path, venue: SimAdmin, make_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second worker joins the group with another config (shadow mode: another
+    config hash). While the two disagree neither hosts a symbol it is assigned:
+    a mismatch stops quoting rather than run two configs side by side, and never
+    two owners. Once the stranger is gone the first worker takes both back."""
+    pair, partitions = pools_on_two_partitions()
+    with tansu_broker(tmp_path, partitions=partitions) as broker:
+        config_a = make_config(broker, worker_id="worker-a", partitions=partitions)
+        config_b = dataclasses.replace(
+            make_config(broker, worker_id="worker-b", partitions=partitions), shadow=True
+        )
+        with running_worker(config_a) as a:
+            wait_for("worker a to host both", lambda: all(hosted(a.worker, s) for s in pair))
+            b = RunningWorker(config_b).start()
+            try:
+                with OwnershipWatch([a.worker, b.worker], pair) as watch:
+                    wait_for(
+                        "both workers to refuse beside a stranger",
+                        lambda: (
+                            "worker-a" in caplog.text
+                            and caplog.text.count("run other code or config") >= 2
+                        ),
+                    )
+                    assert not b.worker.hosted
+                    assert not any(hosted(a.worker, s) for s in pair)
+            finally:
+                b.stop()
+            wait_for(
+                "worker a to host both again",
+                lambda: all(hosted(a.worker, s) for s in pair),
+                timeout=30,
+            )
+        assert watch.overlaps == []
