@@ -27,7 +27,6 @@ import random
 import sys
 import time
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from quoting_worker.core.risk import PreTradeCheck  # noqa: E402
 from quoting_worker.core.types import Side  # noqa: E402
 from tests.core.test_engine_invariants import EngineMachine  # noqa: E402
-from tests.core.test_pretrade import BTC, MAX_LOTS, MID, PARAMS  # noqa: E402
+from tests.core.test_pretrade import BTC, MAX_LOTS, MID, PARAMS, rules_broken  # noqa: E402
 
 # Rows covered by tests in the suite, not yet measured here.
 SUITE_ONLY = {
@@ -109,17 +108,7 @@ def generated_orders(n: int, seed: int = 9) -> dict[str, Any]:
         if reason is not None:
             continue
         passed += 1
-        crosses = (side is Side.BUY and best_ask is not None and price >= best_ask) or (
-            side is Side.SELL and best_bid is not None and price <= best_bid
-        )
-        if (
-            price <= 0
-            or abs(price - MID) / MID > PARAMS.price_collar_bps / 10_000
-            or crosses
-            or not BTC.min_lots <= lots <= MAX_LOTS
-            or Decimal(price) * BTC.tick_size * lots * BTC.lot_size < BTC.min_notional
-            or price in resting
-        ):
+        if rules_broken(side, price, lots, best_bid, best_ask, resting):
             bad_passed += 1
     return {
         "orders": n,

@@ -8,7 +8,7 @@ the outbox relay use it as they are.
 
 Context crosses process boundaries as W3C `traceparent`: in Kafka message
 headers (`kafka_headers` / `context_from_headers`), in the HTTP requests to
-the Order Service (`http_headers`), in outbox rows and in the pool-change
+the Order Service (`carrier`), in outbox rows and in the pool-change
 notices the API sends the worker (`carrier` / `context_from_carrier`). So one
 trace runs from a person's command or a market event to the orders it caused.
 """
@@ -145,15 +145,6 @@ def resolve(cause: Cause | None) -> Context | None:
     return cause.context() if isinstance(cause, Deferred) else cause
 
 
-def current_context() -> Context | None:
-    """The current context when tracing is on (to carry with queued work)."""
-    if not enabled:
-        return None
-    from opentelemetry import context as otel_context
-
-    return otel_context.get_current()
-
-
 def trace_id() -> str | None:
     """The current trace's id (32 hex digits), for log entries; None outside a trace."""
     ctx = trace.get_current_span().get_span_context()
@@ -192,6 +183,3 @@ def context_from_headers(
         if v is not None
     }
     return propagate.extract(found) if "traceparent" in found else None
-
-
-http_headers = carrier

@@ -24,6 +24,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client import (
@@ -60,7 +61,7 @@ class PoolSample:
     status: EngineStatus
     queue_depth: int
     book_received_ns: int
-    mark: object | None  # Decimal; only multiplied, never stored
+    mark: Decimal | None
 
 
 class _Pools(Collector):
@@ -96,7 +97,7 @@ class _Pools(Collector):
                 if mark is not None:
                     by_name["mm_pool_net_position"].add_metric(
                         labels,
-                        float(member.position * mark),  # type: ignore[operator]
+                        float(member.position * mark),
                     )
                 by_name["mm_pool_member_pnl"].add_metric(labels, float(member.realised_pnl_usdt))
                 by_name["mm_pool_member_unrealised_pnl"].add_metric(

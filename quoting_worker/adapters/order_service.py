@@ -339,17 +339,17 @@ class OrderServiceClient:
     async def _request(
         self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
     ) -> httpx.Response:
-        """One HTTP exchange; at most `max_connections` are under way at once."""
+        """One HTTP exchange; at most `max_connections` are under way at once. Timed
+        for `on_request`, and traced when tracing is on (the span's context goes to
+        the venue in `traceparent`)."""
         async with self._in_flight:
-            return await self._exchange(method, url, json=json, params=params)
+            if self.on_request is None and not tracing.enabled:
+                return await self._http.request(method, url, json=json, params=params)
+            return await self._observed(method, url, json=json, params=params)
 
-    async def _exchange(
+    async def _observed(
         self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
     ) -> httpx.Response:
-        """Timed for `on_request`, and traced when tracing is on (the span's context
-        goes to the venue in `traceparent`)."""
-        if self.on_request is None and not tracing.enabled:
-            return await self._http.request(method, url, json=json, params=params)
         operation = operation_of(method, url)
         started = time.perf_counter()
         outcome = "transport_error"
@@ -360,7 +360,7 @@ class OrderServiceClient:
         ) as span:
             try:
                 response = await self._http.request(
-                    method, url, json=json, params=params, headers=tracing.http_headers()
+                    method, url, json=json, params=params, headers=tracing.carrier()
                 )
                 outcome = outcome_of(response.status_code)
                 if span is not None:

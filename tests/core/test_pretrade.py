@@ -6,6 +6,7 @@ exactly one rule is refused for that rule."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -13,23 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quoting_worker.core.risk import PreTradeCheck
-from quoting_worker.core.types import Instrument, PoolParams, Side
+from quoting_worker.core.types import Side
+from tests.core.engine_world import BTC as WORLD_BTC
+from tests.core.engine_world import PARAMS as WORLD_PARAMS
 
-BTC = Instrument("BTCUSDT-PERP", Decimal("0.1"), Decimal("0.001"), 5, Decimal("100"))
-PARAMS = PoolParams(
-    gamma=0.1,
-    kappa=1.5,
-    tau_hours=1.0,
-    vol_lookback_seconds=300,
-    num_levels=3,
-    level_spacing_bps=2.0,
-    min_spread_bps=2.0,
-    max_spread_bps=50.0,
-    order_size_usdt=Decimal("5000"),
-    max_pool_position_usdt=Decimal("100000"),
-    max_pool_loss_usdt=Decimal("5000"),
-    price_collar_bps=500.0,
-)
+# The engine tests' instrument and pool, with a minimum size and notional every
+# rule can be broken against.
+BTC = replace(WORLD_BTC, min_lots=5, min_notional=Decimal("100"))
+PARAMS = WORLD_PARAMS
 MID = 600_000.0  # ticks: 60,000 USDT
 MAX_LOTS = 400
 
@@ -71,15 +63,34 @@ def test_an_order_that_passes_keeps_every_rule(
     best_ask = None if best_bid is None else best_bid + spread
     if check(side, price, lots, best_bid=best_bid, best_ask=best_ask, resting=resting) is not None:
         return
-    assert price > 0
-    assert abs(price - MID) / MID <= PARAMS.price_collar_bps / 10_000
-    if side is Side.BUY and best_ask is not None:
-        assert price < best_ask
-    if side is Side.SELL and best_bid is not None:
-        assert price > best_bid
-    assert BTC.min_lots <= lots <= MAX_LOTS
-    assert Decimal(price) * BTC.tick_size * lots * BTC.lot_size >= BTC.min_notional
-    assert price not in resting
+    assert rules_broken(side, price, lots, best_bid, best_ask, resting) == []
+
+
+def rules_broken(
+    side: Side,
+    price: int,
+    lots: int,
+    best_bid: int | None,
+    best_ask: int | None,
+    resting: frozenset[int],
+) -> list[str]:
+    """Each rule an order breaks, stated on its own terms (not the check's code)."""
+    broken = []
+    if price <= 0:
+        broken.append("price not positive")
+    if abs(price - MID) / MID > PARAMS.price_collar_bps / 10_000:
+        broken.append("outside the collar")
+    if (side is Side.BUY and best_ask is not None and price >= best_ask) or (
+        side is Side.SELL and best_bid is not None and price <= best_bid
+    ):
+        broken.append("crosses the book")
+    if not BTC.min_lots <= lots <= MAX_LOTS:
+        broken.append("size off the limits")
+    if Decimal(price) * BTC.tick_size * lots * BTC.lot_size < BTC.min_notional:
+        broken.append("notional below the minimum")
+    if price in resting:
+        broken.append("on a resting price")
+    return broken
 
 
 @pytest.mark.parametrize(
