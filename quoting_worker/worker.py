@@ -38,15 +38,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
 
+import psycopg
 import redis.asyncio as aioredis
 import structlog
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Message, TopicPartition
+from django.db import Error as DatabaseError
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 from opentelemetry.trace import SpanKind
 from redis.exceptions import RedisError
 
 from common import tracing
+from common.failpoints import failpoint
 from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
 from common.services import audit_record, outbox_enqueue
 from common.tracing import Cause
@@ -133,6 +136,8 @@ DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much wo
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
 REGISTRY_FIRST_DELAY_S = 0.1  # a decode waiting for the registry tries again after this, doubling
 REGISTRY_MAX_DELAY_S = 5.0
+DATABASE_FIRST_DELAY_S = 0.1  # a durable write that failed is tried again after this, doubling
+DATABASE_MAX_DELAY_S = 2.0
 SUPERVISOR_FIRST_DELAY_S = 0.1  # a failed side task starts again after this, doubling
 SUPERVISOR_MAX_DELAY_S = 5.0
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
@@ -269,6 +274,7 @@ class QuoterWorker:
         self.user_ids: dict[str, str] = {}
         self.offsets = OffsetTracker()
         self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
+        self._database_probe: asyncio.Task[None] | None = None  # while the database is lost
         self.skipped: defaultdict[str, int] = defaultdict(int)
         self.assigned: set[tuple[str, int]] = set()
         self.stopping = threading.Event()
@@ -284,7 +290,10 @@ class QuoterWorker:
             ),
         )
         self.sink = OrderServiceSink(
-            self.client, instruments=self.instruments, on_event=self._venue_event
+            self.client,
+            instruments=self.instruments,
+            on_event=self._venue_event,
+            may_place=self._may_place,
         )
         self.metrics = QuoterMetrics()
         self.client.on_request = self.metrics.order_request
@@ -327,6 +336,8 @@ class QuoterWorker:
         try:
             await stop.wait()
         finally:
+            if self._database_probe is not None:
+                side.append(self._database_probe)
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
@@ -372,8 +383,66 @@ class QuoterWorker:
         """Runs an ORM call on the worker's database thread, in a copy of the caller's
         context (its trace and log fields; Django's connections are per thread)."""
         loop = asyncio.get_running_loop()
-        call = partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        call = partial(contextvars.copy_context().run, _closing_broken, fn, *args, **kwargs)
         return await loop.run_in_executor(self._db_thread, call)
+
+    async def _durably(
+        self, hosted: Hosted, record: str, fn: Callable[..., T], /, **kwargs: Any
+    ) -> T:
+        """`fn` on the database thread until it succeeds: a fill, a funding payment
+        or a halt that is not on record must be neither lost (its message's offset
+        waits, and so does the symbol's queue) nor quoted past. The first failure
+        suspends quoting (see `_database_lost`); this symbol's engine is told at
+        once, since its queue waits here."""
+        delay = DATABASE_FIRST_DELAY_S
+        while True:
+            try:
+                return await self._db(fn, **kwargs)
+            except DatabaseError as exc:
+                self.metrics.database_retries.labels(hosted.symbol, record).inc()
+                reason = self._database_lost(f"{hosted.symbol} {record}", exc)
+                suspend = Command("suspend", self.clock.now_ns(), reason)
+                await self._execute(hosted, hosted.engine.handle(suspend))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DATABASE_MAX_DELAY_S)
+
+    def _database_lost(self, what: str, exc: BaseException) -> str:
+        """A durable write failed: no pool may quote without its record (nor while a
+        pause could not reach it), so every hosted pool is suspended, its orders
+        withdrawn, until the database answers again; then each resumes by itself
+        (a suspension is not a halt: the mode is kept). Returns the reason."""
+        reason = "database unavailable"
+        if self._database_probe is not None and not self._database_probe.done():
+            return reason
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.error(
+            "%s not recorded (%s): quoting suspended on every pool until the database is back",
+            what,
+            first_line,
+            extra={"record": what},
+        )
+        self.metrics.database_outages.inc()
+        for hosted in self.hosted.values():
+            self._command(hosted, Command("suspend", self.clock.now_ns(), reason))
+        self._database_probe = asyncio.get_running_loop().create_task(self._await_database())
+        return reason
+
+    async def _await_database(self) -> None:
+        delay = DATABASE_FIRST_DELAY_S
+        lost = time.monotonic()
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, DATABASE_MAX_DELAY_S)
+            try:
+                await self._db(_database_answers)
+            except DatabaseError:
+                continue
+            break
+        logger.warning(
+            "database back after %.1f s: quoting resumes on every pool", time.monotonic() - lost
+        )
+        for hosted in self.hosted.values():
+            self._command(hosted, Command("unsuspend", self.clock.now_ns()))
 
     # ------------------------------------------------------------------ Kafka thread
 
@@ -625,7 +694,9 @@ class QuoterWorker:
         await self._execute(hosted, actions)
         await hosted.queue.put(None)
         if hosted.task is not None:
-            await asyncio.wait({hosted.task}, timeout=10)
+            done, _ = await asyncio.wait({hosted.task}, timeout=10)
+            if not done:  # a durable write still waiting for the database: its offset is
+                hosted.task.cancel()  # not committed, so the next owner reads it again
         hosted.sends.put_nowait(None)  # after everything the engine decided
         if hosted.sender is not None:
             await asyncio.wait({hosted.sender}, timeout=30)
@@ -728,6 +799,8 @@ class QuoterWorker:
                     instrument=hosted.instrument,
                     changes=changes,
                 )
+                if any(c.status is OrderStatus.OPEN for c in changes):
+                    failpoint("place.acked")
             except StaleLease:
                 logger.error(
                     "%s: lease lost; %d status changes not recorded",
@@ -735,9 +808,14 @@ class QuoterWorker:
                     len(changes),
                     extra={"symbol": symbol},
                 )
+            except DatabaseError as exc:
+                # Kept for the next batch (one transaction: nothing of it was written).
+                self._status_changes[symbol][:0] = changes
+                self._database_lost(f"{symbol} order statuses", exc)
             except Exception:
+                self._status_changes[symbol][:0] = changes
                 logger.exception(
-                    "%s: %d status changes not recorded",
+                    "%s: %d status changes not recorded; trying again",
                     symbol,
                     len(changes),
                     extra={"symbol": symbol},
@@ -819,6 +897,7 @@ class QuoterWorker:
             if isinstance(event, Fill):
                 self.metrics.fills.labels(hosted.symbol).inc()
                 await self._store_fill(hosted, event)
+                failpoint("fill.stored")
             elif isinstance(event, FundingPayment):
                 await self._store_funding(hosted, event)
             actions = hosted.engine.handle(event)
@@ -837,7 +916,9 @@ class QuoterWorker:
         pid = hosted.engine.by_account.get(payment.account_id)
         if pid is None:
             return
-        await self._db(
+        await self._durably(
+            hosted,
+            "funding",
             store.funding_record,
             symbol=hosted.symbol,
             token=hosted.token,
@@ -849,7 +930,9 @@ class QuoterWorker:
         member = hosted.engine._owner_of(fill.client_order_id)
         if member is None:
             return
-        await self._db(
+        await self._durably(
+            hosted,
+            "fill",
             store.fills_record,
             symbol=hosted.symbol,
             token=hosted.token,
@@ -908,7 +991,11 @@ class QuoterWorker:
                         "cancelled_orders": cancelled,
                     },
                 )
-                await self._db(
+                # Until the halt is on record a re-read of the row (still ACTIVE) is
+                # stale and must not resume the pool: trip_recorded_ns stays at +inf.
+                await self._durably(
+                    hosted,
+                    "halt",
                     store.pool_halt,
                     symbol=hosted.symbol,
                     worker_id=self.config.worker_id,
@@ -952,17 +1039,29 @@ class QuoterWorker:
                     await self._send(hosted, batch)
             except StaleLease:
                 logger.error("%s: another worker holds the symbol now", hosted.symbol)
+            except (DatabaseError, psycopg.Error) as exc:
+                # The write-ahead record failed, so no placement went.
+                self._database_lost(f"{hosted.symbol} orders", exc)
             except Exception:
                 logger.exception("%s: order traffic failed", hosted.symbol)
             if stop:
                 return
+
+    def _may_place(self, symbol: str) -> bool:
+        """The gate as a placement leaves the process (after any wait for its turn)."""
+        hosted = self.hosted.get(symbol)
+        return (
+            hosted is not None
+            and hosted.engine.mode is PoolMode.ACTIVE
+            and not hosted.engine.suspended
+        )
 
     def _withdraw_unsent(self, hosted: Hosted, batch: list[Action]) -> list[Action]:
         """`batch` without what need not go: placements withdrawn (a later cancel in
         the batch, or the gate closed) with their cancels and queries, and all but
         the first query of an order, or every query of an order the batch cancels
         (the engine asks again while one waits)."""
-        gate_open = hosted.engine.mode is PoolMode.ACTIVE
+        gate_open = self._may_place(hosted.symbol)
         cancelled = {a.client_order_id for a in batch if isinstance(a, CancelOrder)}
         withdrawn = {
             a.client_order_id
@@ -1273,6 +1372,21 @@ class QuoterWorker:
                     from_state=FlattenStatus.REQUESTED,
                     to_state=FlattenStatus.COMPLETED,
                 )
+
+
+def _database_answers() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _closing_broken(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`fn`, and on a database error the thread's connection closed if it broke (a
+    restarted server), so the next call connects afresh instead of failing on it."""
+    try:
+        return fn(*args, **kwargs)
+    except DatabaseError:
+        close_old_connections()
+        raise
 
 
 def decode_patiently(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import random
@@ -328,6 +329,8 @@ class Faults:
     reset_rate: float = 0.0  # done, then the connection is closed mid-response
     reject_rate: float = 0.0  # placements refused with VENUE_REJECT
     routes: frozenset[str] = VENUE_ROUTES  # where the probabilistic faults apply
+    # Only requests for these accounts suffer them (None: every account's).
+    accounts: frozenset[str] | None = None
     rate_limit: RateLimit | None = None
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random)
@@ -342,7 +345,7 @@ class Faults:
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Faults:
-        known = {*cls.RATES, "latency_ms", "hang_ms", "routes", "rate_limit", "seed"}
+        known = {*cls.RATES, "latency_ms", "hang_ms", "routes", "accounts", "rate_limit", "seed"}
         unknown = set(body) - known
         if unknown:
             raise BadRequest(f"unknown fault keys: {sorted(unknown)}")
@@ -358,6 +361,13 @@ class Faults:
                 raise BadRequest(f"{name} must be a number ≥ 0")
             setattr(faults, name, float(value))
         faults.routes = _routes(body.get("routes"), VENUE_ROUTES)
+        accounts = body.get("accounts")
+        if accounts is not None:
+            if not isinstance(accounts, list) or not all(
+                isinstance(a, str) and a for a in accounts
+            ):
+                raise BadRequest("accounts must be a list of account ids")
+            faults.accounts = frozenset(accounts)
         limit = body.get("rate_limit")
         if limit is not None:
             if not isinstance(limit, dict):
@@ -383,6 +393,7 @@ class Faults:
             latency_ms=self.latency_ms,
             hang_ms=self.hang_ms,
             routes=sorted(self.routes),
+            accounts=None if self.accounts is None else sorted(self.accounts),
             seed=self.seed,
             rate_limit=None,
         )
@@ -393,6 +404,20 @@ class Faults:
                 "routes": sorted(self.rate_limit.routes),
             }
         return body
+
+
+async def _account_of(request: Request) -> str | None:
+    """The account a venue request is for: its account_id parameter, or its body's
+    (the body is cached, so the handler reads it again)."""
+    account = request.query_params.get("account_id")
+    if account is not None or request.method != "POST":
+        return account
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return None
+    value = body.get("account_id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _routes(value: object, default: frozenset[str]) -> frozenset[str]:
@@ -468,7 +493,9 @@ def create_app(
         async def endpoint(request: Request) -> Response:
             arrived = time.time()
             faults: Faults = state["faults"]
-            applies = route in faults.routes
+            applies = route in faults.routes and (
+                faults.accounts is None or await _account_of(request) in faults.accounts
+            )
             if applies and faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
             limit = faults.rate_limit

@@ -246,6 +246,19 @@ class QuoterMetrics:
             buckets=IO_BUCKETS,
             registry=r,
         )
+        self.database_retries = Counter(
+            "mm_quoter_database_retries",
+            "Failed attempts at a durable write (fill, funding, kill-switch halt), each"
+            " tried again until it is on record.",
+            ["symbol", "record"],
+            registry=r,
+        )
+        self.database_outages = Counter(
+            "mm_quoter_database_outages",
+            "Times a durable write failed and every hosted pool was suspended until the"
+            " database answered again.",
+            registry=r,
+        )
         self.task_restarts = Counter(
             "mm_quoter_task_restarts",
             "A side task (status, listener, re-read, timers, reconciliation, renewals,"

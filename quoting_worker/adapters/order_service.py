@@ -64,6 +64,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -71,6 +72,7 @@ import httpx
 from opentelemetry.trace import SpanKind
 
 from common import tracing
+from common.failpoints import failpoint
 from quoting_worker.core.types import (
     Action,
     CancelAll,
@@ -105,6 +107,10 @@ PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancell
 
 class OrderServiceUnavailable(Exception):
     """No answer that settles the request (timeouts, 5xx, 429s past the retries)."""
+
+
+class Withdrawn(Exception):
+    """A placement's gate closed while it waited for its turn: not sent."""
 
 
 class RequestClass(IntEnum):
@@ -308,16 +314,19 @@ class OrderServiceClient:
         attempts: int,
         json: Any = None,
         params: Mapping[str, str] | None = None,
+        gate: Callable[[], bool] | None = None,
     ) -> httpx.Response:
         """Sends within the budget; retries 429s (after Retry-After) and, while
         `attempts` last, transport errors and 5xx. Returns the last response;
-        raises the last httpx.TransportError."""
+        raises the last httpx.TransportError. `gate`: asked each time the request
+        is about to leave (its turn in the budget and a connection come after
+        waits, a Retry-After's among them); Withdrawn when it says no."""
         tries = rate_limited = 0
         while True:
             await self.budget.acquire(kind)
             tries += 1
             try:
-                response = await self._request(method, url, json=json, params=params)
+                response = await self._request(method, url, json=json, params=params, gate=gate)
             except httpx.TransportError:
                 if tries >= attempts:
                     raise
@@ -337,12 +346,20 @@ class OrderServiceClient:
             return response
 
     async def _request(
-        self, method: str, url: str, *, json: Any, params: Mapping[str, str] | None
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        params: Mapping[str, str] | None,
+        gate: Callable[[], bool] | None = None,
     ) -> httpx.Response:
         """One HTTP exchange; at most `max_connections` are under way at once. Timed
         for `on_request`, and traced when tracing is on (the span's context goes to
         the venue in `traceparent`)."""
         async with self._in_flight:
+            if gate is not None and not gate():
+                raise Withdrawn(url)
             if self.on_request is None and not tracing.enabled:
                 return await self._http.request(method, url, json=json, params=params)
             return await self._observed(method, url, json=json, params=params)
@@ -403,8 +420,11 @@ class OrderServiceClient:
         price: str,
         size: str,
         user_id: str | None = None,
+        gate: Callable[[], bool] | None = None,
     ) -> PlaceResult:
-        """Places one post-only GTC limit order; `price` and `size` are decimal strings."""
+        """Places one post-only GTC limit order; `price` and `size` are decimal strings.
+        `gate`: whether the order may still go, asked as it leaves; if not, it is
+        never sent and comes back as cancelled."""
         coid = order.client_order_id
         uid = user_id or self.user_ids.get(order.account_id)
         if not uid:
@@ -424,10 +444,13 @@ class OrderServiceClient:
         }
         try:
             response = await self._send(
-                RequestClass.PLACE, "POST", "/v1/orders", attempts=1, json=body
+                RequestClass.PLACE, "POST", "/v1/orders", attempts=1, json=body, gate=gate
             )
         except httpx.TransportError:
             return self._unknown(coid, "transport")
+        except Withdrawn:
+            self.outcomes["place.withdrawn"] += 1
+            return OrderCancelled(coid, self.clock_ns())
         now = self.clock_ns()
         status = response.status_code
         if status in (200, 201):
@@ -651,10 +674,14 @@ class OrderServiceSink:
         *,
         instruments: Mapping[str, Instrument] | Callable[[str], Instrument],
         on_event: EventCallback,
+        may_place: Callable[[str], bool] | None = None,
     ) -> None:
         self.client = client
         self._instruments = instruments
         self.on_event = on_event
+        # Whether the symbol's gate is open, asked as each placement leaves: one
+        # that waited (rate budget, Retry-After, connections) past a kill never goes.
+        self.may_place = may_place
         self.failures: Counter[str] = Counter()
         self.saved: Counter[str] = Counter()
         self._settled: OrderedDict[str, OrderCancelled] = OrderedDict()
@@ -710,6 +737,7 @@ class OrderServiceSink:
     ) -> None:
         if before is not None:
             await before
+        failpoint("place.recorded")
         free: list[PlaceOrder] = []
         waiting: list[PlaceOrder] = []
         for place in places:
@@ -737,7 +765,10 @@ class OrderServiceSink:
             symbol=symbol,
             price=decimal_str(instrument.price(order.price_ticks)),
             size=decimal_str(instrument.size(order.size_lots)),
+            gate=None if self.may_place is None else partial(self.may_place, symbol),
         )
+        if isinstance(event, OrderAccepted):
+            failpoint("place.answered")
         await self._emit(event)
 
     async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:

@@ -204,6 +204,9 @@ class PoolEngine:
         # Unknown until the Metadata Service or the feed says: no quoting before.
         self.instrument_halted: bool | None = None
         self.halt_reason = ""
+        # Why the adapter cannot keep a durable record now (the database is down):
+        # the gate is closed until it can ("" when it can). Self-clearing, no halt.
+        self.suspended = ""
         self.active_since_ns = clock.now_ns() if mode is PoolMode.ACTIVE else 0
         self.dirty = True
         # An order went (cancelled, rejected, given up) while nothing else changed:
@@ -520,6 +523,21 @@ class PoolEngine:
         if kind == "pause":
             self.mode = PoolMode.PAUSED
             return self._cancel_everything(f"pause: {command.reason}")
+        if kind == "suspend":
+            # Nothing new while a fill or an order could not be put on record; what
+            # rests is withdrawn (cancels need no record). The mode is kept.
+            if self.suspended:
+                return []
+            self.suspended = command.reason or "suspended"
+            return self._cancel_everything(f"suspend: {self.suspended}")
+        if kind == "unsuspend":
+            if self.suspended:
+                # Like an activation: the book is as old as the suspension (the
+                # queue waited too), so staleness gets its grace while it catches up.
+                self.suspended = ""
+                self.active_since_ns = self.clock.now_ns()
+                self.dirty = True
+            return self._maybe_quote()
         if kind == "kill":
             return self._trip(Breach("KILL", command.reason or "kill switch"), report=False)
         if kind == "flatten":
@@ -654,6 +672,8 @@ class PoolEngine:
         """Why no order may go now; "" when the gate is open."""
         if self.mode is not PoolMode.ACTIVE:
             return f"pool {self.mode}"
+        if self.suspended:
+            return f"suspended: {self.suspended}"
         if self.instrument_halted is None:
             return "instrument status unknown"
         if self.instrument_halted:
@@ -670,7 +690,7 @@ class PoolEngine:
             return []
         if self.mode is not PoolMode.ACTIVE or self.instrument_halted is not False:
             return []
-        if not self.book.synced:
+        if self.suspended or not self.book.synced:
             return []
         now = self.clock.now_ns()
         last = self.last

@@ -238,7 +238,8 @@ class MemberSpec:
 class Command:
     """A lifecycle or configuration command from the API, admin or risk path.
 
-    kind: enable | pause | resume | kill | flatten | config | members
+    kind: enable | pause | resume | kill | flatten | config | members, or from the
+    worker itself: suspend | unsuspend (its durable record is unavailable / back)
     """
 
     kind: str

@@ -23,6 +23,7 @@ from pools.leases import StaleLease
 from quoting_worker.adapters.order_service import (
     OrderServiceClient,
     OrderServiceSink,
+    OrderServiceUnavailable,
     RateBudget,
     RequestClass,
     decimal_str,
@@ -300,6 +301,30 @@ def test_an_unknown_outcome_is_resolved_by_query_and_a_retry_never_doubles(
     )
 
 
+def test_faults_limited_to_one_account_spare_the_others(sim: SimAdmin) -> None:
+    sim.faults(error_rate=1.0, routes=["place", "cancel_all"], accounts=[ALPHA])
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            return (
+                await place(client, order(account=ALPHA)),
+                await place(client, order(account=BRAVO)),
+                await client.cancel_all(BRAVO, BTC.symbol),
+            )
+
+    failed, placed, cancelled = run(scenario)
+    assert isinstance(failed, PlaceOutcomeUnknown)
+    assert isinstance(placed, OrderAccepted)
+    assert cancelled == 1
+    with pytest.raises(OrderServiceUnavailable):
+        run(lambda: _cancel_all_of(sim, ALPHA))
+
+
+async def _cancel_all_of(sim: SimAdmin, account: str) -> int:
+    async with connect(sim, attempts=1) as client:
+        return await client.cancel_all(account, BTC.symbol)
+
+
 def test_the_same_seed_replays_the_same_faults(sim: SimAdmin) -> None:
     async def outcomes() -> list[str]:
         sim.reset()
@@ -313,6 +338,41 @@ def test_the_same_seed_replays_the_same_faults(sim: SimAdmin) -> None:
 
 
 # ---------------------------------------------------------------- rate limits
+
+
+def test_a_placement_held_by_retry_after_never_goes_once_its_gate_closes(
+    sim: SimAdmin,
+) -> None:
+    sim.faults(rate_limit={"requests": 1, "per_seconds": 1})
+    gate = {"open": True}
+    first, held = order(ticks=600_000), order(ticks=599_999)
+
+    async def scenario() -> tuple[Any, ...]:
+        async with connect(sim) as client:
+            placed = await place(client, first)
+            waiting = asyncio.ensure_future(
+                client.place(
+                    held,
+                    symbol=BTC.symbol,
+                    price=decimal_str(BTC.price(held.price_ticks)),
+                    size=decimal_str(BTC.size(held.size_lots)),
+                    gate=lambda: gate["open"],
+                )
+            )
+            await eventually(lambda: _refused_once(sim))
+            gate["open"] = False  # a kill while it waits out the Retry-After
+            return placed, await waiting, client.outcomes
+
+    placed, withdrawn, outcomes = run(scenario)
+    assert isinstance(placed, OrderAccepted)
+    assert withdrawn == OrderCancelled(held.client_order_id, withdrawn.ts_ns)
+    assert outcomes["place.withdrawn"] == 1
+    assert [r["outcome"] for r in sim.requests("place")] == ["201", "429"]
+    assert sim.stats()["live_orders"] == 1
+
+
+async def _refused_once(sim: SimAdmin) -> bool:
+    return any(r["outcome"] == "429" for r in sim.requests("place"))
 
 
 def test_a_429_holds_placements_for_retry_after_while_a_cancel_still_goes(

@@ -2,3 +2,4 @@
 
 from tests.adapters.conftest import schema_registry_url  # noqa: F401 - shared fixture
 from tests.adapters.test_metadata import metadata_target  # noqa: F401 - shared fixture
+from tests.e2e.conftest import broker  # noqa: F401 - shared fixture
