@@ -77,7 +77,12 @@ def formatter_options(fmt: str) -> dict[str, Any]:
     renderer: Any = (
         structlog.processors.JSONRenderer(default=str)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(
+            # Plain tracebacks: rich's, with every frame's locals, take the event
+            # loop ~100 ms each, which an outage's burst of them turns into seconds.
+            colors=False,
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact]
     if fmt == "json":

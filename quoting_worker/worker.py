@@ -275,6 +275,7 @@ class QuoterWorker:
         self.offsets = OffsetTracker()
         self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
         self._database_probe: asyncio.Task[None] | None = None  # while the database is lost
+        self._early_cancels: set[asyncio.Task[None]] = set()
         self.skipped: defaultdict[str, int] = defaultdict(int)
         self.assigned: set[tuple[str, int]] = set()
         self.stopping = threading.Event()
@@ -297,6 +298,7 @@ class QuoterWorker:
         )
         self.metrics = QuoterMetrics()
         self.client.on_request = self.metrics.order_request
+        self.sink.on_resolved = self.metrics.unknown_resolved.observe
         self.metadata = MetadataClient(config.metadata_target)
         self.journal = OrderJournal(conninfo(connections["default"].settings_dict))
         self.redis = aioredis.from_url(config.redis_url)
@@ -355,6 +357,10 @@ class QuoterWorker:
             try:
                 await loop_body()
                 return
+            except (DatabaseError, RedisError, psycopg.Error) as exc:
+                # An outage the task outlives: one line, not a traceback per retry.
+                self.metrics.task_restarts.labels(name).inc()
+                logger.error("%s failed (%s); started again in %.1f s", name, exc, delay)
             except Exception:
                 self.metrics.task_restarts.labels(name).inc()
                 logger.exception("%s failed; started again in %.1f s", name, delay)
@@ -947,6 +953,15 @@ class QuoterWorker:
         traffic: list[Action] = [a for a in actions if isinstance(a, ORDER_TRAFFIC)]
         if traffic:
             hosted.sends.put_nowait((traffic, hosted.cause))
+            early: list[Action] = [a for a in traffic if isinstance(a, CancelAll)]
+            if early:
+                # The gate closed (kill, halt, pause, suspension): the venue's
+                # cancel-all goes now, not behind a batch still under way (a
+                # placement left hanging holds it up to the client's timeout). The
+                # queued traffic follows in order, per-order cancels included.
+                task = asyncio.create_task(self._cancel_all_now(hosted, early))
+                self._early_cancels.add(task)
+                task.add_done_callback(self._early_cancels.discard)
         for action in actions:
             if isinstance(action, RiskTriggered):
                 await self._record_trip(hosted, action, traffic)
@@ -960,6 +975,12 @@ class QuoterWorker:
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
+
+    async def _cancel_all_now(self, hosted: Hosted, cancels: list[Action]) -> None:
+        try:
+            await self.sink.execute(hosted.symbol, cancels)
+        except Exception as exc:
+            logger.error("%s: early cancel-all failed (queued one follows): %s", hosted.symbol, exc)
 
     async def _record_trip(
         self, hosted: Hosted, trip: RiskTriggered, traffic: Sequence[Action]

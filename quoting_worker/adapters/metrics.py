@@ -253,6 +253,13 @@ class QuoterMetrics:
             ["symbol", "record"],
             registry=r,
         )
+        self.unknown_resolved = Histogram(
+            "mm_order_unknown_outcome_resolve_seconds",
+            "A placement whose outcome was unknown (timeout, 5xx, reset) until the first"
+            " answer to a query of it by client order id.",
+            buckets=IO_BUCKETS,
+            registry=r,
+        )
         self.database_outages = Counter(
             "mm_quoter_database_outages",
             "Times a durable write failed and every hosted pool was suspended until the"

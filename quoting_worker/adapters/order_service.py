@@ -682,6 +682,10 @@ class OrderServiceSink:
         # Whether the symbol's gate is open, asked as each placement leaves: one
         # that waited (rate budget, Retry-After, connections) past a kill never goes.
         self.may_place = may_place
+        # Placements whose outcome is unknown, since when (monotonic s); the first
+        # answer to a query of one is its resolution, timed for `on_resolved`.
+        self.unknown_since: OrderedDict[str, float] = OrderedDict()
+        self.on_resolved: Callable[[float], None] | None = None
         self.failures: Counter[str] = Counter()
         self.saved: Counter[str] = Counter()
         self._settled: OrderedDict[str, OrderCancelled] = OrderedDict()
@@ -769,6 +773,10 @@ class OrderServiceSink:
         )
         if isinstance(event, OrderAccepted):
             failpoint("place.answered")
+        elif isinstance(event, PlaceOutcomeUnknown):
+            self.unknown_since[order.client_order_id] = time.monotonic()
+            if len(self.unknown_since) > SETTLED_MEMORY:
+                self.unknown_since.popitem(last=False)
         await self._emit(event)
 
     async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:
@@ -786,9 +794,9 @@ class OrderServiceSink:
     async def _cancel_all(self, symbol: str, account_id: str) -> None:
         try:
             _, ids = await self.client.cancel_all_ids(account_id, symbol)
-        except OrderServiceUnavailable:
+        except OrderServiceUnavailable as exc:
             self.failures["cancel_all"] += 1
-            logger.exception("%s: cancel-all for %s failed", symbol, account_id)
+            logger.error("%s: cancel-all for %s failed: %s", symbol, account_id, exc)
             return
         now = self.client.clock_ns()
         for coid in ids:
@@ -808,6 +816,9 @@ class OrderServiceSink:
         except OrderServiceUnavailable:
             self.failures["query"] += 1
             return
+        since = self.unknown_since.pop(query.client_order_id, None)
+        if since is not None and self.on_resolved is not None:
+            self.on_resolved(time.monotonic() - since)
         await self._emit(result)
 
     async def _snapshot(self, symbol: str) -> None:

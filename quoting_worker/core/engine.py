@@ -317,7 +317,11 @@ class PoolEngine:
         now = self.clock.now_ns()
         actions: list[Action] = []
         if self.mode is PoolMode.ACTIVE:
-            breach = self.guards.check_stale(now, self._feed_heard_ns(), self.params)
+            # Was the feed alive when this tick was queued? Every book message that
+            # arrived before it is applied by now (one queue, in order), so a backlog
+            # behind a slow write is not taken for a silent feed; a silent feed is.
+            as_of = min(now, timer.ts_ns)
+            breach = self.guards.check_stale(as_of, self._feed_heard_ns(), self.params)
             if breach is None:
                 breach = self._check_exposure()
             if breach is not None:
@@ -717,9 +721,10 @@ class PoolEngine:
         if self.params.check_staleness and (
             self.guards.check_stale(now, self.book.last_received_ns, self.params) is not None
         ):
-            # Never a quote off old data; the halt waits for the grace after activation.
-            breach = self.guards.check_stale(now, self._feed_heard_ns(), self.params)
-            return self._trip(breach) if breach is not None else []
+            # Never a quote off old data. The halt is the timer's to decide (`_on_timer`):
+            # here the data may only be old because newer messages still wait in the
+            # queue behind a backlog.
+            return []
         sigma = self.vol.sigma(now)
         mid = self.book.mid_ticks()
         if sigma is None or mid is None:

@@ -103,8 +103,11 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
         alice_size = sum(Decimal(o["size"]) for o in alice_orders)
         assert bob_size > alice_size  # weight 3 against 1
         wait_for("orders on record", lambda: MMOrder.objects.filter(status="OPEN").count() >= 4)
-        status = wait_for("live status", lambda: redis_client().get(f"mms:live:pool:{SYMBOL}"))
-        assert b'"mode":"ACTIVE"' in status
+        # Published every second: the beat after the enable says ACTIVE.
+        wait_for(
+            "the live status ACTIVE",
+            lambda: b'"mode":"ACTIVE"' in (redis_client().get(f"mms:live:pool:{SYMBOL}") or b""),
+        )
 
         services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
         wait_for(

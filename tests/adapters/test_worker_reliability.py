@@ -56,6 +56,7 @@ from tests.adapters.worker_harness import (
 )
 from tests.conftest import free_port
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from tests.figures import record
 from trading.models import MMFill
 
 OPS = Actor("olga-ops")
@@ -540,6 +541,7 @@ def test_malformed_messages_are_skipped_and_counted_and_quoting_goes_on(
         market.move(Decimal(50))
 
         wait_for("the garbage counted", lambda: running.worker.skipped["undecodable"] == 3)
+        record(10, malformed_sent=3, skipped=running.worker.skipped["undecodable"])
 
         def requoted() -> bool:
             orders = open_orders(venue.url, "acct-alice") + open_orders(venue.url, "acct-bob")
@@ -633,6 +635,7 @@ class OwnershipWatch:
     def __init__(self, workers: list[QuoterWorker], symbols: tuple[str, ...]) -> None:
         self.workers, self.symbols = workers, symbols
         self.overlaps: list[tuple[str, list[str]]] = []
+        self.samples = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -650,6 +653,7 @@ class OwnershipWatch:
 
     def _watch(self) -> None:
         while not self.stop.wait(0.01):
+            self.samples += 1
             for symbol in self.symbols:
                 owners = self.hosts(symbol)
                 if len(owners) > 1:
@@ -662,6 +666,8 @@ class OwnershipWatch:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(5)
+        # Overlap time: samples 10 ms apart that saw two owners.
+        record(12, samples=self.samples, overlap_samples=len(self.overlaps))
 
 
 def test_two_workers_share_symbols_by_partition_and_one_takes_over_when_the_other_stops(

@@ -4,13 +4,14 @@ Every step feeds one event and checks what the engine emitted against an
 independent model of what is allowed:
 
 - no order is placed while the pool is not ACTIVE, nor after a kill switch
-  until an explicit resume;
+  until an explicit resume, nor while the worker has it suspended (its
+  database down) until it unsuspends it;
 - no quote crosses or touches the opposite best; prices on ticks; sizes on
   lots, at least the minimum; per-level member sizes sum to at most the pool's;
 - positions and PnL equal an independent recomputation from the fills;
   every fill is booked once, to exactly one member;
 - a stale or unsynced book never produces quotes;
-- entering PAUSED or HALTED cancels every open order;
+- entering PAUSED or HALTED, or a suspension, cancels every open order;
 - a restart rebuilt from fills and orders keeps positions and the day's guard.
 """
 
@@ -30,6 +31,7 @@ from quoting_worker.core.types import (
     BookDelta,
     BookHeartbeat,
     BookSnapshot,
+    CancelAll,
     CancelOrder,
     Command,
     Fill,
@@ -60,6 +62,8 @@ class EngineMachine(RuleBasedStateMachine):
         self.engine = self.world.engine
         self.mid = MID
         self.model_mode = PoolMode.PAUSED
+        # Why the worker suspended the pool (its database down); "" when it did not.
+        self.model_suspended = ""
         self.book_bids: dict[int, int] = {}
         self.book_asks: dict[int, int] = {}
         self.fills: list[tuple[str, Fill]] = []  # (participant id, fill), as stored
@@ -71,6 +75,14 @@ class EngineMachine(RuleBasedStateMachine):
         self.last_received = self.world.now()
         self._snapshot(MID)
         self.instrument_status(False)
+        # σ warm, a mark known and the pool enabled: it quotes from the first step
+        # (left to the rules, a schedule almost never got there: nothing was placed).
+        for offset in (-10, 10, -10, 10):
+            self.world.clock.advance(100 * MS)
+            self.heartbeat()
+            self.trade(offset)
+        self.mark(0)
+        self.command("enable")
 
     # ---------------------------------------------------------------- plumbing
 
@@ -87,6 +99,8 @@ class EngineMachine(RuleBasedStateMachine):
         if orders:
             assert self.model_mode is PoolMode.ACTIVE, f"placed while {self.model_mode}"
             assert self.engine.mode is PoolMode.ACTIVE
+            assert not self.model_suspended, "placed while suspended"
+            assert not self.engine.suspended
             assert self.instrument_halted is False, "placed while the instrument is not trading"
             assert self.engine.book.synced, "placed off an unsynced book"
             age_ms = (self.world.now() - self.last_received) // MS
@@ -107,7 +121,11 @@ class EngineMachine(RuleBasedStateMachine):
             per_level[(order.side, order.level, order.price_ticks)] += order.size_lots
         for (_side, _level, price), lots in per_level.items():
             assert lots <= level_lots(PARAMS.order_size_usdt, price, BTC)
-        if self.engine.mode is not PoolMode.ACTIVE or not self.engine.book.synced:
+        if (
+            self.engine.mode is not PoolMode.ACTIVE
+            or not self.engine.book.synced
+            or self.model_suspended
+        ):
             # Every order still open is being cancelled.
             for member in self.engine.members.values():
                 for coid in member.runtime.open_orders:
@@ -280,6 +298,30 @@ class EngineMachine(RuleBasedStateMachine):
             self.model_mode = PoolMode.HALTED
         self.feed(Command(kind, self.world.now(), reason="test"))
 
+    @rule(reason=st.sampled_from(["fill not recorded", "order not recorded"]))
+    def suspend(self, reason: str) -> None:
+        """The worker could not put a fill, halt or order on record: the mode stays."""
+        again = bool(self.model_suspended)
+        self.model_suspended = self.model_suspended or reason
+        mode = self.engine.mode
+        out = self.feed(Command("suspend", self.world.now(), reason=reason))
+        assert self.engine.mode is mode
+        if again:
+            assert out == []
+        else:
+            accounts = tuple(sorted(m.account_id for m in MEMBERS))
+            assert [a for a in out if isinstance(a, CancelAll)] == [
+                CancelAll(accounts, f"suspend: {reason}")
+            ]
+
+    @rule()
+    def unsuspend(self) -> None:
+        """The database answers again (the worker may say so when nothing was suspended)."""
+        self.model_suspended = ""
+        mode = self.engine.mode
+        self.feed(Command("unsuspend", self.world.now()))
+        assert self.engine.mode is mode
+
     @rule()
     def restart(self) -> None:
         """A new engine rebuilt from the persisted fills and orders replaces this one."""
@@ -307,8 +349,10 @@ class EngineMachine(RuleBasedStateMachine):
             assert twin.members[pid].runtime.total_pnl(Decimal(1)) == member.runtime.total_pnl(
                 Decimal(1)
             )
-        # A new process knows nothing of the instrument until told.
+        # A new process knows nothing of the instrument until told, and read its
+        # state from the database: that answers, so nothing is suspended.
         self.instrument_halted = None
+        self.model_suspended = ""
         # Booting never quotes: an ACTIVE pool comes back PAUSED (SPEC B.9).
         if self.model_mode is PoolMode.ACTIVE:
             self.model_mode = PoolMode.PAUSED
@@ -339,6 +383,12 @@ class EngineMachine(RuleBasedStateMachine):
                 side = totals[order.side]
                 side[order.price_ticks] = side.get(order.price_ticks, 0) + order.remaining_lots
         assert totals == self.engine.own_levels
+
+    @invariant()
+    def a_suspension_keeps_the_gate_closed(self) -> None:
+        assert self.engine.suspended == self.model_suspended
+        if self.model_suspended and self.engine.mode is PoolMode.ACTIVE:
+            assert self.engine.gate() == f"suspended: {self.model_suspended}"
 
     @invariant()
     def cancels_only_name_known_orders(self) -> None:

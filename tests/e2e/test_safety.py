@@ -64,6 +64,7 @@ from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared 
     resting_ladders,
     tradex,
 )
+from tests.figures import record
 from trading.models import MMFill, MMOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,17 +213,22 @@ def test_a_paused_feed_halts_the_pool_for_stale_data_within_its_threshold(
     with quoter() as running:
         start_quoting(running, pool, tradex)
         tradex.feed("pause", ETH)
-        paused = time.monotonic()
+        paused, paused_wall = time.monotonic(), time.time()
         wait_for("the pool HALTED", lambda: row(pool).state == "HALTED", timeout=threshold_s + 10)
         elapsed = time.monotonic() - paused
-        print(
-            f"stale data: HALTED {elapsed:.2f} s after the feed paused (threshold {threshold_s} s)"
-        )
         # The last book message came at most a heartbeat (0.5 s) before the pause.
         assert threshold_s - 1.0 <= elapsed <= threshold_s + 2.5, elapsed
 
         halted = assert_halted_by("STALE_DATA", pool, tradex)
         assert "threshold 3000 ms" in halted.state_reason
+        on_stale_data = placements(tradex, since=paused_wall + threshold_s)
+        record(
+            10,
+            stale_halt_after_s=round(elapsed, 3),
+            threshold_s=threshold_s,
+            placements_on_stale_data=on_stale_data,
+        )
+        assert on_stale_data == 0
 
 
 # ---------------------------------------------------------------- 3. reject storm

@@ -35,6 +35,7 @@ from pools.models import FlattenRequest, PoolConfig, PoolMember
 from settlements.models import Settlement
 from tests.conftest import TokenFactory
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory, SettlementFactory
+from tests.figures import record
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +151,13 @@ def test_every_route_refuses_bad_tokens_and_changes_nothing_without_the_right_ro
                 if after != before and (status >= 400 or caller in bad or caller in read_only):
                     problems.append(f"state changed: {where}")
                 before = after
+    record(
+        13,
+        auth_requests=sum(statuses.values()),
+        server_errors=sum(1 for p in problems if p.startswith("server error")),
+        bad_tokens_not_refused=sum(1 for p in problems if p.startswith("bad token")),
+        unauthorised_state_changes=sum(1 for p in problems if p.startswith("state changed")),
+    )
     assert not problems, "\n".join(problems[:40])
     # The matrix ran through every kind of answer, not only refusals.
     assert statuses[("ops", 200)] > 0

@@ -18,6 +18,7 @@ from schemathesis.checks import not_a_server_error
 
 from tests.conftest import TokenFactory
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from tests.figures import record
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,12 @@ def test_no_operation_answers_with_a_server_error(api_schema: Any, staff_token: 
             case.validate_response(response, checks=[not_a_server_error])
 
         call()
+    record(
+        13,
+        fuzz_operations=len(operations),
+        fuzz_calls=len(calls),
+        fuzz_server_errors=sum(status >= 500 for status in calls),
+    )
     assert len(calls) >= len(operations)
     assert 401 not in calls  # every call got past authentication, to the code under test
     assert sum(200 <= status < 300 for status in calls) > len(operations)

@@ -1,6 +1,6 @@
 """Issue 8, row 2: the desk's kill at random moments while orders are in flight,
 placements are rate-limited (429) and one member account's requests fail half
-the time and are slow.
+the time, are slow, or hang unanswered.
 
 The worker runs in a thread of the test process (so the engine's gate can be
 watched), quoting a pool on the TradeX simulator. Each round: resume, let the
@@ -58,6 +58,8 @@ def test_a_kill_at_random_moments_under_faults_closes_the_gate_and_empties_every
     tradex.faults(
         error_rate=0.5,
         latency_ms=50,
+        timeout_after_accept_rate=0.2,  # placements left hanging past the client's timeout
+        hang_ms=3000,
         routes=["place", "cancel", "cancel_all", "query"],
         accounts=[FAILING_ACCOUNT],
         rate_limit={"requests": 12, "per_seconds": 1},
