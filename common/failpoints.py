@@ -25,6 +25,7 @@ POINTS = {
     "place.answered": "the venue accepted the order, the answer not handled",
     "place.acked": "the accepted order's status is on record",
     "fill.stored": "a fill is on record, not yet applied nor its offset committed",
+    "outbox.published": "the broker acknowledged an outbox batch, its rows not yet marked",
 }
 
 

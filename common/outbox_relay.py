@@ -55,6 +55,7 @@ from django.utils import timezone
 from opentelemetry.trace import SpanKind
 
 from common import tracing
+from common.failpoints import failpoint
 from common.models import OutboxEvent
 from quoting_worker.adapters.kafka_config import producer_config
 from quoting_worker.adapters.serde import AvroCodec, EncodeError
@@ -131,6 +132,27 @@ def relay_batch(
     ).published
 
 
+# Errors after which the idempotent producer's state no longer matches the broker's
+# (a delivery timed out mid-sequence, the broker restarted): librdkafka does not
+# flag them fatal, yet every later produce fails the same way until the producer
+# is replaced (seen on Tansu: PRODUCER_FENCED for good after one timeout).
+_STALE_PRODUCER_CODES = frozenset(
+    {
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+    }
+)
+
+
+def _needs_new_producer(error: object) -> bool:
+    return isinstance(error, KafkaError) and (
+        error.fatal() or error.code() in _STALE_PRODUCER_CODES
+    )
+
+
 def relay_once(
     *,
     producer: Producer,
@@ -161,6 +183,7 @@ def relay_once(
         values, poison = _encode(codec, rows)
         sendable = rows[: len(values)]
         reports, attempted = _produce_all(producer, sendable, values, flush_timeout)
+        failpoint("outbox.published")
 
         delivered: list[int] = []
         failures: dict[int, str] = {}
@@ -172,7 +195,7 @@ def relay_once(
                     delivered.append(row.pk)
             else:
                 failures[row.pk] = str(error)
-                fatal = fatal or (isinstance(error, KafkaError) and error.fatal())
+                fatal = fatal or _needs_new_producer(error)
         if poison is not None:
             failures[poison[0].pk] = poison[1]
 

@@ -489,7 +489,12 @@ def runquoter(
         return proc
 
     yield start
-    for proc in started:
+    stop_all(started)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each process still running; SIGKILL if it lingers past 30 s."""
+    for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -497,6 +502,13 @@ def runquoter(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def venue_trades(tradex: TradeXAdmin) -> dict[str, int]:  # noqa: F811
+    """Each member account's ETH trades in the venue's ledger."""
+    return {
+        account: int(tradex.ledger(account).get("trades", {}).get(ETH, 0)) for account in ACCOUNTS
+    }
 
 
 def unsettled_orders(tradex: TradeXAdmin) -> list[tuple[str, str, int]]:  # noqa: F811

@@ -44,8 +44,10 @@ from tests.e2e.test_safety import (  # noqa: F401 - tradex is a shared fixture
     placements,
     row,
     start_runquoter,
+    stop_all,
     tradex,
     unsettled_orders,
+    venue_trades,
 )
 from tests.e2e.test_stack import ETH, OPS, eth_pool
 from tests.figures import record
@@ -83,14 +85,7 @@ def runquoters(
         return proc, log
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    stop_all(started)
 
 
 def killed_at_failpoint(proc: subprocess.Popen[bytes], log: Path, point: str) -> float:
@@ -105,12 +100,6 @@ def venue_positions(tradex: TradeXAdmin) -> dict[str, Decimal]:  # noqa: F811
     return {
         account: Decimal(tradex.ledger(account).get("positions", {}).get(ETH, "0"))
         for account in ACCOUNTS
-    }
-
-
-def venue_trades(tradex: TradeXAdmin) -> dict[str, int]:  # noqa: F811
-    return {
-        account: int(tradex.ledger(account).get("trades", {}).get(ETH, 0)) for account in ACCOUNTS
     }
 
 

@@ -41,7 +41,9 @@ from tests.e2e.test_safety import (  # noqa: F401 - tradex is a shared fixture
     hosted_by,
     placements,
     start_runquoter,
+    stop_all,
     tradex,
+    venue_trades,
 )
 from tests.e2e.test_stack import ETH, eth_pool
 from tests.figures import record
@@ -85,12 +87,6 @@ def pool_state(url: str) -> str:
         row = conn.execute("SELECT state FROM mm_pool_configs WHERE symbol = %s", (ETH,)).fetchone()
     assert row is not None
     return str(row[0])
-
-
-def venue_trades(tradex: TradeXAdmin) -> dict[str, int]:  # noqa: F811
-    return {
-        account: int(tradex.ledger(account).get("trades", {}).get(ETH, 0)) for account in ACCOUNTS
-    }
 
 
 def test_a_postgres_restart_loses_no_fill_quotes_nothing_meanwhile_and_recovers_by_itself(
@@ -185,10 +181,4 @@ def test_a_postgres_restart_loses_no_fill_quotes_nothing_meanwhile_and_recovers_
         )
         assert stored == venue, "fills lost or doubled across the restart"
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all([proc])
