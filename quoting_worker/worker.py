@@ -1069,12 +1069,14 @@ class QuoterWorker:
                 return
 
     def _may_place(self, symbol: str) -> bool:
-        """The gate as a placement leaves the process (after any wait for its turn)."""
+        """The gate as a placement leaves the process (after any wait for its turn):
+        the pool ACTIVE, not suspended, and its book not gone stale meanwhile."""
         hosted = self.hosted.get(symbol)
         return (
             hosted is not None
             and hosted.engine.mode is PoolMode.ACTIVE
             and not hosted.engine.suspended
+            and hosted.engine.book_fresh(self.clock.now_ns())
         )
 
     def _withdraw_unsent(self, hosted: Hosted, batch: list[Action]) -> list[Action]:

@@ -672,6 +672,12 @@ class PoolEngine:
 
     # ------------------------------------------------------------------ quoting
 
+    def book_fresh(self, now_ns: int) -> bool:
+        """Whether the book was heard from within the staleness threshold at `now_ns`."""
+        return not self.params.check_staleness or (
+            self.guards.check_stale(now_ns, self.book.last_received_ns, self.params) is None
+        )
+
     def gate(self) -> str:
         """Why no order may go now; "" when the gate is open."""
         if self.mode is not PoolMode.ACTIVE:
@@ -718,9 +724,7 @@ class PoolEngine:
         the same prices again for whatever slot has no order."""
         if self.mark is None:
             return []
-        if self.params.check_staleness and (
-            self.guards.check_stale(now, self.book.last_received_ns, self.params) is not None
-        ):
+        if not self.book_fresh(now):
             # Never a quote off old data. The halt is the timer's to decide (`_on_timer`):
             # here the data may only be old because newer messages still wait in the
             # queue behind a backlog.
