@@ -54,6 +54,7 @@ from tests.core.test_pretrade import BTC, MAX_LOTS, MID, PARAMS, rules_broken  #
 SUITE: dict[int, list[str]] = {
     2: ["tests/reliability/test_kill_timing.py"],
     3: ["tests/reliability/test_unknown_outcomes.py"],
+    4: ["tests/reliability/test_lost_answers.py"],
     5: [
         "tests/reliability/test_crash_points.py::"
         "test_a_kill_after_a_fill_is_stored_before_its_offset_is_committed_neither_loses_nor_doubles_it"
@@ -210,6 +211,13 @@ def summarise(figures: list[dict[str, Any]]) -> dict[int, str]:
             f"{sum(r['unknown_outcomes'] for r in rows)} unknown outcomes: duplicate live"
             f" orders {max(r['duplicate_live_orders'] for r in rows)}; first answer p99"
             f" {max(r['resolve_p99_s'] or 0 for r in rows) * 1e3:.0f} ms"
+        )
+    if rows := _of(figures, 4):
+        out[4] = (
+            f"{sum(r['failed_answers'] for r in rows)} lost answers (503, cut connections):"
+            f" lost fills {sum(r['lost_fills'] for r in rows)} of"
+            f" {sum(r['fills_at_venue'] for r in rows)}; position difference"
+            f" {max(r['position_difference'] for r in rows)}"
         )
     if rows := _of(figures, 5):
         out[5] = (
