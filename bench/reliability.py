@@ -170,11 +170,13 @@ def run_suite(rounds: int, kills: int) -> tuple[list[dict[str, Any]], dict[str, 
                 check=False,
             )
             for line in done.stdout.splitlines():
-                for word in ("PASSED", "FAILED", "ERROR"):
-                    if line.startswith(word + " "):
-                        node = line.split(" ")[1]
-                        if outcomes.get(node) not in ("FAILED", "ERROR"):
-                            outcomes[node] = word
+                # The -rA summary: "PASSED tests/...::name" (captured log lines that
+                # start with a level name, "ERROR    mms...", are not outcomes).
+                word, _, node = line.partition(" ")
+                if word in ("PASSED", "FAILED", "ERROR") and node.startswith("tests/"):
+                    node = node.split(" ")[0]
+                    if outcomes.get(node) not in ("FAILED", "ERROR"):
+                        outcomes[node] = word
             print(
                 f"  round {n + 1}/{rounds}: {len(nodes)} tests,"
                 f" {time.perf_counter() - started:.0f} s, pytest exit {done.returncode}",
