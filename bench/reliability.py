@@ -82,6 +82,7 @@ SUITE: dict[int, list[str]] = {
         "test_a_worker_with_another_config_hosts_nothing_beside_a_running_one",
     ],
     13: ["tests/reliability/test_auth_matrix.py", "tests/reliability/test_fuzz_api.py"],
+    14: ["tests/reliability/test_load.py"],  # the 10-minute run: bench/load.py
 }
 ONCE = {8, 12, 13}  # deterministic: one round says it all
 
@@ -274,6 +275,13 @@ def summarise(figures: list[dict[str, Any]]) -> dict[int, str]:
             f" {sum(r['unauthorised_state_changes'] for r in auth)}; schemathesis"
             f" {sum(r['fuzz_calls'] for r in fuzz)} calls: 5xx"
             f" {sum(r['fuzz_server_errors'] for r in fuzz)}"
+        )
+    if rows := _of(figures, 14):
+        out[14] = (
+            f"{rows[0]['pools']} pools × {rows[0]['members']} members (suite size; 200 × 10:"
+            f" bench/load.py): RSS growth ≤ {max(r['rss_mb_growth_under_load'] for r in rows)}"
+            f" MB; kill → all gates closed ≤ {max(r['kill_to_all_gates_closed_s'] for r in rows)}"
+            f" s; kill → venue empty ≤ {max(r['kill_to_venue_empty_s'] for r in rows)} s"
         )
     return out
 

@@ -1210,7 +1210,10 @@ class QuoterWorker:
         iterations, never by one per account."""
         loop = asyncio.get_running_loop()
         period_s = DEAD_MANS_SWITCH_MS / 3000
-        pending: set[asyncio.Task[None]] = set()
+        # At most one renewal per (account, symbol) under way: when the request
+        # budget cannot keep up, rounds are skipped (and counted) instead of
+        # piling up tasks without bound.
+        pending: dict[tuple[str, str], asyncio.Task[None]] = {}
         try:
             while True:
                 started = loop.time()
@@ -1224,13 +1227,16 @@ class QuoterWorker:
                 for slot, first in enumerate(range(0, len(pairs), per_slot)):
                     due = started + slot * period_s / DEAD_MANS_SWITCH_SLOTS
                     await asyncio.sleep(max(0.0, due - loop.time()))
-                    for account, symbol in pairs[first : first + per_slot]:
-                        task = asyncio.create_task(self._renew_dead_mans_switch(account, symbol))
-                        pending.add(task)
-                        task.add_done_callback(pending.discard)
+                    for pair in pairs[first : first + per_slot]:
+                        if pair in pending:
+                            self.metrics.renewals_skipped.inc()
+                            continue
+                        task = asyncio.create_task(self._renew_dead_mans_switch(*pair))
+                        pending[pair] = task
+                        task.add_done_callback(partial(_forget, pending, pair))
                 await asyncio.sleep(max(0.0, started + period_s - loop.time()))
         finally:
-            for task in pending:
+            for task in list(pending.values()):
                 task.cancel()
 
     async def _renew_dead_mans_switch(self, account_id: str, symbol: str) -> None:
@@ -1395,6 +1401,10 @@ class QuoterWorker:
                     from_state=FlattenStatus.REQUESTED,
                     to_state=FlattenStatus.COMPLETED,
                 )
+
+
+def _forget(pending: dict[Any, Any], key: Any, _task: asyncio.Task[None]) -> None:
+    pending.pop(key, None)
 
 
 def _database_answers() -> None:

@@ -260,6 +260,12 @@ class QuoterMetrics:
             buckets=IO_BUCKETS,
             registry=r,
         )
+        self.renewals_skipped = Counter(
+            "mm_quoter_dead_mans_switch_renewals_skipped",
+            "Dead-man's-switch renewals not sent because the last one for that account and"
+            " symbol was still under way (the request budget is not keeping up).",
+            registry=r,
+        )
         self.database_outages = Counter(
             "mm_quoter_database_outages",
             "Times a durable write failed and every hosted pool was suspended until the"
