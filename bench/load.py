@@ -118,7 +118,7 @@ from scratch import scratch_database  # noqa: E402
 PARTITIONS = 12
 # Flushed at exit, and its worker keys are the peers the worker checks before hosting
 # (another run's workers in the same database stop it hosting): give each run its own.
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = "redis://127.0.0.1:6379/13"
 MARK_EVERY_S = 1.0
 VENUE_POLL_S = 0.05
 GATE_POLL_S = 0.01  # finer polling from this process takes the GIL from the worker
