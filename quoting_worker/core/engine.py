@@ -674,9 +674,7 @@ class PoolEngine:
 
     def book_fresh(self, now_ns: int) -> bool:
         """Whether the book was heard from within the staleness threshold at `now_ns`."""
-        return not self.params.check_staleness or (
-            self.guards.check_stale(now_ns, self.book.last_received_ns, self.params) is None
-        )
+        return self.guards.check_stale(now_ns, self.book.last_received_ns, self.params) is None
 
     def gate(self) -> str:
         """Why no order may go now; "" when the gate is open."""
