@@ -160,7 +160,7 @@ def _pool_transition(
     emit_state_changed(
         pool=locked, from_state=from_state, action=action, actor=actor, reason=reason
     )
-    notify_pool_changed(symbol=locked.symbol, reason=action)
+    notify_pool_changed(symbol=locked.symbol, reason=action, state=str(locked.state))
     return locked
 
 

@@ -134,6 +134,8 @@ DEAD_MANS_SWITCH_MS = 15_000
 DEAD_MANS_SWITCH_SLOTS = 10  # a round of renewals goes out in at most this many steps
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
+# A change notice naming one of these states closes the gate before the re-read.
+CLOSING_STATES = {"PAUSED": "pause", "HALTED": "kill"}
 REGISTRY_FIRST_DELAY_S = 0.1  # a decode waiting for the registry tries again after this, doubling
 REGISTRY_MAX_DELAY_S = 5.0
 DATABASE_FIRST_DELAY_S = 0.1  # a durable write that failed is tried again after this, doubling
@@ -276,6 +278,8 @@ class QuoterWorker:
         self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
         self._database_probe: asyncio.Task[None] | None = None  # while the database is lost
         self._early_cancels: set[asyncio.Task[None]] = set()
+        # Symbols a change notice named, waiting for their re-read (in arrival order).
+        self._noticed: asyncio.Queue[tuple[str, Cause | None]] = asyncio.Queue()
         self.skipped: defaultdict[str, int] = defaultdict(int)
         self.assigned: set[tuple[str, int]] = set()
         self.stopping = threading.Event()
@@ -328,6 +332,7 @@ class QuoterWorker:
             for loop_body in (
                 self._publish_status_forever,
                 self._listen_forever,
+                self._sync_noticed_forever,
                 self._reread_forever,
                 self._tick_forever,
                 self._reconcile_forever,
@@ -1304,11 +1309,29 @@ class QuoterWorker:
                     await self._flatten_pending()
                     continue
                 notice = json.loads(message["data"])
-                await self._sync(
-                    notice["symbol"], cause=tracing.context_from_carrier(notice.get("trace"))
-                )
+                cause = tracing.context_from_carrier(notice.get("trace"))
+                self._close_on_notice(notice, cause)
+                self._noticed.put_nowait((notice["symbol"], cause))
         finally:
             await pubsub.aclose()
+
+    def _close_on_notice(self, notice: dict[str, Any], cause: Cause | None) -> None:
+        """A pause or halt closes the gate as soon as it is heard, before the row is
+        read again: each re-read waits its turn on the one database thread, which
+        at a kill of every pool is one pool after another. A notice is never
+        trusted to open the gate (the re-read decides a resume), so a stray one
+        can only stop quoting, the safe direction."""
+        kind = CLOSING_STATES.get(str(notice.get("state")))
+        hosted = self.hosted.get(notice["symbol"])
+        if kind is None or hosted is None or hosted.engine.mode is not PoolMode.ACTIVE:
+            return
+        reason = f"{notice.get('reason', 'change')} notice"
+        self._command(hosted, Command(kind, self.clock.now_ns(), reason=reason), cause)
+
+    async def _sync_noticed_forever(self) -> None:
+        while True:
+            symbol, cause = await self._noticed.get()
+            await self._sync(symbol, cause=cause)
 
     async def _reread_forever(self) -> None:
         while True:

@@ -34,7 +34,11 @@ def test_a_pool_change_is_announced_only_after_commit(django_capture_on_commit_c
             callback()
         message = pubsub.get_message(timeout=2)
         assert message is not None
-        assert json.loads(message["data"]) == {"symbol": "BTCUSDT-PERP", "reason": "enable"}
+        assert json.loads(message["data"]) == {
+            "symbol": "BTCUSDT-PERP",
+            "reason": "enable",
+            "state": "ACTIVE",
+        }
     finally:
         pubsub.close()
 

@@ -4,6 +4,7 @@ lifecycle by the same service functions the API calls."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from pools import services
 from pools.models import PoolConfig, SymbolLease
 from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 from quoting_worker.adapters.serde import AvroCodec
+from quoting_worker.core.types import PoolMode
 from tests.adapters import broker_fixture
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
 from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
@@ -127,3 +129,57 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
         running.stop()
     assert not running.alive
     assert SymbolLease.objects.get(symbol=SYMBOL).released_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
+    kafka_broker: str,
+    schema_registry_url: str,
+    order_service: str,
+    metadata_target: str,  # noqa: F811
+) -> None:
+    """The change notice names the new state: a pause takes effect while the
+    worker's one database thread is still busy (at a kill of every pool each
+    re-read waits its turn there), and the venue is emptied without it."""
+    ensure_topics(kafka_broker, mms_topics(1))
+    codec = AvroCodec(schema_registry_url)
+    codec.register_all()
+    SimAdmin(order_service).reset()
+    SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
+    pool = PoolFactory(symbol=SYMBOL, enabled=True, num_levels=1, staleness_threshold_ms=5000)
+    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
+    MemberFactory(pool=pool, participant=alice, max_position_usdt=Decimal(50_000))
+    market = Market(kafka_broker, codec)
+    config = worker_config(
+        kafka_brokers=kafka_broker,
+        registry_url=schema_registry_url,
+        order_service_url=order_service,
+        metadata_target=metadata_target,
+        group_id=broker_fixture.unique_group("quoter"),
+    )
+    running = RunningWorker(config).start()
+    worker = running.worker
+    busy = threading.Event()
+    try:
+        market.open()
+        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
+        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
+
+        worker._db_thread.submit(busy.wait, 20)  # every re-read now waits behind this
+        services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        engine = worker.hosted[SYMBOL].engine
+        wait_for("the engine paused", lambda: engine.mode is PoolMode.PAUSED, timeout=5)
+        wait_for("the venue empty", lambda: not open_orders(order_service, "acct-alice"), 5)
+        assert not busy.is_set()  # all of it while the database thread was held
+
+        busy.set()
+        # The re-read agrees, and a resume (which only a re-read may apply) works.
+        services.pool_resume(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        wait_for("the engine active again", lambda: engine.mode is PoolMode.ACTIVE, timeout=10)
+        wait_for("alice's quotes again", lambda: open_orders(order_service, "acct-alice"))
+    finally:
+        busy.set()
+        market.close()
+        running.stop()
+    assert not running.alive
