@@ -277,7 +277,6 @@ class QuoterWorker:
         self.offsets = OffsetTracker()
         self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
         self._database_probe: asyncio.Task[None] | None = None  # while the database is lost
-        self._early_cancels: set[asyncio.Task[None]] = set()
         # Symbols a change notice named, waiting for their re-read (in arrival order).
         self._noticed: asyncio.Queue[tuple[str, Cause | None]] = asyncio.Queue()
         self.skipped: defaultdict[str, int] = defaultdict(int)
@@ -958,15 +957,6 @@ class QuoterWorker:
         traffic: list[Action] = [a for a in actions if isinstance(a, ORDER_TRAFFIC)]
         if traffic:
             hosted.sends.put_nowait((traffic, hosted.cause))
-            early: list[Action] = [a for a in traffic if isinstance(a, CancelAll)]
-            if early:
-                # The gate closed (kill, halt, pause, suspension): the venue's
-                # cancel-all goes now, not behind a batch still under way (a
-                # placement left hanging holds it up to the client's timeout). The
-                # queued traffic follows in order, per-order cancels included.
-                task = asyncio.create_task(self._cancel_all_now(hosted, early))
-                self._early_cancels.add(task)
-                task.add_done_callback(self._early_cancels.discard)
         for action in actions:
             if isinstance(action, RiskTriggered):
                 await self._record_trip(hosted, action, traffic)
@@ -980,12 +970,6 @@ class QuoterWorker:
         simulated = [a for a in actions if isinstance(a, SimulatedQuote)]
         if simulated:
             await self._db(self._record_simulated, hosted, simulated)
-
-    async def _cancel_all_now(self, hosted: Hosted, cancels: list[Action]) -> None:
-        try:
-            await self.sink.execute(hosted.symbol, cancels)
-        except Exception as exc:
-            logger.error("%s: early cancel-all failed (queued one follows): %s", hosted.symbol, exc)
 
     async def _record_trip(
         self, hosted: Hosted, trip: RiskTriggered, traffic: Sequence[Action]
@@ -1032,46 +1016,60 @@ class QuoterWorker:
             hosted.trip_recorded_ns = time.monotonic_ns()
 
     async def _send_forever(self, hosted: Hosted) -> None:
-        """Carries out the engine's order traffic in order. What waited while the
-        last batch was out goes as one batch, minus what it no longer wants: a
-        placement a later cancel withdraws, and every placement once the pool is
-        not ACTIVE (the gate is checked when an order leaves, not only when it
-        was decided). The engine hears that those were never placed."""
+        """Hands the engine's order traffic to the sink in order, without waiting
+        for the last batch's answers (the sink holds back only what depends on a
+        request under way, so a placement left hanging never holds up a cancel-all
+        or a query). What queued meanwhile goes as one batch, minus what it no
+        longer wants: a placement a later cancel withdraws, and every placement
+        once the pool is not ACTIVE (the gate is checked when an order leaves, not
+        only when it was decided). The engine hears that those were never placed.
+        On None, it returns once every batch under way is answered."""
         structlog.contextvars.bind_contextvars(symbol=hosted.symbol)  # this task's lines
-        while True:
-            first = await hosted.sends.get()
-            if first is None:
-                return
-            batch, cause = first
-            causes = [cause] if cause is not None else []
-            stop = False
-            while not hosted.sends.empty():
-                more = hosted.sends.get_nowait()
-                if more is None:
-                    stop = True
-                    break
-                batch += more[0]
-                if more[1] is not None and more[1] not in causes:
-                    causes.append(more[1])
-            batch = self._withdraw_unsent(hosted, batch)
-            try:
-                parents = [tracing.resolve(c) for c in causes]
-                with tracing.span(
-                    "orders.send",
-                    context=parents[0] if parents else None,
-                    links=[p for p in parents[1:] if p is not None],
-                    attributes={"mms.symbol": hosted.symbol, "mms.actions": len(batch)},
-                ):
-                    await self._send(hosted, batch)
-            except StaleLease:
-                logger.error("%s: another worker holds the symbol now", hosted.symbol)
-            except (DatabaseError, psycopg.Error) as exc:
-                # The write-ahead record failed, so no placement went.
-                self._database_lost(f"{hosted.symbol} orders", exc)
-            except Exception:
-                logger.exception("%s: order traffic failed", hosted.symbol)
-            if stop:
-                return
+        under_way: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                first = await hosted.sends.get()
+                if first is None:
+                    return
+                batch, cause = first
+                causes = [cause] if cause is not None else []
+                stop = False
+                while not hosted.sends.empty():
+                    more = hosted.sends.get_nowait()
+                    if more is None:
+                        stop = True
+                        break
+                    batch += more[0]
+                    if more[1] is not None and more[1] not in causes:
+                        causes.append(more[1])
+                batch = self._withdraw_unsent(hosted, batch)
+                if batch:
+                    task = asyncio.create_task(self._send_batch(hosted, batch, causes))
+                    under_way.add(task)
+                    task.add_done_callback(under_way.discard)
+                if stop:
+                    return
+        finally:
+            if under_way:
+                await asyncio.wait(under_way)
+
+    async def _send_batch(self, hosted: Hosted, batch: list[Action], causes: list[Cause]) -> None:
+        try:
+            parents = [tracing.resolve(c) for c in causes]
+            with tracing.span(
+                "orders.send",
+                context=parents[0] if parents else None,
+                links=[p for p in parents[1:] if p is not None],
+                attributes={"mms.symbol": hosted.symbol, "mms.actions": len(batch)},
+            ):
+                await self._send(hosted, batch)
+        except StaleLease:
+            logger.error("%s: another worker holds the symbol now", hosted.symbol)
+        except (DatabaseError, psycopg.Error) as exc:
+            # The write-ahead record failed, so no placement went.
+            self._database_lost(f"{hosted.symbol} orders", exc)
+        except Exception:
+            logger.exception("%s: order traffic failed", hosted.symbol)
 
     def _may_place(self, symbol: str) -> bool:
         """The gate as a placement leaves the process (after any wait for its turn):

@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import inspect
+import itertools
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -640,32 +641,41 @@ EventCallback = Callable[[Event], object]  # may return an awaitable (asyncio.Qu
 
 
 class OrderServiceSink:
-    """Carries out a batch of the engine's order actions and feeds back what the
-    venue said.
+    """Carries out the engine's order actions and feeds back what the venue said.
 
-    Within one `execute`: cancels and cancel-alls go at once (concurrently);
-    queries and snapshot requests too. Placements go once `before_places` (the
-    order journal's write) has finished: at once if they cannot cross any order
-    this batch cancels, after those cancels are answered if they could (a
-    post-only order that crosses a resting one of the pool is a reject, or a
-    self-trade). The engine already counts an order being cancelled as resting,
-    so a placement overlapping its cancel never exceeds a limit. Events go to
-    `on_event` as each answer arrives: OrderAccepted / OrderRejected /
-    PlaceOutcomeUnknown / OrderCancelled for placements; OrderCancelled, or the
-    OrderQueryResult of an unsettled 404, for cancels; OrderCancelled for every
-    order a cancel-all took; OrderQueryResult for queries. A query the venue
-    does not answer yields nothing (the engine asks again on its timer); a
-    failed cancel-all is logged and counted in `failures`. RiskTriggered and
-    SimulatedQuote are not order traffic and are left to the runquoter. If
-    `before_places` raises, no placement is sent and the error propagates once
-    the other requests are done.
+    Batches do not wait for one another: each `execute` sends at once what
+    needs nothing else, so a placement left hanging (up to the client's
+    timeout) holds up only what truly depends on it. What does, across every
+    batch under way:
+    - a cancel of an order whose placement has not left yet withdraws it (it is
+      never sent and comes back as cancelled; the cancel then needs no request);
+      a cancel of one whose placement is out waits for its answer, and goes if
+      the venue may hold the order (accepted, or outcome unknown);
+    - a query of an order whose placement or cancel is under way is not sent
+      (that answer will say; the engine asks again on its timer if it does not);
+    - a second cancel of an order whose cancel is under way is not sent;
+    - placements go once `before_places` (the order journal's write) has
+      finished, and each after the cancels under way it could cross (a post-only
+      order that crosses a resting one of the pool is a reject, or a
+      self-trade) and the cancel-alls under way for its account and symbol. The
+      engine already counts an order being cancelled as resting, so a placement
+      overlapping its cancel never exceeds a limit.
+    Cancels and cancel-alls otherwise go at once, so a kill's cancel-all never
+    waits behind a placement. Events go to `on_event` as each answer arrives:
+    OrderAccepted / OrderRejected / PlaceOutcomeUnknown / OrderCancelled for
+    placements; OrderCancelled, or the OrderQueryResult of an unsettled 404, for
+    cancels; OrderCancelled for every order a cancel-all took; OrderQueryResult
+    for queries. A query the venue does not answer yields nothing (the engine
+    asks again on its timer); a failed cancel-all is logged and counted in
+    `failures`. RiskTriggered and SimulatedQuote are not order traffic and are
+    left to the runquoter. If `before_places` raises, no placement of its batch
+    is sent and the error propagates once the batch's other requests are done.
 
     A query of an order whose cancel the venue confirmed in the last
-    SETTLED_MEMORY confirmations is answered from that confirmation, and a query
-    of an order whose cancel is under way is not sent (its answer will say),
-    both without a request: under a tight request budget the engine's query
-    timer fires while the cancel still waits its turn, and those queries would
-    eat the budget (`saved["query"]` counts them).
+    SETTLED_MEMORY confirmations is answered from that confirmation, without a
+    request: under a tight request budget the engine's query timer fires while
+    the cancel still waits its turn, and those queries would eat the budget.
+    `saved[kind]` counts the requests spared.
     """
 
     def __init__(
@@ -689,7 +699,13 @@ class OrderServiceSink:
         self.failures: Counter[str] = Counter()
         self.saved: Counter[str] = Counter()
         self._settled: OrderedDict[str, OrderCancelled] = OrderedDict()
-        self._cancelling: set[str] = set()  # cancels sent, not answered yet
+        # Under way, from the moment `execute` is called until answered:
+        # each with its place in sequence, and a future done when it is answered.
+        self._seq = itertools.count()
+        self._placing: dict[str, tuple[int, asyncio.Future[PlaceResult]]] = {}
+        self._withdrawn: set[str] = set()  # placements a cancel withdrew before they left
+        self._cancelling: dict[str, tuple[str, CancelOrder, int, asyncio.Future[None]]] = {}
+        self._cancelling_all: dict[int, tuple[str, str, asyncio.Future[None]]] = {}
 
     def instrument(self, symbol: str) -> Instrument:
         if callable(self._instruments):
@@ -703,54 +719,115 @@ class OrderServiceSink:
         *,
         before_places: Awaitable[None] | None = None,
     ) -> None:
-        cancel_orders = [a for a in actions if isinstance(a, CancelOrder)]
-        cancels = [self._cancel(symbol, a) for a in cancel_orders]
-        cancels += [
-            self._cancel_all(symbol, account_id)
-            for action in actions
-            if isinstance(action, CancelAll)
-            for account_id in action.account_ids
-        ]
-        others: list[Awaitable[Any]] = []
+        """Sends `actions` and returns when every one of them is answered. Call it
+        for the next batch without waiting for this one: the ordering above holds
+        across batches. What is under way is registered before the first await, in
+        sequence (a batch's cancels before its placements), and a request only
+        ever waits for one registered before it, so waits can never form a cycle.
+        A placement the same batch cancels is withdrawn at once."""
+        loop = asyncio.get_running_loop()
+        cancel_ids = {a.client_order_id for a in actions if isinstance(a, CancelOrder)}
+        work: list[Awaitable[Any]] = []
+        mine: list[str] = []  # this batch's cancels, cleared if never started
+        mine_all: list[int] = []
+        for action in actions:
+            if isinstance(action, CancelAll):
+                for account_id in action.account_ids:
+                    seq = next(self._seq)
+                    self._cancelling_all[seq] = (symbol, account_id, loop.create_future())
+                    mine_all.append(seq)
+                    work.append(self._cancel_all(symbol, account_id, seq))
+            elif isinstance(action, CancelOrder):
+                coid = action.client_order_id
+                if coid in self._cancelling:
+                    self.saved["cancel"] += 1  # the cancel under way answers it
+                elif not any(
+                    isinstance(a, PlaceOrder) and a.client_order_id == coid for a in actions
+                ):
+                    self._cancelling[coid] = (symbol, action, next(self._seq), loop.create_future())
+                    mine.append(coid)
+                    work.append(self._cancel(symbol, action))
         places: list[PlaceOrder] = []
         for action in actions:
-            if isinstance(action, QueryOrder):
-                others.append(self._query(action))
+            if isinstance(action, PlaceOrder):
+                coid = action.client_order_id
+                if coid in cancel_ids:
+                    self.client.outcomes["place.withdrawn"] += 1
+                    work.append(self._emit(OrderCancelled(coid, self.client.clock_ns())))
+                else:
+                    self._placing[coid] = (next(self._seq), loop.create_future())
+                    places.append(action)
+            elif isinstance(action, QueryOrder):
+                work.append(self._query(action))
             elif isinstance(action, RequestSnapshot):
-                others.append(self._snapshot(symbol))
-            elif isinstance(action, PlaceOrder):
-                places.append(action)
-        cancelled = asyncio.gather(*cancels)
-        others.append(cancelled)
+                work.append(self._snapshot(symbol))
         if places:
-            others.append(self._places(symbol, places, cancel_orders, cancelled, before_places))
+            work.append(self._places(symbol, places, before_places))
         elif before_places is not None:
-            others.append(before_places)
-        results = await asyncio.gather(*others, return_exceptions=True)
+            work.append(before_places)
+        try:
+            results = await asyncio.gather(*work, return_exceptions=True)
+        finally:
+            # Anything cancelled before it started must not hold up later batches.
+            for coid in mine:
+                self._cancel_done(coid)
+            for seq in mine_all:
+                self._cancel_all_done(seq)
+            for place in places:
+                coid = place.client_order_id
+                self._settle_placing(coid, PlaceOutcomeUnknown(coid, 0))
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
     async def _places(
-        self,
-        symbol: str,
-        places: list[PlaceOrder],
-        cancels: list[CancelOrder],
-        cancelled: Awaitable[Any],
-        before: Awaitable[None] | None,
+        self, symbol: str, places: list[PlaceOrder], before: Awaitable[None] | None
     ) -> None:
-        if before is not None:
-            await before
+        try:
+            if before is not None:
+                await before
+        except BaseException:
+            for place in places:  # never sent: a cancel waiting on one needs no request
+                coid = place.client_order_id
+                self._settle_placing(coid, OrderCancelled(coid, 0))
+            raise
         failpoint("place.recorded")
-        free: list[PlaceOrder] = []
-        waiting: list[PlaceOrder] = []
-        for place in places:
-            (waiting if any(_may_cross(place, c) for c in cancels) else free).append(place)
-        sent = [asyncio.ensure_future(self._place(symbol, p)) for p in free]
-        if waiting:
-            await cancelled
-            sent += [asyncio.ensure_future(self._place(symbol, p)) for p in waiting]
-        await asyncio.gather(*sent)
+        await asyncio.gather(*(self._place(symbol, p) for p in places))
+
+    def _blockers(self, symbol: str, place: PlaceOrder) -> list[asyncio.Future[None]]:
+        """What `place` must wait for: the cancels registered before it that it
+        could cross, and the cancel-alls registered before it for its account."""
+        placing = self._placing.get(place.client_order_id)
+        if placing is None:
+            return []
+        seq = placing[0]
+        blockers = [
+            done
+            for sym, cancel, cancel_seq, done in self._cancelling.values()
+            if cancel_seq < seq and sym == symbol and _may_cross(place, cancel)
+        ]
+        blockers += [
+            done
+            for all_seq, (sym, account_id, done) in self._cancelling_all.items()
+            if all_seq < seq and sym == symbol and account_id == place.account_id
+        ]
+        return blockers
+
+    def _settle_placing(self, coid: str, result: PlaceResult) -> None:
+        self._withdrawn.discard(coid)
+        placing = self._placing.pop(coid, None)
+        if placing is not None and not placing[1].done():
+            placing[1].set_result(result)
+
+    def _cancel_all_done(self, seq: int) -> None:
+        under_way = self._cancelling_all.pop(seq, None)
+        if under_way is not None and not under_way[2].done():
+            under_way[2].set_result(None)
+
+    def _cancel_done(self, coid: str) -> None:
+        cancelling = self._cancelling.pop(coid, None)
+        if cancelling is not None and not cancelling[3].done():
+            cancelling[3].set_result(None)
 
     async def _emit(self, event: Event) -> None:
         if isinstance(event, OrderCancelled):
@@ -763,41 +840,71 @@ class OrderServiceSink:
             await result
 
     async def _place(self, symbol: str, order: PlaceOrder) -> None:
+        coid = order.client_order_id
+        # Stands in if this task is cancelled: the order may be out, so a cancel goes.
+        result: PlaceResult = PlaceOutcomeUnknown(coid, 0)
+        try:
+            blockers = self._blockers(symbol, order)
+            if blockers:
+                await asyncio.gather(*(asyncio.shield(b) for b in blockers))
+            if coid in self._withdrawn:
+                self.client.outcomes["place.withdrawn"] += 1
+                result = OrderCancelled(coid, self.client.clock_ns())
+            else:
+                result = await self._send_place(symbol, order)
+        finally:
+            self._settle_placing(coid, result)
+        await self._emit(result)
+
+    async def _send_place(self, symbol: str, order: PlaceOrder) -> PlaceResult:
+        coid = order.client_order_id
         instrument = self.instrument(symbol)
+        gate = None if self.may_place is None else partial(self.may_place, symbol)
         event = await self.client.place(
             order,
             symbol=symbol,
             price=decimal_str(instrument.price(order.price_ticks)),
             size=decimal_str(instrument.size(order.size_lots)),
-            gate=None if self.may_place is None else partial(self.may_place, symbol),
+            gate=lambda: coid not in self._withdrawn and (gate is None or gate()),
         )
         if isinstance(event, OrderAccepted):
             failpoint("place.answered")
         elif isinstance(event, PlaceOutcomeUnknown):
-            self.unknown_since[order.client_order_id] = time.monotonic()
+            self.unknown_since[coid] = time.monotonic()
             if len(self.unknown_since) > SETTLED_MEMORY:
                 self.unknown_since.popitem(last=False)
-        await self._emit(event)
+        return event
 
     async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:
         coid = cancel.client_order_id
-        self._cancelling.add(coid)
         try:
+            placing = self._placing.get(coid)
+            if placing is not None:
+                # Not left yet: it never will. Out: its answer says whether the
+                # venue may hold the order (the placement's own answer reaches the
+                # engine either way).
+                self._withdrawn.add(coid)
+                placed = await asyncio.shield(placing[1])
+                if isinstance(placed, OrderCancelled | OrderRejected):
+                    self.saved["cancel"] += 1
+                    return
             outcome = await self.client.cancel_outcome(
                 coid, account_id=cancel.account_id, symbol=symbol
             )
         finally:
-            self._cancelling.discard(coid)
+            self._cancel_done(coid)
         if outcome is not None:
             await self._emit(outcome)
 
-    async def _cancel_all(self, symbol: str, account_id: str) -> None:
+    async def _cancel_all(self, symbol: str, account_id: str, seq: int) -> None:
         try:
             _, ids = await self.client.cancel_all_ids(account_id, symbol)
         except OrderServiceUnavailable as exc:
             self.failures["cancel_all"] += 1
             logger.error("%s: cancel-all for %s failed: %s", symbol, account_id, exc)
             return
+        finally:
+            self._cancel_all_done(seq)
         now = self.client.clock_ns()
         for coid in ids:
             await self._emit(OrderCancelled(coid, now))
@@ -808,8 +915,8 @@ class OrderServiceSink:
             self.saved["query"] += 1
             await self._emit(settled)  # the engine drops an order once, whatever it hears twice
             return
-        if query.client_order_id in self._cancelling:
-            self.saved["query"] += 1  # the cancel under way answers it; else the engine asks again
+        if query.client_order_id in self._cancelling or query.client_order_id in self._placing:
+            self.saved["query"] += 1  # the request under way answers it; else the engine asks again
             return
         try:
             result = await self.client.query(query.client_order_id, query.account_id)

@@ -695,6 +695,166 @@ def test_a_query_of_an_order_whose_cancel_is_under_way_is_not_sent(sim: SimAdmin
     assert sim.requests("query") == []
 
 
+def _collector() -> tuple[list[Event], Callable[[Event], Awaitable[None]]]:
+    events: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        events.append(event)
+
+    return events, collect
+
+
+def _names(events: list[Event]) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.client_order_id) for e in events]
+
+
+def test_a_placement_left_hanging_holds_up_no_later_batch_that_does_not_depend_on_it(
+    sim: SimAdmin,
+) -> None:
+    """Batches overlap: a cancel-all and a query sent while a placement hangs are
+    answered first (the runquoter hands the sink each batch without waiting for
+    the last one; it used to wait, up to the client's timeout)."""
+    hanging, other = order(), order(Side.SELL, 600_100, account=BRAVO)
+    events, collect = _collector()
+
+    async def scenario() -> OrderServiceSink:
+        async with connect(sim) as client:
+            await place(client, other)
+            sim.faults(latency_ms=600, routes=["place"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            placing = asyncio.ensure_future(sink.execute(BTC.symbol, [hanging]))
+            await sink.execute(
+                BTC.symbol, [QueryOrder(other.client_order_id, BRAVO), CancelAll((BRAVO,), "kill")]
+            )
+            assert not placing.done()  # both answered while the placement still hung
+            await placing
+        return sink
+
+    run(scenario)
+    names = _names(events)
+    assert names[-1] == ("OrderAccepted", hanging.client_order_id)
+    assert ("OrderCancelled", other.client_order_id) in names[:-1]
+    assert ("OrderQueryResult", other.client_order_id) in names[:-1]
+
+
+def test_a_cancel_of_a_placement_under_way_waits_for_its_answer_then_cancels(
+    sim: SimAdmin,
+) -> None:
+    """The cancel must not reach the venue before the order it cancels (a 404,
+    then the order rests): it waits for the placement's answer, in another batch."""
+    slow = order()
+    events, collect = _collector()
+
+    async def scenario() -> OrderServiceSink:
+        transport = CountingTransport()
+        async with connect(sim, transport=transport) as client:
+            sim.faults(latency_ms=300, routes=["place"])  # before the venue acts on it
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            placing = asyncio.ensure_future(sink.execute(BTC.symbol, [slow]))
+            while not transport.now:  # noqa: ASYNC110  (until it is out; no timing involved)
+                await asyncio.sleep(0)
+            cancel = CancelOrder(slow.client_order_id, slow.participant_id, ALPHA)
+            await sink.execute(BTC.symbol, [cancel, QueryOrder(slow.client_order_id, ALPHA)])
+            await placing
+        return sink
+
+    sink = run(scenario)
+    assert _names(events) == [
+        ("OrderAccepted", slow.client_order_id),
+        ("OrderCancelled", slow.client_order_id),
+    ]
+    assert sim.stats()["live_orders"] == 0
+    (placed,), (cancelled,) = sim.requests("place"), sim.requests("cancel")
+    assert cancelled["t"] >= placed["t"] + 0.3  # sent once the placement was answered
+    assert sim.requests("query") == []  # the answers under way said it
+    assert sink.saved["query"] == 1
+
+
+def test_a_cancel_of_a_placement_that_has_not_left_withdraws_it(sim: SimAdmin) -> None:
+    """While the journal write is under way the placement has not left: a cancel
+    from a later batch withdraws it, and neither request is sent."""
+    unsent = order()
+    journal = asyncio.Event()
+    events, collect = _collector()
+
+    async def recorded() -> None:
+        await journal.wait()
+
+    async def scenario() -> OrderServiceSink:
+        async with connect(sim) as client:
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            placing = asyncio.ensure_future(
+                sink.execute(BTC.symbol, [unsent], before_places=recorded())
+            )
+            await asyncio.sleep(0)
+            cancel = CancelOrder(unsent.client_order_id, unsent.participant_id, ALPHA)
+            cancelling = asyncio.ensure_future(sink.execute(BTC.symbol, [cancel]))
+            await asyncio.sleep(0)
+            journal.set()
+            await asyncio.gather(placing, cancelling)
+        return sink
+
+    sink = run(scenario)
+    assert _names(events) == [("OrderCancelled", unsent.client_order_id)]
+    assert sim.requests("place") == []
+    assert sim.requests("cancel") == []
+    assert sink.saved["cancel"] == 1
+    assert (sink._placing, sink._cancelling, sink._withdrawn) == ({}, {}, set())
+
+
+def test_a_placement_waits_for_a_crossable_cancel_of_an_earlier_batch(sim: SimAdmin) -> None:
+    old_bid = order(ticks=600_000)
+    crossing = order(Side.SELL, 600_000)
+    events, collect = _collector()
+
+    async def scenario() -> None:
+        async with connect(sim) as client:
+            await place(client, old_bid)
+            sim.faults(latency_ms=300, routes=["cancel"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            cancel = CancelOrder(
+                old_bid.client_order_id, old_bid.participant_id, ALPHA, Side.BUY, 600_000
+            )
+            cancelling = asyncio.ensure_future(sink.execute(BTC.symbol, [cancel]))
+            await asyncio.sleep(0)
+            await sink.execute(BTC.symbol, [crossing])
+            await cancelling
+
+    run(scenario)
+    assert _names(events) == [
+        ("OrderCancelled", old_bid.client_order_id),
+        ("OrderAccepted", crossing.client_order_id),  # only after the cancel's answer
+    ]
+    assert sim.stats()["live_orders"] == 1
+
+
+def test_a_placement_waits_for_a_cancel_all_of_its_account_sent_before_it(
+    sim: SimAdmin,
+) -> None:
+    """Else the cancel-all could take the new order, or miss an old one."""
+    old, fresh = order(ticks=599_000), order(ticks=599_500)
+    events, collect = _collector()
+
+    async def scenario() -> None:
+        async with connect(sim) as client:
+            await place(client, old)
+            sim.faults(latency_ms=300, routes=["cancel_all"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            clearing = asyncio.ensure_future(
+                sink.execute(BTC.symbol, [CancelAll((ALPHA,), "restart")])
+            )
+            await asyncio.sleep(0)
+            await sink.execute(BTC.symbol, [fresh])
+            await clearing
+
+    run(scenario)
+    assert _names(events) == [
+        ("OrderCancelled", old.client_order_id),
+        ("OrderAccepted", fresh.client_order_id),
+    ]
+    assert sim.stats()["live_orders"] == 1
+
+
 def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
     sim: SimAdmin,
 ) -> None:
