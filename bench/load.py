@@ -97,7 +97,6 @@ from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run a
     ENGINE,
     LOT,
     MARK,
-    METADATA_SERVER,
     MIN_NOTIONAL,
     SNAP,
     TICK,
@@ -114,6 +113,8 @@ from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run a
     wait_port,
 )
 from scratch import scratch_database  # noqa: E402
+
+from simulator.model import instrument_options  # noqa: E402
 
 PARTITIONS = 12
 # Flushed at exit, and its worker keys are the peers the worker checks before hosting
@@ -575,7 +576,8 @@ async def read_structures(worker: Any, submitted: float) -> dict[str, Any]:
         "sink_settled": len(worker.sink._settled),
         "sink_cancelling": len(worker.sink._cancelling),
         "status_changes": sum(len(v) for v in worker._status_changes.values()),
-        "early_cancels": len(worker._early_cancels),
+        "sink_placing": len(worker.sink._placing),
+        "noticed": worker._noticed.qsize(),
         "budget_waiters": sum(
             len(getattr(lock, "_waiters", None) or ()) for lock in budget._queues.values()
         ),
@@ -681,17 +683,17 @@ def run(
     # ------------------------------------------------------------ services
     bootstrap = start_tansu(procs)
     rport, oport, mport = free_port(), free_port(), free_port()
+    instruments = instrument_options(f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in symbols)
     rproc = procs.start(
         "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]
     )
     oproc = procs.start(
         "order-service",
-        [sys.executable, "-m", "simulator.order_service", "--port", str(oport)]
-        + [arg for s in symbols for arg in ("--instrument", f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}")],
+        [sys.executable, "-m", "simulator.order_service", "--port", str(oport), *instruments],
     )
     mproc = procs.start(
         "metadata",
-        [sys.executable, "-c", METADATA_SERVER, str(mport), TICK, LOT, MIN_NOTIONAL, *symbols],
+        [sys.executable, "-m", "simulator.metadata_service", "--port", str(mport), *instruments],
     )
     for port, p, name in (
         (rport, rproc, "schema registry"),

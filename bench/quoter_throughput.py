@@ -83,6 +83,8 @@ sys.path.insert(0, str(ROOT))
 
 from scratch import scratch_database  # noqa: E402  (bench/ is on sys.path when run as a script)
 
+from simulator.model import instrument_options  # noqa: E402
+
 DELTA = "md.orderbook.delta.v1"
 SNAP = "md.orderbook.snap.v1"
 MARK = "md.mark.v1"
@@ -208,35 +210,6 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-
-
-METADATA_SERVER = """
-import asyncio, decimal, signal, sys
-import grpc
-from quoting_worker.adapters._generated import metadata_pb2_grpc
-from simulator.metadata_service import AdminServicer, InstrumentBook, MetadataServicer
-from simulator.model import InstrumentRules
-
-port, tick, lot, notional, *symbols = sys.argv[1:]
-
-async def main():
-    D = decimal.Decimal
-    book = InstrumentBook(
-        tuple(InstrumentRules(s, D(tick), D(lot), D(lot), D(notional)) for s in symbols)
-    )
-    server = grpc.aio.server()
-    metadata_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(book), server)
-    metadata_pb2_grpc.add_MetadataSimulatorAdminServicer_to_server(AdminServicer(book), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(grace=0.5)
-
-asyncio.run(main())
-"""
 
 
 # ---------------------------------------------------------------- market data
@@ -623,15 +596,14 @@ def run(
     rproc = procs.start(
         "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]
     )
-    instruments = [f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in symbols]
+    instruments = instrument_options(f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in symbols)
     oproc = procs.start(
         "order-service",
-        [sys.executable, "-m", "simulator.order_service", "--port", str(oport)]
-        + [arg for spec in instruments for arg in ("--instrument", spec)],
+        [sys.executable, "-m", "simulator.order_service", "--port", str(oport), *instruments],
     )
     mproc = procs.start(
         "metadata",
-        [sys.executable, "-c", METADATA_SERVER, str(mport), TICK, LOT, MIN_NOTIONAL, *symbols],
+        [sys.executable, "-m", "simulator.metadata_service", "--port", str(mport), *instruments],
     )
     for port, p, name in (
         (rport, rproc, "schema registry"),

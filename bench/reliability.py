@@ -48,7 +48,8 @@ from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from quoting_worker.core.risk import PreTradeCheck  # noqa: E402
 from quoting_worker.core.types import Side  # noqa: E402
 from tests.core.test_engine_invariants import EngineMachine  # noqa: E402
-from tests.core.test_pretrade import BTC, MAX_LOTS, MID, PARAMS, rules_broken  # noqa: E402
+from tests.core.test_pretrade import BTC, MID, rules_broken  # noqa: E402
+from tests.core.test_pretrade import check as refuse_reason  # noqa: E402
 
 # The fault tests that measure each row (nodes of `pytest`), run --rounds times.
 SUITE: dict[int, list[str]] = {
@@ -125,16 +126,8 @@ def generated_orders(n: int, seed: int = 9) -> dict[str, Any]:
         best_bid = int(MID * rng.uniform(0.98, 1.02)) if rng.random() < 0.9 else None
         best_ask = None if best_bid is None else best_bid + rng.randint(1, 40)
         resting = frozenset(int(MID * rng.uniform(0.97, 1.03)) for _ in range(rng.randint(0, 10)))
-        reason = check.refuse_reason(
-            side=side,
-            price_ticks=price,
-            size_lots=lots,
-            mid_ticks=MID,
-            best_bid=best_bid,
-            best_ask=best_ask,
-            params=PARAMS,
-            max_order_lots=MAX_LOTS,
-            resting_prices=resting,
+        reason = refuse_reason(
+            side, price, lots, best_bid=best_bid, best_ask=best_ask, resting=resting, pretrade=check
         )
         if reason is not None:
             continue

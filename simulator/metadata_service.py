@@ -7,7 +7,7 @@ Serves contracts/metadata.proto (tradex.metadata.v1):
     MetadataSimulatorAdmin.SetStatus({symbol, status}) -> Instrument | NOT_FOUND
         (simulator only: halts or resumes an instrument; the real service has no such call)
 
-Run:  python -m simulator.metadata_service --port 50051
+Run:  python -m simulator.metadata_service --port 50051 [--instrument SYM:TICK:LOT:MIN_NOTIONAL]
 Halt: python -m simulator.metadata_service set-status --target 127.0.0.1:50051 \\
           --symbol BTCUSDT-PERP --status HALTED
 """
@@ -105,8 +105,8 @@ def _not_found(context: grpc.aio.ServicerContext, symbol: str) -> metadata_pb2.I
     return metadata_pb2.Instrument()
 
 
-async def serve(host: str, port: int) -> None:
-    book = InstrumentBook()
+async def serve(host: str, port: int, instruments: tuple[InstrumentRules, ...]) -> None:
+    book = InstrumentBook(instruments)
     server = grpc.aio.server()
     metadata_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(book), server)
     metadata_pb2_grpc.add_MetadataSimulatorAdminServicer_to_server(AdminServicer(book), server)
@@ -136,6 +136,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051)
+    parser.add_argument(
+        "--instrument",
+        action="append",
+        type=InstrumentRules.parse,
+        help="SYMBOL:TICK:LOT:MIN_NOTIONAL (repeatable; replaces the built-in three)",
+    )
     commands = parser.add_subparsers(dest="command")
     admin = commands.add_parser("set-status", help="halt or resume an instrument")
     admin.add_argument("--target", default="127.0.0.1:50051")
@@ -149,7 +155,7 @@ def main() -> None:
         return
     logs.setup(os.environ.get("LOG_FORMAT", "json"), os.environ.get("LOG_LEVEL", "INFO"))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, tuple(args.instrument or INSTRUMENTS)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ times are integer nanoseconds since the epoch of the simulator's clock.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -35,6 +36,12 @@ class InstrumentRules:
             return cls(symbol, Decimal(tick), Decimal(lot), Decimal(lot), Decimal(notional))
         except ValueError as exc:
             raise ValueError(f"{text!r} is not SYMBOL:TICK:LOT:MIN_NOTIONAL") from exc
+
+
+def instrument_options(specs: Iterable[str]) -> list[str]:
+    """The stand-ins' command line for `specs` (SYMBOL:TICK:LOT:MIN_NOTIONAL each):
+    `--instrument SPEC`, repeated."""
+    return [arg for spec in specs for arg in ("--instrument", spec)]
 
 
 INSTRUMENTS = (

@@ -96,6 +96,52 @@ def test_every_listed_instrument_is_usable(metadata_target: str) -> None:
     assert instruments["PEPEUSDT-PERP"].price(12_345) == Decimal("0.000012345")
 
 
+def test_the_stand_in_serves_the_instruments_it_is_given() -> None:
+    """`--instrument` replaces the built-in three (a bench's 200 symbols)."""
+    port = free_port()
+    proc = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "simulator.metadata_service",
+            "--port",
+            str(port),
+            "--instrument",
+            "LT07USDT-PERP:0.5:0.01:10",
+        ],
+        cwd=ROOT,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        _wait_until_grpc_serving(target, proc, timeout=30.0)
+        instrument, halted = _get(target, "LT07USDT-PERP")
+        with pytest.raises(InstrumentNotFound):
+            _get(target, "BTCUSDT-PERP")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert (instrument.tick_size, instrument.lot_size, instrument.min_notional) == (
+        Decimal("0.5"),
+        Decimal("0.01"),
+        Decimal("10"),
+    )
+    assert halted is False
+
+
+def test_a_malformed_instrument_option_is_refused_naming_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "simulator.metadata_service", "--instrument", "BTC:0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--instrument" in result.stderr
+    assert "BTC:0.1" in result.stderr
+
+
 def test_an_unknown_symbol_is_a_clear_error(metadata_target: str) -> None:
     with pytest.raises(InstrumentNotFound, match=r"NOPEUSDT-PERP.*" + metadata_target):
         _get(metadata_target, "NOPEUSDT-PERP")

@@ -21,14 +21,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from django.db import connection, transaction
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -51,11 +50,11 @@ from quoting_worker.adapters.kafka_config import (
     PUBLISHED_TOPICS,
     consumer_config,
     ensure_topics,
-    producer_config,
 )
 from quoting_worker.adapters.serde import AvroCodec
 from tests.adapters import broker_fixture
 from tests.adapters.broker_fixture import unique_group
+from tests.adapters.kafka_log import read_to_sentinels
 from tests.conftest import ROOT, free_port
 from tests.factories import PoolFactory
 
@@ -65,7 +64,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OPS = Actor("olga-ops")
 TOPIC_PARTITIONS = 3
-SENTINEL_HEADER = "test-sentinel"
 WAIT_S = 15.0
 # Short, so a batch sent to a dead broker fails within the test's patience.
 DOWN_DELIVERY_TIMEOUT_S = 1.0
@@ -125,11 +123,9 @@ def outbox_rows(**filters: Any) -> list[OutboxEvent]:
 def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list[Received]:
     """Every message on the published topics whose event_id is in `wanted`, in log order.
 
-    Writes a sentinel to each partition and reads from the beginning until all
-    sentinels are back, so nothing sent before this call is missed.
+    Read up to a sentinel per partition, so nothing sent before this call is missed.
     """
     wanted = set(wanted)
-    token = uuid.uuid4().hex.encode()
     consumer = Consumer(
         consumer_config(
             bootstrap=bootstrap,
@@ -138,50 +134,27 @@ def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list
         )
     )
     try:
-        metadata = consumer.list_topics(timeout=5).topics
-        partitions = [
-            TopicPartition(topic, number, OFFSET_BEGINNING)
-            for topic in PUBLISHED_TOPICS
-            for number in metadata[topic].partitions
-        ]
-        sentinels = Producer(producer_config(bootstrap=bootstrap, client_id="outbox-test"))
-        for tp in partitions:
-            sentinels.produce(
-                tp.topic, value=b"", partition=tp.partition, headers=[(SENTINEL_HEADER, token)]
-            )
-        assert sentinels.flush(10) == 0
-        consumer.assign(partitions)
-        pending = {(tp.topic, tp.partition) for tp in partitions}
-        received: list[Received] = []
-        deadline = time.monotonic() + WAIT_S
-        while pending:
-            assert time.monotonic() < deadline, f"sentinels not read back from {sorted(pending)}"
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            headers = dict(message.headers() or [])
-            where = (message.topic(), message.partition())
-            if headers.get(SENTINEL_HEADER) == token:
-                pending.discard(where)
-                continue
-            event_id = headers.get("event_id")
-            if event_id is None or event_id.decode() not in wanted:
-                continue
-            value = codec.decode(message.topic(), message.value())
-            received.append(
-                Received(
-                    topic=message.topic(),
-                    partition=message.partition(),
-                    offset=message.offset(),
-                    key=message.key().decode(),
-                    event_id=event_id.decode(),
-                    value=value,
-                    headers=headers,
-                )
-            )
-        return received
+        messages = read_to_sentinels(consumer, bootstrap, PUBLISHED_TOPICS, timeout_s=WAIT_S)
     finally:
         consumer.close()
+    received: list[Received] = []
+    for message in messages:
+        headers = dict(message.headers() or [])
+        event_id = headers.get("event_id")
+        if event_id is None or event_id.decode() not in wanted:
+            continue
+        received.append(
+            Received(
+                topic=message.topic(),
+                partition=message.partition(),
+                offset=message.offset(),
+                key=message.key().decode(),
+                event_id=event_id.decode(),
+                value=codec.decode(message.topic(), message.value()),
+                headers=headers,
+            )
+        )
+    return received
 
 
 def assert_published_once_in_order(received: list[Received], rows: list[OutboxEvent]) -> None:

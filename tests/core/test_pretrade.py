@@ -34,8 +34,10 @@ def check(
     best_bid: int | None = 599_995,
     best_ask: int | None = 600_005,
     resting: frozenset[int] = frozenset(),
+    pretrade: PreTradeCheck | None = None,
 ) -> str | None:
-    return PreTradeCheck(BTC).refuse_reason(
+    """Why `pretrade` (a fresh check by default) refuses the order; None: it goes."""
+    return (pretrade or PreTradeCheck(BTC)).refuse_reason(
         side=side,
         price_ticks=price,
         size_lots=lots,

@@ -53,6 +53,7 @@ from quoting_worker.adapters.kafka_config import producer_config
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import PoolMode, Side
 from quoting_worker.worker import QuoterWorker
+from simulator.model import instrument_options
 from tests.adapters import broker_fixture
 from tests.adapters.test_metadata import _wait_until_grpc_serving
 from tests.adapters.worker_harness import RunningWorker, wait_for, worker_config
@@ -65,42 +66,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 POOLS, MEMBERS, LEVELS = 20, 5, 1
 SYMBOLS = [f"LT{i:02d}USDT-PERP" for i in range(POOLS)]
 TICK, LOT, MIN_NOTIONAL = "0.1", "0.001", "5"
+INSTRUMENTS = instrument_options(f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in SYMBOLS)
 DELTAS_PER_SYMBOL_S = 20
 STEP_S = 0.1
 LOAD_S = 15.0
 CANARY = SYMBOLS[-1]  # its feed goes silent under load: its staleness guard must trip on time
 CANARY_STALENESS_MS = 2000
 OPS = Actor("olga-ops")
-
-# The Metadata stand-in's own servicers with the test's instruments (the module's
-# command line knows only its three built-in symbols).
-METADATA_SERVER = """
-import asyncio, decimal, signal, sys
-import grpc
-from quoting_worker.adapters._generated import metadata_pb2_grpc
-from simulator.metadata_service import AdminServicer, InstrumentBook, MetadataServicer
-from simulator.model import InstrumentRules
-
-port, tick, lot, notional, *symbols = sys.argv[1:]
-
-async def main():
-    D = decimal.Decimal
-    book = InstrumentBook(
-        tuple(InstrumentRules(s, D(tick), D(lot), D(lot), D(notional)) for s in symbols)
-    )
-    server = grpc.aio.server()
-    metadata_pb2_grpc.add_MetadataServiceServicer_to_server(MetadataServicer(book), server)
-    metadata_pb2_grpc.add_MetadataSimulatorAdminServicer_to_server(AdminServicer(book), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(grace=0.5)
-
-asyncio.run(main())
-"""
 
 
 @contextlib.contextmanager
@@ -121,7 +93,7 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 @pytest.fixture
 def metadata(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    args = [sys.executable, "-c", METADATA_SERVER, str(port), TICK, LOT, MIN_NOTIONAL, *SYMBOLS]
+    args = [sys.executable, "-m", "simulator.metadata_service", "--port", str(port), *INSTRUMENTS]
     with _process(args, tmp_path / "metadata.log") as proc:
         target = f"127.0.0.1:{port}"
         _wait_until_grpc_serving(target, proc, timeout=30.0)
@@ -131,8 +103,7 @@ def metadata(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def venue(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    instruments = [a for s in SYMBOLS for a in ("--instrument", f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}")]
-    args = [sys.executable, "-m", "simulator.order_service", "--port", str(port), *instruments]
+    args = [sys.executable, "-m", "simulator.order_service", "--port", str(port), *INSTRUMENTS]
     with _process(args, tmp_path / "order-service.log") as proc:
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(f"{url}/healthz", proc)

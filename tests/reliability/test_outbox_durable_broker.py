@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from quoting_worker.adapters.kafka_config import (
 )
 from quoting_worker.adapters.serde import AvroCodec
 from tests.adapters.broker_fixture import unique_group
+from tests.adapters.kafka_log import SENTINEL_HEADER, assign_from_beginning, read_to_sentinels
 from tests.adapters.s3_broker_fixture import S3_FETCH_WAIT_MAX_MS, S3Broker, s3_tansu_broker
 from tests.conftest import ROOT
 from tests.factories import PoolFactory
@@ -66,7 +66,6 @@ from tests.figures import record as record_figures
 OPS = Actor("olga-ops")
 PARTITIONS = 3
 WAIT_S = 30.0
-SENTINEL_HEADER = "test-sentinel"
 # The relays' settings: a short poll and backoff; the delivery timeout is the default
 # (10 s), longer than the outages of the main test (a broker restart takes < 1 s).
 RELAY_ARGS = ["--partitions", str(PARTITIONS), "--poll-interval", "0.05", "--max-backoff", "0.5"]
@@ -226,19 +225,6 @@ def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else value or ""
 
 
-def _assign_from_beginning(
-    consumer: Consumer, topics: tuple[str, ...] = PUBLISHED_TOPICS
-) -> list[TopicPartition]:
-    metadata = consumer.list_topics(timeout=10).topics
-    partitions = [
-        TopicPartition(topic, number, OFFSET_BEGINNING)
-        for topic in topics
-        for number in metadata[topic].partitions
-    ]
-    consumer.assign(partitions)
-    return partitions
-
-
 def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
         consumer_config(
@@ -275,7 +261,7 @@ class Watcher:
     def _run(self) -> None:
         consumer = _consumer(self.bootstrap)
         try:
-            _assign_from_beginning(consumer, self.topics)
+            assign_from_beginning(consumer, self.topics)
             self._ready.set()
             while not self._stop.is_set():
                 message = consumer.poll(0.1)
@@ -297,46 +283,24 @@ class Watcher:
 def read_log(bootstrap: str) -> list[Record]:
     """Every event on the published topics, read by a fresh consumer from the beginning.
 
-    It writes a sentinel to each partition and reads until all are back, so
-    nothing sent before the call is missed (the broker's end offsets cannot be
-    trusted: KAFKA.md).
+    Read up to a sentinel per partition (`tests.adapters.kafka_log`).
     """
-    token = uuid.uuid4().hex.encode()
     consumer = _consumer(bootstrap)
     try:
-        partitions = _assign_from_beginning(consumer)
-        sentinels = Producer(producer_config(bootstrap=bootstrap, client_id="row6-sentinel"))
-        for tp in partitions:
-            sentinels.produce(
-                tp.topic, value=b"", partition=tp.partition, headers=[(SENTINEL_HEADER, token)]
-            )
-        assert sentinels.flush(WAIT_S) == 0
-        pending = {(tp.topic, tp.partition) for tp in partitions}
-        records: list[Record] = []
-        deadline = time.monotonic() + WAIT_S
-        while pending:
-            assert time.monotonic() < deadline, f"sentinels not read back from {sorted(pending)}"
-            message = consumer.poll(0.2)
-            if message is None or message.error() is not None:
-                continue
-            headers = dict(message.headers() or [])
-            if SENTINEL_HEADER in headers:
-                if headers[SENTINEL_HEADER] == token:
-                    pending.discard((message.topic(), message.partition()))
-                continue
-            records.append(
-                Record(
-                    topic=_text(message.topic()),
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    key=_text(message.key()),
-                    event_id=_text(headers["event_id"]),
-                    value=message.value() or b"",
-                )
-            )
-        return records
+        messages = read_to_sentinels(consumer, bootstrap, PUBLISHED_TOPICS, timeout_s=WAIT_S)
     finally:
         consumer.close()
+    return [
+        Record(
+            topic=_text(message.topic()),
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            key=_text(message.key()),
+            event_id=_text(dict(message.headers() or [])["event_id"]),
+            value=message.value() or b"",
+        )
+        for message in messages
+    ]
 
 
 def read_values(consumer: Consumer, wanted: int) -> list[bytes]:
