@@ -52,7 +52,7 @@ from quoting_worker.core.allocation import (
 )
 from quoting_worker.core.avellaneda import ASEngine, Ladder
 from quoting_worker.core.book import OrderBook
-from quoting_worker.core.ids import ClientOrderIds, parse
+from quoting_worker.core.ids import ClientOrderIds, RecentIds, parse
 from quoting_worker.core.member import MemberRuntime, OpenOrder, OrderState
 from quoting_worker.core.ports import ActionSink, Clock
 from quoting_worker.core.risk import NS_PER_MS, Breach, PoolRiskGuards, PreTradeCheck
@@ -97,6 +97,8 @@ NS_PER_S = 1_000_000_000
 # a venue's "not found" can be a lagging replica, not a verdict (RELIABILITY.md).
 NOT_FOUND_BEFORE_GIVING_UP = 3
 QUERY_INTERVAL_NS = 500 * NS_PER_MS
+# Fill and funding ids remembered to drop a redelivery (RecentIds), per pool.
+SEEN_IDS = 100_000
 # The largest single order the pre-trade check lets through, as a multiple of
 # the pool's per-level size: a fat-finger stop, not a sizing rule.
 MAX_ORDER_MULTIPLE = 2
@@ -197,8 +199,8 @@ class PoolEngine:
         self.cancel_sent_ns: dict[str, int] = {}
         self.not_found: Counter[str] = Counter()
         self.last_query_ns: dict[str, int] = {}
-        self.seen_fills: set[str] = set()
-        self.seen_funding: set[str] = set()
+        self.seen_fills = RecentIds(SEEN_IDS)
+        self.seen_funding = RecentIds(SEEN_IDS)
         self.unattributed_fills: list[Fill] = []
         self.mark: Decimal | None = None
         # Unknown until the Metadata Service or the feed says: no quoting before.
@@ -498,7 +500,8 @@ class PoolEngine:
         self._forget(coid)
 
     def _forget(self, coid: str) -> None:
-        # The owner map keeps the id: a late fill must still find its member.
+        # A late fill still finds its member: the id itself names it (`_owner_of`).
+        self.owner.pop(coid, None)
         self.cancelling.discard(coid)
         self.cancel_sent_ns.pop(coid, None)
         self.unknown.discard(coid)

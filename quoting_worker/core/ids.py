@@ -99,3 +99,29 @@ def parse(client_order_id: str) -> ParsedOrderId:
 def _is_canonical_int(text: str) -> bool:
     """ASCII digits, no sign, no leading zero: exactly what str(int) writes for n ≥ 0."""
     return text.isascii() and text.isdigit() and (text == "0" or text[0] != "0")
+
+
+class RecentIds:
+    """The last `capacity` ids added, for telling a redelivery from a new one in
+    bounded memory (a set that forgets its oldest id). Redeliveries come from the
+    offsets not yet committed, seconds of traffic, so a window of many thousands
+    holds every one; the database's unique key stays the final word."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be positive, not {capacity}")
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}  # insertion-ordered: the oldest first
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, key: str) -> None:
+        if key in self._ids:
+            return
+        self._ids[key] = None
+        if len(self._ids) > self.capacity:
+            del self._ids[next(iter(self._ids))]

@@ -280,10 +280,24 @@ def test_a_late_fill_of_a_forgotten_order_still_reaches_its_member() -> None:
     orders = places(world.active())
     order = orders[0]
     world.send(OrderCancelled(order.client_order_id, world.now()))
-    world.engine.owner.clear()  # as after a restart: the id alone must name the member
+    # Forgotten once final (the owner map holds live orders only, so it stays
+    # bounded); as after a restart, the id alone must name the member.
+    assert order.client_order_id not in world.engine.owner
     world.send(fill_of(order, "late-1", lots=2, ts=world.now()))
     member = world.engine.members[order.participant_id].runtime
     assert member.position_lots == 2 if order.side is Side.BUY else -2
+
+
+def test_the_owner_map_holds_the_orders_under_way_only_through_many_requotes() -> None:
+    world = World()
+    placed = places(world.active())
+    for _ in range(50):  # each: every order cancelled and confirmed gone, then re-placed
+        for order in placed:
+            world.send(OrderCancelled(order.client_order_id, world.now()))
+        placed = places(world.actions)
+    live = {coid for m in world.engine.members.values() for coid in m.runtime.open_orders}
+    assert live
+    assert set(world.engine.owner) == live
 
 
 def test_a_fill_for_no_member_is_kept_aside_not_guessed() -> None:

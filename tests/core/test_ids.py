@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quoting_worker.core.ids import ClientOrderIds, ParsedOrderId, format_order_id, parse
+from quoting_worker.core.ids import (
+    ClientOrderIds,
+    ParsedOrderId,
+    RecentIds,
+    format_order_id,
+    parse,
+)
 from quoting_worker.core.types import Side
 
 
@@ -148,3 +154,17 @@ def test_anything_parse_accepts_formats_back_to_itself(text: str) -> None:
     except ValueError:
         return
     assert format_order_id(**parsed._asdict()) == text
+
+
+def test_recent_ids_remember_the_last_ones_added_and_forget_the_oldest() -> None:
+    seen = RecentIds(3)
+    for key in ("f-1", "f-2", "f-3", "f-2", "f-4"):  # f-2 again: no new entry
+        seen.add(key)
+    assert len(seen) == 3
+    assert "f-1" not in seen
+    assert all(key in seen for key in ("f-2", "f-3", "f-4"))
+
+
+def test_recent_ids_refuse_a_capacity_that_holds_nothing() -> None:
+    with pytest.raises(ValueError, match="capacity must be positive, not 0"):
+        RecentIds(0)

@@ -19,13 +19,11 @@ venue within a bound, and nothing is placed after; once the market stops, every
 queue, the OffsetTracker and the order maps drain. Figures are recorded for row
 14 (tests/figures.py).
 
-The Metadata and Order Service stand-ins are started here rather than through
-tests/adapters' fixtures, which serve only the built-in symbols; the broker,
-the schema registry and the worker harness are the shared ones.
-
-Known and reported, not asserted: `PoolEngine.owner` keeps every client order id
-ever placed (engine.py `_forget`: "a late fill must still find its member"), so
-it grows with the orders a pool has sent; the test records its size.
+The Metadata and Order Service stand-ins are started here with the test's
+instruments (`--instrument`) rather than through tests/adapters' fixtures, which
+serve only the built-in symbols; the broker, the schema registry and the worker
+harness are the shared ones. The engines' order maps, `owner` included (it
+forgets an order once final), are held to the bound above.
 """
 
 from __future__ import annotations
@@ -230,10 +228,10 @@ class SteppedMarket:
 
 
 def _tracked(engine: Any) -> tuple[int, int, int]:
-    """(orders the engine tracks in any per-order map but `owner`, its members' open
-    orders, those of them in flight: being cancelled or of unknown outcome)."""
+    """(orders the engine tracks in any per-order map, its members' open orders,
+    those of them in flight: being cancelled or of unknown outcome)."""
     in_flight = set(engine.cancelling) | set(engine.unknown)
-    ids = in_flight | set(engine.cancel_sent_ns) | set(engine.last_query_ns)
+    ids = in_flight | set(engine.cancel_sent_ns) | set(engine.last_query_ns) | set(engine.owner)
     ids |= set(engine.not_found)
     open_orders = {c for m in engine.members.values() for c in m.runtime.open_orders}
     return len(ids | open_orders), len(open_orders), len(in_flight)
