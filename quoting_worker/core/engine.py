@@ -97,6 +97,11 @@ NS_PER_S = 1_000_000_000
 # a venue's "not found" can be a lagging replica, not a verdict (RELIABILITY.md).
 NOT_FOUND_BEFORE_GIVING_UP = 3
 QUERY_INTERVAL_NS = 500 * NS_PER_MS
+# A query left unanswered (its cancel still waits for the request budget, or the
+# venue is down) is asked again after twice the interval, up to 2**4 times it
+# (8 s): under a starved budget, re-asking every 500 ms about each order being
+# cancelled became a storm of queries that took the event loop (bench/load.py).
+QUERY_BACKOFF_DOUBLINGS = 4
 # Fill and funding ids remembered to drop a redelivery (RecentIds), per pool.
 SEEN_IDS = 100_000
 # The largest single order the pre-trade check lets through, as a multiple of
@@ -199,6 +204,7 @@ class PoolEngine:
         self.cancel_sent_ns: dict[str, int] = {}
         self.not_found: Counter[str] = Counter()
         self.last_query_ns: dict[str, int] = {}
+        self.unanswered_queries: Counter[str] = Counter()
         self.seen_fills = RecentIds(SEEN_IDS)
         self.seen_funding = RecentIds(SEEN_IDS)
         self.unattributed_fills: list[Fill] = []
@@ -329,7 +335,8 @@ class PoolEngine:
             if breach is not None:
                 return self._trip(breach)
         for coid in self._unresolved(now):
-            if now - self.last_query_ns.get(coid, 0) >= QUERY_INTERVAL_NS:
+            unanswered = min(self.unanswered_queries.get(coid, 0), QUERY_BACKOFF_DOUBLINGS)
+            if now - self.last_query_ns.get(coid, 0) >= QUERY_INTERVAL_NS << unanswered:
                 actions.append(self._query(coid, now))
         actions.extend(self._maybe_quote())
         return actions
@@ -422,6 +429,7 @@ class PoolEngine:
 
     def _on_query_result(self, result: OrderQueryResult) -> list[Action]:
         coid = result.client_order_id
+        self.unanswered_queries.pop(coid, None)
         member = self._owner_of(coid)
         if member is None:
             return []
@@ -478,6 +486,7 @@ class PoolEngine:
 
     def _query(self, coid: str, now: int) -> QueryOrder:
         self.last_query_ns[coid] = now
+        self.unanswered_queries[coid] += 1
         member = self.members[self.owner[coid]]
         return QueryOrder(coid, member.spec.account_id)
 
@@ -507,6 +516,7 @@ class PoolEngine:
         self.unknown.discard(coid)
         self.not_found.pop(coid, None)
         self.last_query_ns.pop(coid, None)
+        self.unanswered_queries.pop(coid, None)
 
     def _own_add(self, side: Side, price: int, lots: int) -> None:
         levels = self.own_levels[side]

@@ -43,6 +43,26 @@ def order_service() -> Iterator[str]:
         yield url
 
 
+def _market_and_worker(
+    kafka_broker: str, schema_registry_url: str, order_service: str, metadata: str
+) -> tuple[Market, RunningWorker]:
+    """The topics and schemas, a venue with a book on SYMBOL, a market producer and a
+    worker started on them (the pools are the caller's)."""
+    ensure_topics(kafka_broker, mms_topics(1))
+    codec = AvroCodec(schema_registry_url)
+    codec.register_all()
+    SimAdmin(order_service).reset()
+    SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
+    config = worker_config(
+        kafka_brokers=kafka_broker,
+        registry_url=schema_registry_url,
+        order_service_url=order_service,
+        metadata_target=metadata,
+        group_id=broker_fixture.unique_group("quoter"),
+    )
+    return Market(kafka_broker, codec), RunningWorker(config).start()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
     kafka_broker: str,
@@ -50,11 +70,6 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
     order_service: str,
     metadata_target: str,  # noqa: F811
 ) -> None:
-    ensure_topics(kafka_broker, mms_topics(1))
-    codec = AvroCodec(schema_registry_url)
-    codec.register_all()
-    SimAdmin(order_service).reset()
-    SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
     pool = PoolFactory(
         symbol=SYMBOL,
         enabled=True,
@@ -73,15 +88,9 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
     )
     MemberFactory(pool=pool, participant=bob, weight=Decimal(3), max_position_usdt=Decimal(50_000))
 
-    market = Market(kafka_broker, codec)
-    config = worker_config(
-        kafka_brokers=kafka_broker,
-        registry_url=schema_registry_url,
-        order_service_url=order_service,
-        metadata_target=metadata_target,
-        group_id=broker_fixture.unique_group("quoter"),
+    market, running = _market_and_worker(
+        kafka_broker, schema_registry_url, order_service, metadata_target
     )
-    running = RunningWorker(config).start()
     worker = running.worker
     try:
         market.open()
@@ -141,23 +150,12 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
     """The change notice names the new state: a pause takes effect while the
     worker's one database thread is still busy (at a kill of every pool each
     re-read waits its turn there), and the venue is emptied without it."""
-    ensure_topics(kafka_broker, mms_topics(1))
-    codec = AvroCodec(schema_registry_url)
-    codec.register_all()
-    SimAdmin(order_service).reset()
-    SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
     pool = PoolFactory(symbol=SYMBOL, enabled=True, num_levels=1, staleness_threshold_ms=5000)
     alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
     MemberFactory(pool=pool, participant=alice, max_position_usdt=Decimal(50_000))
-    market = Market(kafka_broker, codec)
-    config = worker_config(
-        kafka_brokers=kafka_broker,
-        registry_url=schema_registry_url,
-        order_service_url=order_service,
-        metadata_target=metadata_target,
-        group_id=broker_fixture.unique_group("quoter"),
+    market, running = _market_and_worker(
+        kafka_broker, schema_registry_url, order_service, metadata_target
     )
-    running = RunningWorker(config).start()
     worker = running.worker
     busy = threading.Event()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import replace
 from decimal import Decimal
@@ -429,8 +430,24 @@ def test_restored_unknown_orders_are_not_duplicated() -> None:
     engine.restore(fills=(), open_orders=[(pid, unknown)])
     out = world.active()
     assert (pid, Side.BUY, 0) not in {(o.participant_id, o.side, o.level) for o in places(out)}
-    queries = [a for a in world.tick(600) if isinstance(a, QueryOrder)]
+    queries = [a for a in [*out, *world.tick(600)] if isinstance(a, QueryOrder)]
     assert [q.client_order_id for q in queries] == [unknown.client_order_id]
+
+
+def test_an_unanswered_query_is_asked_again_less_and_less_often() -> None:
+    """Every 0.5, 1, 2, 4, then 8 s while unanswered (a cancel waiting for a starved
+    request budget must not turn into a query storm); an answer resets it."""
+    world = World()
+    order = places(world.active())[0]
+    world.command("pause")
+    asked_at = []
+    for step in range(400):  # 20 s in 50 ms ticks
+        if any(isinstance(a, QueryOrder) for a in world.tick(50)):
+            asked_at.append((step + 1) * 50)
+    gaps = [b - a for a, b in itertools.pairwise(asked_at)]
+    assert gaps[:4] == [1000, 2000, 4000, 8000]
+    world.send(OrderQueryResult(order.client_order_id, True, True, world.now()))
+    assert any(isinstance(a, QueryOrder) for a in world.tick(600))  # the base interval again
 
 
 def test_an_unconfirmed_cancel_is_queried_and_sent_again() -> None:
