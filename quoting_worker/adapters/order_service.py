@@ -104,6 +104,7 @@ MAX_RETRY_AFTER_S = 60.0
 TOKEN_EPSILON = 1e-9
 
 PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancelled
+Taken = frozenset[str] | None  # the ids a cancel-all took; None when it failed
 
 
 class OrderServiceUnavailable(Exception):
@@ -661,7 +662,9 @@ class OrderServiceSink:
       engine already counts an order being cancelled as resting, so a placement
       overlapping its cancel never exceeds a limit.
     Cancels and cancel-alls otherwise go at once, so a kill's cancel-all never
-    waits behind a placement. Events go to `on_event` as each answer arrives:
+    waits behind a placement; a cancel whose account the same batch cancels all
+    of (a pause, halt or kill) is left to that cancel-all, and sent only if the
+    cancel-all failed or did not take the order. Events go to `on_event` as each answer arrives:
     OrderAccepted / OrderRejected / PlaceOutcomeUnknown / OrderCancelled for
     placements; OrderCancelled, or the OrderQueryResult of an unsettled 404, for
     cancels; OrderCancelled for every order a cancel-all took; OrderQueryResult
@@ -705,7 +708,8 @@ class OrderServiceSink:
         self._placing: dict[str, tuple[int, asyncio.Future[PlaceResult]]] = {}
         self._withdrawn: set[str] = set()  # placements a cancel withdrew before they left
         self._cancelling: dict[str, tuple[str, CancelOrder, int, asyncio.Future[None]]] = {}
-        self._cancelling_all: dict[int, tuple[str, str, asyncio.Future[None]]] = {}
+        # A cancel-all's future holds the ids it took (None: it failed).
+        self._cancelling_all: dict[int, tuple[str, str, asyncio.Future[Taken]]] = {}
 
     def instrument(self, symbol: str) -> Instrument:
         if callable(self._instruments):
@@ -730,14 +734,18 @@ class OrderServiceSink:
         work: list[Awaitable[Any]] = []
         mine: list[str] = []  # this batch's cancels, cleared if never started
         mine_all: list[int] = []
+        covering: dict[str, asyncio.Future[Taken]] = {}  # this batch's cancel-alls
         for action in actions:
             if isinstance(action, CancelAll):
                 for account_id in action.account_ids:
                     seq = next(self._seq)
-                    self._cancelling_all[seq] = (symbol, account_id, loop.create_future())
+                    taken: asyncio.Future[Taken] = loop.create_future()
+                    self._cancelling_all[seq] = (symbol, account_id, taken)
+                    covering.setdefault(account_id, taken)
                     mine_all.append(seq)
                     work.append(self._cancel_all(symbol, account_id, seq))
-            elif isinstance(action, CancelOrder):
+        for action in actions:
+            if isinstance(action, CancelOrder):
                 coid = action.client_order_id
                 if coid in self._cancelling:
                     self.saved["cancel"] += 1  # the cancel under way answers it
@@ -746,7 +754,8 @@ class OrderServiceSink:
                 ):
                     self._cancelling[coid] = (symbol, action, next(self._seq), loop.create_future())
                     mine.append(coid)
-                    work.append(self._cancel(symbol, action))
+                    covered_by = covering.get(action.account_id)
+                    work.append(self._cancel(symbol, action, covered_by))
         places: list[PlaceOrder] = []
         for action in actions:
             if isinstance(action, PlaceOrder):
@@ -794,14 +803,14 @@ class OrderServiceSink:
         failpoint("place.recorded")
         await asyncio.gather(*(self._place(symbol, p) for p in places))
 
-    def _blockers(self, symbol: str, place: PlaceOrder) -> list[asyncio.Future[None]]:
+    def _blockers(self, symbol: str, place: PlaceOrder) -> list[asyncio.Future[Any]]:
         """What `place` must wait for: the cancels registered before it that it
         could cross, and the cancel-alls registered before it for its account."""
         placing = self._placing.get(place.client_order_id)
         if placing is None:
             return []
         seq = placing[0]
-        blockers = [
+        blockers: list[asyncio.Future[Any]] = [
             done
             for sym, cancel, cancel_seq, done in self._cancelling.values()
             if cancel_seq < seq and sym == symbol and _may_cross(place, cancel)
@@ -819,10 +828,10 @@ class OrderServiceSink:
         if placing is not None and not placing[1].done():
             placing[1].set_result(result)
 
-    def _cancel_all_done(self, seq: int) -> None:
+    def _cancel_all_done(self, seq: int, taken: Taken = None) -> None:
         under_way = self._cancelling_all.pop(seq, None)
         if under_way is not None and not under_way[2].done():
-            under_way[2].set_result(None)
+            under_way[2].set_result(taken)
 
     def _cancel_done(self, coid: str) -> None:
         cancelling = self._cancelling.pop(coid, None)
@@ -875,9 +884,21 @@ class OrderServiceSink:
                 self.unknown_since.popitem(last=False)
         return event
 
-    async def _cancel(self, symbol: str, cancel: CancelOrder) -> None:
+    async def _cancel(
+        self, symbol: str, cancel: CancelOrder, covered_by: asyncio.Future[Taken] | None = None
+    ) -> None:
+        """`covered_by`: a cancel-all of the order's account in the same batch (a
+        pause or kill): the order is cancelled by it unless the cancel-all failed
+        or did not find it (its placement not yet at the venue); one request per
+        account instead of one per order, which at many members is most of a
+        kill's requests."""
         coid = cancel.client_order_id
         try:
+            if covered_by is not None:
+                taken = await asyncio.shield(covered_by)
+                if taken is not None and coid in taken:
+                    self.saved["cancel"] += 1  # its OrderCancelled comes from the cancel-all
+                    return
             placing = self._placing.get(coid)
             if placing is not None:
                 # Not left yet: it never will. Out: its answer says whether the
@@ -897,14 +918,16 @@ class OrderServiceSink:
             await self._emit(outcome)
 
     async def _cancel_all(self, symbol: str, account_id: str, seq: int) -> None:
+        taken: Taken = None
         try:
             _, ids = await self.client.cancel_all_ids(account_id, symbol)
+            taken = frozenset(ids)
         except OrderServiceUnavailable as exc:
             self.failures["cancel_all"] += 1
             logger.error("%s: cancel-all for %s failed: %s", symbol, account_id, exc)
             return
         finally:
-            self._cancel_all_done(seq)
+            self._cancel_all_done(seq, taken)
         now = self.client.clock_ns()
         for coid in ids:
             await self._emit(OrderCancelled(coid, now))

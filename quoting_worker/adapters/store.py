@@ -17,6 +17,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from common.actors import SYSTEM, Actor, ActorKind
+from common.exceptions import IllegalTransition
 from participants.enums import ParticipantState
 from pools import services as pool_services
 from pools.enums import PoolState
@@ -126,9 +127,16 @@ def pool_halt(*, symbol: str, worker_id: str, trigger: str, detail: str) -> bool
     pool = PoolConfig.objects.get(symbol=symbol)
     if pool.state == PoolState.HALTED:
         return False
-    pool_services.pool_halt(
-        pool=pool, actor=quoter_actor(worker_id), trigger=trigger, detail=detail
-    )
+    try:
+        pool_services.pool_halt(
+            pool=pool, actor=quoter_actor(worker_id), trigger=trigger, detail=detail
+        )
+    except IllegalTransition as exc:
+        # Halted meanwhile (an emergency kill committed between the read and the
+        # lock): on record all the same.
+        if exc.extra.get("current_state") == PoolState.HALTED:
+            return False
+        raise
     return True
 
 

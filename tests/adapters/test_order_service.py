@@ -855,6 +855,62 @@ def test_a_placement_waits_for_a_cancel_all_of_its_account_sent_before_it(
     assert sim.stats()["live_orders"] == 1
 
 
+def test_a_cancel_all_stands_for_the_cancels_of_its_account_in_the_same_batch(
+    sim: SimAdmin,
+) -> None:
+    """A pause: one request per account, not one per order (at 2,000 members a
+    kill's requests were mostly per-order cancels); every order still confirmed."""
+    bid, ask = order(ticks=599_000), order(Side.SELL, 601_000)
+    events, collect = _collector()
+
+    async def scenario() -> OrderServiceSink:
+        async with connect(sim) as client:
+            await place(client, bid)
+            await place(client, ask)
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            await sink.execute(
+                BTC.symbol,
+                [
+                    CancelOrder(bid.client_order_id, bid.participant_id, ALPHA),
+                    CancelOrder(ask.client_order_id, ask.participant_id, ALPHA),
+                    CancelAll((ALPHA,), "pause"),
+                ],
+            )
+        return sink
+
+    sink = run(scenario)
+    assert sorted(_names(events)) == sorted(
+        [("OrderCancelled", bid.client_order_id), ("OrderCancelled", ask.client_order_id)]
+    )
+    assert sim.requests("cancel") == []
+    assert len(sim.requests("cancel_all")) == 1
+    assert sink.saved["cancel"] == 2
+    assert sim.stats()["live_orders"] == 0
+
+
+def test_a_cancel_left_to_a_cancel_all_that_failed_is_sent_after_all(sim: SimAdmin) -> None:
+    resting = order()
+    events, collect = _collector()
+
+    async def scenario() -> None:
+        async with connect(sim, attempts=1) as client:
+            await place(client, resting)
+            sim.faults(error_rate=1.0, routes=["cancel_all"])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            await sink.execute(
+                BTC.symbol,
+                [
+                    CancelOrder(resting.client_order_id, resting.participant_id, ALPHA),
+                    CancelAll((ALPHA,), "kill"),
+                ],
+            )
+
+    run(scenario)
+    assert _names(events) == [("OrderCancelled", resting.client_order_id)]
+    assert len(sim.requests("cancel")) == 1
+    assert sim.stats()["live_orders"] == 0
+
+
 def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
     sim: SimAdmin,
 ) -> None:

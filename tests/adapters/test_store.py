@@ -219,3 +219,27 @@ def test_halt_and_boot_pause_go_through_the_pool_service(pool):
     audit = AuditLog.objects.filter(entity_id="BTCUSDT-PERP", action="halt").get()
     assert (audit.actor, audit.actor_kind) == ("w1", "quoter")
     assert OutboxEvent.objects.filter(topic="mm.risk.triggered.v1").count() == 1
+
+
+def test_a_halt_that_loses_the_race_to_an_emergency_kill_is_on_record_all_the_same(
+    pool, monkeypatch
+):
+    """The row read ACTIVE, then a person's kill committed before the halt took the
+    lock: the halt is on record (HALTED), not an error that fails the timer."""
+    from common.actors import Actor
+    from pools import services as pool_services
+    from pools.services import emergency_kill, pool_enable
+
+    pool_enable(pool=pool, actor=Actor("olga"))
+    real_halt = pool_services.pool_halt
+
+    def killed_first(**kwargs):
+        emergency_kill(actor=Actor("olga"), reason="desk kill")
+        return real_halt(**kwargs)
+
+    monkeypatch.setattr(pool_services, "pool_halt", killed_first)
+    assert (
+        store.pool_halt(symbol="BTCUSDT-PERP", worker_id="w1", trigger="STALE_DATA", detail="5 s")
+        is False
+    )
+    assert PoolConfig.objects.get(pk=pool.pk).state == "HALTED"
