@@ -5,6 +5,7 @@ lifecycle by the same service functions the API calls."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -181,3 +182,55 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
         market.close()
         running.stop()
     assert not running.alive
+
+
+@pytest.mark.django_db(transaction=True)
+def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
+    kafka_broker: str,
+    schema_registry_url: str,
+    order_service: str,
+    metadata_target: str,  # noqa: F811
+) -> None:
+    """With the venue's cancel-all taking 1 s, both pools' cancel-alls arrive
+    together; one release after another, the second came a whole second later
+    (and 200 pools overran SHUTDOWN_TIMEOUT in bench/load.py)."""
+    eth = "ETHUSDT-PERP"
+    for symbol, account in ((SYMBOL, "acct-alice"), (eth, "acct-bob")):
+        pool = PoolFactory(symbol=symbol, enabled=True, num_levels=1, staleness_threshold_ms=5000)
+        member = ParticipantFactory(state="ACTIVE", account_id=account)
+        MemberFactory(pool=pool, participant=member, max_position_usdt=Decimal(50_000))
+    market, running = _market_and_worker(
+        kafka_broker, schema_registry_url, order_service, metadata_target
+    )
+    SimAdmin(order_service).book(eth, "2999.5", "3000.5")
+    eth_market = Market(
+        kafka_broker,
+        AvroCodec(schema_registry_url),
+        eth,
+        best_bid=Decimal("2999.5"),
+        best_ask=Decimal("3000.5"),
+        step=Decimal("0.5"),
+    )
+    worker = running.worker
+    try:
+        market.open()
+        eth_market.open()
+        wait_for("both pools hosted", lambda: {SYMBOL, eth} <= set(worker.hosted))
+        for symbol in (SYMBOL, eth):
+            services.pool_enable(pool=PoolConfig.objects.get(symbol=symbol), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice", SYMBOL))
+        wait_for("bob's quotes", lambda: open_orders(order_service, "acct-bob", eth))
+        SimAdmin(order_service).faults(latency_ms=1000, routes=["cancel_all"])
+        stopping = time.time()
+        running.stop()
+    finally:
+        eth_market.close()
+        market.close()
+        running.stop()
+        SimAdmin(order_service).faults()
+    log = SimAdmin(order_service).requests("cancel_all")
+    times = sorted(r["t"] for r in log if r["t"] >= stopping)
+    assert len(times) >= 2
+    assert times[-1] - times[0] < 1.0, times
+    assert not open_orders(order_service, "acct-alice", SYMBOL)
+    assert not open_orders(order_service, "acct-bob", eth)
