@@ -213,7 +213,8 @@ def test_an_order_is_traced_to_the_market_event_that_caused_it_and_its_log_line_
             coid and coid.startswith("mm-") for e in matching for coid in e["client_order_ids"]
         )
 
-        # A person's pause: the command's trace reaches the cancels it caused.
+        # A person's pause: the command's trace reaches the cancels it caused (one
+        # cancel-all per member account; per-order cancels only for what it missed).
         with tracing.span("POST /v1/pools/ETHUSDT-PERP/pause") as command:
             assert command is not None
             services.pool_pause(pool=PoolConfig.objects.get(pk=pool.pk), actor=OPS, reason="e2e")
@@ -223,7 +224,8 @@ def test_an_order_is_traced_to_the_market_event_that_caused_it_and_its_log_line_
             found = [
                 s
                 for s in exporter.get_finished_spans()
-                if s.name == "order_service cancel" and trace_of(s) == command_trace
+                if s.name in ("order_service cancel", "order_service cancel_all")
+                and trace_of(s) == command_trace
             ]
             return found or None
 
