@@ -14,7 +14,7 @@ The machinery is bench/quoter_throughput.py's (imported, not copied): a
 throwaway PostgreSQL database (dropped at exit), a Redis database of its own
 (flushed at exit), Tansu (memory storage), the Schema Registry, Order Service
 and Metadata stand-ins as subprocesses on free ports, the Metadata stand-in
-serving its own servicers with --pools synthetic symbols, and the QuoterWorker
+serving the --pools synthetic symbols (--instrument), and the QuoterWorker
 in a thread of this process (so its engines can be watched).
 
 Each pool: --members members of equal weight, --levels levels a side, ACTIVE,
