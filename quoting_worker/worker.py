@@ -309,6 +309,7 @@ class QuoterWorker:
         # Every ORM call runs on this one thread: one connection, closed at shutdown.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quoter-db")
         self._lock = asyncio.Lock()
+        self._releasing: dict[str, asyncio.Task[None]] = {}
         self.identity = {
             "worker_id": config.worker_id,
             "build": build_hash(),
@@ -378,6 +379,7 @@ class QuoterWorker:
         does not fire the venue's cancel-on-disconnect), every symbol at once: one
         after another, 200 pools took longer than SHUTDOWN_TIMEOUT (bench/load.py)."""
         self.stopping.set()
+        started = time.monotonic()
         symbols = list(self.hosted)
         released = await asyncio.gather(
             *(self._release(symbol, reason="shutdown") for symbol in symbols),
@@ -386,8 +388,15 @@ class QuoterWorker:
         for symbol, outcome in zip(symbols, released, strict=True):
             if isinstance(outcome, BaseException):
                 logger.error("%s: release at shutdown failed: %r", symbol, outcome)
+        logger.info(
+            "shutdown: %d pools released in %.2f s", len(symbols), time.monotonic() - started
+        )
         if self._consumer_thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._consumer_thread.join, 15)
+            if self._consumer_thread.is_alive():
+                logger.error("shutdown: the Kafka consumer has not closed after 15 s")
+            else:
+                logger.info("shutdown: consumer closed at %.2f s", time.monotonic() - started)
         await self.client.aclose()
         await self.metadata.close()
         await self.journal.close()
@@ -702,8 +711,20 @@ class QuoterWorker:
         ):
             self.user_ids[account_id] = user_id
 
-    @_symbol_logged
     async def _release(self, symbol: str, *, reason: str) -> None:
+        """Stops quoting `symbol` and gives it up: gate closed, orders cancelled,
+        queued work finished, lease released. A release asked for while one is
+        under way (a shutdown, and the partition revoke the consumer's close
+        brings) waits for that one instead of running a second beside it."""
+        releasing = self._releasing.get(symbol)
+        if releasing is None:
+            releasing = asyncio.create_task(self._release_now(symbol, reason=reason))
+            self._releasing[symbol] = releasing
+            releasing.add_done_callback(lambda _: self._releasing.pop(symbol, None))
+        await asyncio.shield(releasing)
+
+    @_symbol_logged
+    async def _release_now(self, symbol: str, *, reason: str) -> None:
         hosted = self.hosted.get(symbol)
         if hosted is None:
             return

@@ -4,6 +4,8 @@ lifecycle by the same service functions the API calls."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -234,3 +236,45 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     assert times[-1] - times[0] < 1.0, times
     assert not open_orders(order_service, "acct-alice", SYMBOL)
     assert not open_orders(order_service, "acct-bob", eth)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_release_asked_for_twice_at_once_happens_once(
+    kafka_broker: str,
+    schema_registry_url: str,
+    order_service: str,
+    metadata_target: str,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """At shutdown the consumer's close revokes the partitions while the shutdown
+    is releasing the same pools: the second release waits for the first instead
+    of pausing, cancelling and giving up the lease a second time (a second one
+    finishing after the symbol was hosted again would drop the new host)."""
+    pool = PoolFactory(symbol=SYMBOL, enabled=True, num_levels=1, staleness_threshold_ms=5000)
+    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
+    MemberFactory(pool=pool, participant=alice, max_position_usdt=Decimal(50_000))
+    market, running = _market_and_worker(
+        kafka_broker, schema_registry_url, order_service, metadata_target
+    )
+    worker = running.worker
+    try:
+        market.open()
+        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
+        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
+        caplog.set_level(logging.INFO, logger="mms.quoter")
+
+        async def release_twice() -> None:
+            await asyncio.gather(
+                worker._release(SYMBOL, reason="shutdown"),
+                worker._release(SYMBOL, reason="partition revoked"),
+            )
+
+        asyncio.run_coroutine_threadsafe(release_twice(), worker.loop).result(timeout=30)
+        assert SYMBOL not in worker.hosted
+        assert not open_orders(order_service, "acct-alice")
+    finally:
+        market.close()
+        running.stop()
+    released = [r.getMessage() for r in caplog.records if "released (" in r.getMessage()]
+    assert released == [f"{SYMBOL}: released (shutdown)"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +34,7 @@ from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import RunningWorker, wait_for
 from tests.conftest import free_port
 from tests.e2e.conftest import TradeXAdmin, running_tradex
-from tests.e2e.test_safety import hosted_by, start_runquoter, worker_id_of
+from tests.e2e.test_safety import hosted_by, start_runquoter, stop_within, worker_id_of
 from tests.e2e.test_stack import ETH, OPS, WEIGHTS, eth_pool, hosted, resting_ladders
 from tests.e2e.test_stack import quoter as quoter  # the shared fixture
 from tests.otlp_receiver import otlp_collector
@@ -292,8 +291,8 @@ def test_a_runquoter_process_serves_its_metrics_and_exports_its_traces_over_otlp
             assert {consume.service, send.service, place.service} == {"mms-quoter"}
             assert send.attributes["mms.symbol"] == ETH
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+            stop_within(proc, log, 40)  # SHUTDOWN_TIMEOUT (30 s) and start-up
+    assert proc.returncode == 0, log.read_text()[-4000:]
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     hosted_lines = [e for e in entries if "hosted with token" in str(e["event"])]
     assert hosted_lines

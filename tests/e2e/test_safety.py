@@ -468,6 +468,24 @@ def start_runquoter(
         )
 
 
+def stop_within(proc: subprocess.Popen[bytes], log: Path, seconds: float) -> float:
+    """SIGTERM, then the seconds the process took to exit; fails with its threads'
+    stacks if it is still running after `seconds`."""
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        proc.kill()
+        proc.wait()
+        pytest.fail(
+            f"runquoter still running {seconds} s after SIGTERM:\n{log.read_text()[-12000:]}"
+        )
+    return time.monotonic() - asked
+
+
 def worker_id_of(proc: subprocess.Popen[bytes]) -> str:
     return f"{socket.gethostname()}-{proc.pid}"
 

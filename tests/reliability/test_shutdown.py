@@ -5,43 +5,24 @@ cannot be replaced). If it does not, the test asks it for every thread's stack
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from django.db import transaction
 
 from pools import services
-from pools.models import PoolConfig
+from pools.models import PoolConfig, SymbolLease
+from quoting_worker.management.commands.runquoter import EXIT_GRACE_S
 from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import tansu_broker, wait_for
 from tests.e2e.conftest import running_tradex
-from tests.e2e.test_safety import hosted_by, start_runquoter
-from tests.e2e.test_stack import OPS, eth_pool, resting_ladders
+from tests.e2e.test_safety import hosted_by, start_runquoter, stop_within
+from tests.e2e.test_stack import ETH, OPS, WEIGHTS, eth_pool, resting_ladders
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SHUTDOWN_S = 5
 MARGIN_S = 10  # interpreter start-up aside, what a stop may take beyond SHUTDOWN_TIMEOUT
-
-
-def stop_within(proc: subprocess.Popen[bytes], log: Path, seconds: float) -> float:
-    """SIGTERM, then the seconds the process took to exit; fails with its threads'
-    stacks if it is still running after `seconds`."""
-    asked = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(1)
-        proc.kill()
-        proc.wait()
-        pytest.fail(
-            f"runquoter still running {seconds} s after SIGTERM:\n{log.read_text()[-12000:]}"
-        )
-    return time.monotonic() - asked
 
 
 @pytest.mark.parametrize("gone", ["venue and broker", "nothing"])
@@ -80,3 +61,46 @@ def test_a_runquoter_stops_within_shutdown_timeout_even_with_the_venue_and_broke
     # The venue and the broker are gone (their context managers ended them).
     took = stop_within(proc, log, SHUTDOWN_S + MARGIN_S)
     assert took < SHUTDOWN_S + MARGIN_S
+
+
+def test_a_runquoter_held_past_shutdown_timeout_exits_1_with_its_stacks(
+    schema_registry_url: str, metadata_target: str, tmp_path: Path
+) -> None:
+    """The lease row locked by another transaction: the release's last write
+    blocks the worker's database thread, which the interpreter would wait for
+    at exit forever. The release is cut short at SHUTDOWN_TIMEOUT (exit code 1)
+    and the process ends EXIT_GRACE_S later, every thread's stack in its log."""
+    pool, _ = eth_pool()
+    log = tmp_path / "runquoter.log"
+    with (
+        tansu_broker(tmp_path, partitions=3) as broker,
+        running_tradex(
+            broker, schema_registry_url, tmp_path, "--symbol", "ETHUSDT-PERP", "--seed", "11"
+        ) as tradex,
+    ):
+        proc = start_runquoter(
+            log,
+            broker=broker,
+            registry=schema_registry_url,
+            order_service=tradex.url,
+            metadata=metadata_target,
+            group=unique_group("shutdown-held"),
+            extra_env={"SHUTDOWN_TIMEOUT": f"{SHUTDOWN_S}s"},
+        )
+        try:
+            wait_for("the runquoter to host ETH", hosted_by(proc, log))
+            services.pool_resume(pool=PoolConfig.objects.get(pk=pool.pk), actor=OPS, note="t")
+            wait_for("orders on the book", lambda: resting_ladders(tradex))
+            with transaction.atomic():
+                SymbolLease.objects.select_for_update().get(symbol=pool.symbol)
+                took = stop_within(proc, log, SHUTDOWN_S + EXIT_GRACE_S + MARGIN_S)
+            # The gate closed and the orders went before the write that blocked.
+            assert all(not tradex.open_orders(account, ETH) for account in WEIGHTS)
+        except BaseException:
+            proc.kill()
+            raise
+    output = log.read_text()
+    assert proc.returncode == 1, output[-4000:]
+    assert took >= SHUTDOWN_S + EXIT_GRACE_S
+    assert "shutdown took longer than SHUTDOWN_TIMEOUT" in output
+    assert "(most recent call first)" in output  # faulthandler's dump of the threads

@@ -3,7 +3,9 @@
 Several may run at once: they share the symbols through one Kafka consumer
 group, and each symbol is owned by the worker its partition is assigned to.
 SIGTERM/SIGINT close the gate, cancel every order and exit within
-SHUTDOWN_TIMEOUT. Prometheus metrics are served on METRICS_PORT
+SHUTDOWN_TIMEOUT (exit code 1 if the release overran it; a hard exit, with
+every thread's stack on stderr, EXIT_GRACE_S later if anything still holds the
+process). Prometheus metrics are served on METRICS_PORT
 (quoting_worker/adapters/metrics.py); traces go to OPENOBSERVE_OTLP_ENDPOINT
 when it is set.
 """
@@ -14,6 +16,7 @@ import asyncio
 import faulthandler
 import logging
 import signal
+import time
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +26,8 @@ from common import tracing
 from quoting_worker.worker import QuoterWorker, WorkerConfig
 
 logger = logging.getLogger("mms.quoter")
+
+EXIT_GRACE_S = 5.0
 
 
 class Command(BaseCommand):
@@ -73,7 +78,19 @@ class Command(BaseCommand):
         logger.info("runquoter %s: consuming from %s", config.worker_id, config.kafka_brokers)
         task = asyncio.create_task(worker.run(stop))
         await stop.wait()
+        started = time.monotonic()
+        logger.info("runquoter %s: stopping", config.worker_id)
+        # Past the limit and a grace for what follows the release (span export,
+        # thread joins at exit), every thread's stack goes to stderr and the
+        # process exits 1, whatever it waits on: one that cannot be stopped
+        # cannot be replaced (RELIABILITY.md).
+        faulthandler.dump_traceback_later(shutdown_timeout + EXIT_GRACE_S, exit=True)
         try:
             await asyncio.wait_for(task, timeout=shutdown_timeout)
         except TimeoutError:
-            logger.error("runquoter: shutdown took longer than SHUTDOWN_TIMEOUT")
+            # Exit 1: whoever stops the process learns the release was cut short
+            # (the venue's dead-man's switch is then what cancels what is left).
+            raise CommandError(
+                f"shutdown took longer than SHUTDOWN_TIMEOUT ({shutdown_timeout:g} s)"
+            ) from None
+        logger.info("runquoter: stopped in %.2f s", time.monotonic() - started)
