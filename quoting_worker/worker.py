@@ -136,6 +136,7 @@ DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much wo
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
 # A change notice naming one of these states closes the gate before the re-read.
 CLOSING_STATES = {"PAUSED": "pause", "HALTED": "kill"}
+OPENING_COMMANDS = frozenset({"enable", "resume"})
 REGISTRY_FIRST_DELAY_S = 0.1  # a decode waiting for the registry tries again after this, doubling
 REGISTRY_MAX_DELAY_S = 5.0
 DATABASE_FIRST_DELAY_S = 0.1  # a durable write that failed is tried again after this, doubling
@@ -208,10 +209,14 @@ class Hosted:
     version: int = 0
     # Commands overtake the market events queued before them (a pause must not
     # wait behind a backlog of deltas): the engine takes these first.
-    urgent: deque[tuple[Command, Cause | None]] = field(default_factory=deque)
-    # Monotonic ns when the last kill-switch trip was on record (inf while it is
-    # being written): a pool row read before then cannot resume the engine.
-    trip_recorded_ns: float = 0.0
+    # Each with the monotonic ns of the row read that decided it (None: not a read).
+    urgent: deque[tuple[Command, Cause | None, int | None]] = field(default_factory=deque)
+    # Monotonic ns before which a row read cannot resume the engine: the gate was
+    # closed by what the row may not show yet. A kill-switch trip: +inf while its
+    # halt is being written, then when it is on record. A change notice: when it
+    # was heard (a re-read already under way may have read the row before the
+    # change committed).
+    closed_ns: float = 0.0
     # Order traffic, in the engine's order: the sender works through it while
     # the drain goes on applying market data (a slow venue never stalls the book).
     sends: asyncio.Queue[tuple[list[Action], Cause | None] | None] = field(
@@ -890,7 +895,9 @@ class QuoterWorker:
             try:
                 while True:
                     while hosted.urgent:
-                        command, cause = hosted.urgent.popleft()
+                        command, cause, read_ns = hosted.urgent.popleft()
+                        if self._stale_opening(hosted, command, read_ns):
+                            continue
                         await self._apply(hosted, command, None, cause)
                     await self._apply(hosted, *item)
                     if hosted.queue.empty() or loop.time() >= slice_ends:
@@ -908,6 +915,23 @@ class QuoterWorker:
             if loop.time() >= slice_ends:
                 await asyncio.sleep(0)
 
+    @staticmethod
+    def _stale_opening(hosted: Hosted, command: Command, read_ns: int | None) -> bool:
+        """Whether `command` would open the gate on a row read before the gate was
+        last closed by what the row may not show yet (`Hosted.closed_ns`): that
+        ACTIVE is stale, so it is dropped. Judged as the command is applied, not
+        when it was decided: a closing notice can be heard in between."""
+        if read_ns is None or command.kind not in OPENING_COMMANDS:
+            return False
+        if read_ns > hosted.closed_ns:
+            return False
+        logger.info(
+            "%s: %s from a row read before the gate last closed: ignored",
+            hosted.symbol,
+            command.kind,
+        )
+        return True
+
     async def _quote_held(self, hosted: Hosted) -> None:
         try:
             actions = hosted.engine.release()
@@ -918,8 +942,17 @@ class QuoterWorker:
         except Exception:
             logger.exception("%s: quoting after a drain failed", hosted.symbol)
 
-    def _command(self, hosted: Hosted, command: Command, cause: Cause | None = None) -> None:
-        hosted.urgent.append((command, cause))
+    def _command(
+        self,
+        hosted: Hosted,
+        command: Command,
+        cause: Cause | None = None,
+        *,
+        read_ns: int | None = None,
+    ) -> None:
+        """Queues `command` ahead of the engine's events; `read_ns`: when the row
+        that decided it was read (`_sync`)."""
+        hosted.urgent.append((command, cause, read_ns))
         hosted.queue.put_nowait((Timer(self.clock.now_ns()), None, None))  # wakes an idle drain
 
     async def _apply(
@@ -1009,7 +1042,7 @@ class QuoterWorker:
         accounts = sorted(
             {acc for a in traffic if isinstance(a, CancelAll) for acc in a.account_ids}
         )
-        hosted.trip_recorded_ns = math.inf
+        hosted.closed_ns = math.inf
         try:
             with tracing.span(
                 "pool.halt",
@@ -1030,7 +1063,7 @@ class QuoterWorker:
                     },
                 )
                 # Until the halt is on record a re-read of the row (still ACTIVE) is
-                # stale and must not resume the pool: trip_recorded_ns stays at +inf.
+                # stale and must not resume the pool: closed_ns stays at +inf.
                 await self._durably(
                     hosted,
                     "halt",
@@ -1041,17 +1074,18 @@ class QuoterWorker:
                     detail=trip.detail,
                 )
         finally:
-            hosted.trip_recorded_ns = time.monotonic_ns()
+            hosted.closed_ns = time.monotonic_ns()
 
     async def _send_forever(self, hosted: Hosted) -> None:
         """Hands the engine's order traffic to the sink in order, without waiting
         for the last batch's answers (the sink holds back only what depends on a
         request under way, so a placement left hanging never holds up a cancel-all
-        or a query). What queued meanwhile goes as one batch, minus what it no
-        longer wants: a placement a later cancel withdraws, and every placement
-        once the pool is not ACTIVE (the gate is checked when an order leaves, not
-        only when it was decided). The engine hears that those were never placed.
-        On None, it returns once every batch under way is answered."""
+        or a query). What queued meanwhile goes as one batch, so the sink can
+        withdraw what it no longer wants: a placement a later cancel withdraws,
+        and every placement once the pool is not ACTIVE (the gate is checked when
+        an order leaves, not only when it was decided). The engine hears that
+        those were never placed. On None, it returns once every batch under way
+        is answered."""
         structlog.contextvars.bind_contextvars(symbol=hosted.symbol)  # this task's lines
         under_way: set[asyncio.Task[None]] = set()
         try:
@@ -1070,7 +1104,6 @@ class QuoterWorker:
                     batch += more[0]
                     if more[1] is not None and more[1] not in causes:
                         causes.append(more[1])
-                batch = self._withdraw_unsent(hosted, batch)
                 if batch:
                     task = asyncio.create_task(self._send_batch(hosted, batch, causes))
                     under_way.add(task)
@@ -1110,36 +1143,6 @@ class QuoterWorker:
             and hosted.engine.book_fresh(self.clock.now_ns())
         )
 
-    def _withdraw_unsent(self, hosted: Hosted, batch: list[Action]) -> list[Action]:
-        """`batch` without what need not go: placements withdrawn (a later cancel in
-        the batch, or the gate closed) with their cancels and queries, and all but
-        the first query of an order, or every query of an order the batch cancels
-        (the engine asks again while one waits)."""
-        gate_open = self._may_place(hosted.symbol)
-        cancelled = {a.client_order_id for a in batch if isinstance(a, CancelOrder)}
-        withdrawn = {
-            a.client_order_id
-            for a in batch
-            if isinstance(a, PlaceOrder) and (not gate_open or a.client_order_id in cancelled)
-        }
-        now = self.clock.now_ns()
-        for coid in sorted(withdrawn):
-            hosted.queue.put_nowait((OrderCancelled(coid, now), None, None))
-        kept: list[Action] = []
-        asked: set[str] = set()
-        for action in batch:
-            if isinstance(action, PlaceOrder | CancelOrder | QueryOrder):
-                coid = action.client_order_id
-                if coid in withdrawn:
-                    continue
-                if isinstance(action, QueryOrder):
-                    # The batch's own cancel of it answers the question.
-                    if coid in asked or coid in cancelled:
-                        continue
-                    asked.add(coid)
-            kept.append(action)
-        return kept
-
     async def _send(self, hosted: Hosted, actions: list[Action]) -> None:
         sent = Counter(SENT_AS[type(a)] for a in actions if type(a) in SENT_AS)
         for action, n in sent.items():
@@ -1151,20 +1154,18 @@ class QuoterWorker:
                 dict(sent),
                 extra={"client_order_ids": [getattr(a, "client_order_id", None) for a in actions]},
             )
-        placed = [a for a in actions if isinstance(a, PlaceOrder)]
-        # Write-ahead: an order is on record before it can exist at the venue;
-        # cancels need no record and do not wait for it.
-        journal = (
-            self.journal.record(
+
+        async def journal(placed: list[PlaceOrder]) -> None:
+            """Write-ahead: an order is on record before it can exist at the venue
+            (the placements that go; cancels need no record and do not wait)."""
+            await self.journal.record(
                 symbol=hosted.symbol,
                 token=hosted.token,
                 instrument=hosted.instrument,
                 placed=placed,
                 sent_ns=self.clock.now_ns(),
             )
-            if placed
-            else None
-        )
+
         await self.sink.execute(hosted.symbol, actions, before_places=journal)
 
     def _record_simulated(self, hosted: Hosted, quotes: list[SimulatedQuote]) -> None:
@@ -1349,10 +1350,15 @@ class QuoterWorker:
         can only stop quoting, the safe direction."""
         kind = CLOSING_STATES.get(str(notice.get("state")))
         hosted = self.hosted.get(notice["symbol"])
-        if kind is None or hosted is None or hosted.engine.mode is not PoolMode.ACTIVE:
+        if kind is None or hosted is None:
             return
-        reason = f"{notice.get('reason', 'change')} notice"
-        self._command(hosted, Command(kind, self.clock.now_ns(), reason=reason), cause)
+        # A re-read under way may have read the row before the change: its ACTIVE
+        # must not resume the engine, whatever its mode now (the notice's own
+        # re-read comes after, and a later resume has a notice of its own).
+        hosted.closed_ns = max(hosted.closed_ns, time.monotonic_ns())
+        if hosted.engine.mode is PoolMode.ACTIVE:
+            reason = f"{notice.get('reason', 'change')} notice"
+            self._command(hosted, Command(kind, self.clock.now_ns(), reason=reason), cause)
 
     async def _sync_noticed_forever(self) -> None:
         while True:
@@ -1388,11 +1394,8 @@ class QuoterWorker:
             await self._release(symbol, reason="pool archived or disabled")
             return
         await self._db(self._load_user_ids, symbol)
-        stale = read_at <= hosted.trip_recorded_ns
-        for command in commands_for(
-            setup, hosted.engine, now_ns=self.clock.now_ns(), read_before_trip=stale
-        ):
-            self._command(hosted, command, cause)
+        for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
+            self._command(hosted, command, cause, read_ns=read_at)
 
     @staticmethod
     def _setup(symbol: str) -> store.PoolSetup | None:

@@ -39,14 +39,10 @@ def status_payload(record: dict[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"))
 
 
-def commands_for(
-    setup: PoolSetup, engine: PoolEngine, *, now_ns: int, read_before_trip: bool = False
-) -> list[Command]:
+def commands_for(setup: PoolSetup, engine: PoolEngine, *, now_ns: int) -> list[Command]:
     """What the engine must be told so that it applies what the database says.
-
-    `read_before_trip`: the row was read before the engine's last kill-switch trip
-    was on record, so its ACTIVE is stale: it never resumes the engine (a kill
-    switch never auto-resumes; a person's resume is read afterwards)."""
+    (A resume decided from a row read before the gate last closed is dropped by
+    the runquoter as it is applied: QuoterWorker._stale_opening.)"""
     commands: list[Command] = []
     if setup.params != engine.params:
         commands.append(Command("config", now_ns, params=setup.params))
@@ -54,8 +50,7 @@ def commands_for(
     wanted = {m.participant_id: m for m in setup.members}
     if current != wanted:
         commands.append(Command("members", now_ns, members=setup.members))
-    stale_resume = read_before_trip and setup.mode is PoolMode.ACTIVE
-    if setup.mode is not engine.mode and not stale_resume:
+    if setup.mode is not engine.mode:
         kind = {
             PoolMode.ACTIVE: "resume",
             PoolMode.PAUSED: "pause",

@@ -195,7 +195,8 @@ class QuoterMetrics:
         )
         self.orders_sent = Counter(
             "mm_pool_orders_sent",
-            "Order requests sent to the venue.",
+            "Order actions handed to the Order Service sink (withdrawn and spared"
+            " ones included: the requests made are mm_order_service_request_duration_seconds).",
             ["symbol", "action"],
             registry=r,
         )

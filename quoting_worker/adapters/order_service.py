@@ -60,7 +60,7 @@ import inspect
 import itertools
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -105,6 +105,26 @@ TOKEN_EPSILON = 1e-9
 
 PlaceResult = OrderAccepted | OrderRejected | PlaceOutcomeUnknown | OrderCancelled
 Taken = frozenset[str] | None  # the ids a cancel-all took; None when it failed
+BeforePlaces = Callable[[list[PlaceOrder]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Placing:
+    """A placement under way: its place in sequence, its answer once it has one,
+    and whether a cancel withdrew it before it left."""
+
+    seq: int
+    answer: asyncio.Future[PlaceResult]
+    withdrawn: bool = False
+
+
+@dataclass(slots=True)
+class _Cancelling:
+    """A cancel under way: its place in sequence, and a future done when answered."""
+
+    cancel: CancelOrder
+    seq: int
+    done: asyncio.Future[None]
 
 
 class OrderServiceUnavailable(Exception):
@@ -644,6 +664,11 @@ EventCallback = Callable[[Event], object]  # may return an awaitable (asyncio.Qu
 class OrderServiceSink:
     """Carries out the engine's order actions and feeds back what the venue said.
 
+    Within a batch, what need not go never does: a placement the batch also
+    cancels, or any placement once the symbol's gate (`may_place`) is closed, is
+    withdrawn (it comes back as cancelled) with its cancel and its queries; an
+    order is queried once, and not at all if the batch cancels it.
+
     Batches do not wait for one another: each `execute` sends at once what
     needs nothing else, so a placement left hanging (up to the client's
     timeout) holds up only what truly depends on it. What does, across every
@@ -655,21 +680,23 @@ class OrderServiceSink:
     - a query of an order whose placement or cancel is under way is not sent
       (that answer will say; the engine asks again on its timer if it does not);
     - a second cancel of an order whose cancel is under way is not sent;
-    - placements go once `before_places` (the order journal's write) has
-      finished, and each after the cancels under way it could cross (a post-only
-      order that crosses a resting one of the pool is a reject, or a
-      self-trade) and the cancel-alls under way for its account and symbol. The
-      engine already counts an order being cancelled as resting, so a placement
-      overlapping its cancel never exceeds a limit.
+    - placements go once `before_places` (the order journal's write of the
+      placements that go) has finished, and each after the cancels under way it
+      could cross (a post-only order that crosses a resting one of the pool is
+      a reject, or a self-trade) and the cancel-alls under way for its account
+      and symbol. The engine already counts an order being cancelled as
+      resting, so a placement overlapping its cancel never exceeds a limit.
     Cancels and cancel-alls otherwise go at once, so a kill's cancel-all never
     waits behind a placement; a cancel whose account the same batch cancels all
     of (a pause, halt or kill) is left to that cancel-all, and sent only if the
-    cancel-all failed or did not take the order. Events go to `on_event` as each answer arrives:
-    OrderAccepted / OrderRejected / PlaceOutcomeUnknown / OrderCancelled for
-    placements; OrderCancelled, or the OrderQueryResult of an unsettled 404, for
-    cancels; OrderCancelled for every order a cancel-all took; OrderQueryResult
-    for queries. A query the venue does not answer yields nothing (the engine
-    asks again on its timer); a failed cancel-all is logged and counted in
+    cancel-all failed or did not take the order.
+
+    Events go to `on_event` as each answer arrives: OrderAccepted /
+    OrderRejected / PlaceOutcomeUnknown / OrderCancelled for placements;
+    OrderCancelled, or the OrderQueryResult of an unsettled 404, for cancels;
+    OrderCancelled for every order a cancel-all took; OrderQueryResult for
+    queries. A query the venue does not answer yields nothing (the engine asks
+    again on its timer); a failed cancel-all is logged and counted in
     `failures`. RiskTriggered and SimulatedQuote are not order traffic and are
     left to the runquoter. If `before_places` raises, no placement of its batch
     is sent and the error propagates once the batch's other requests are done.
@@ -705,11 +732,14 @@ class OrderServiceSink:
         # Under way, from the moment `execute` is called until answered:
         # each with its place in sequence, and a future done when it is answered.
         self._seq = itertools.count()
-        self._placing: dict[str, tuple[int, asyncio.Future[PlaceResult]]] = {}
-        self._withdrawn: set[str] = set()  # placements a cancel withdrew before they left
-        self._cancelling: dict[str, tuple[str, CancelOrder, int, asyncio.Future[None]]] = {}
-        # A cancel-all's future holds the ids it took (None: it failed).
-        self._cancelling_all: dict[int, tuple[str, str, asyncio.Future[Taken]]] = {}
+        self._placing: dict[str, _Placing] = {}
+        # Per symbol (what a placement could cross), by client order id.
+        self._cancelling: defaultdict[str, dict[str, _Cancelling]] = defaultdict(dict)
+        # Per symbol and account, by sequence: each future holds the ids its
+        # cancel-all took (None: it failed).
+        self._cancelling_all: defaultdict[tuple[str, str], dict[int, asyncio.Future[Taken]]] = (
+            defaultdict(dict)
+        )
 
     def instrument(self, symbol: str) -> Instrument:
         if callable(self._instruments):
@@ -721,67 +751,77 @@ class OrderServiceSink:
         symbol: str,
         actions: Sequence[Action],
         *,
-        before_places: Awaitable[None] | None = None,
+        before_places: BeforePlaces | None = None,
     ) -> None:
         """Sends `actions` and returns when every one of them is answered. Call it
         for the next batch without waiting for this one: the ordering above holds
         across batches. What is under way is registered before the first await, in
         sequence (a batch's cancels before its placements), and a request only
         ever waits for one registered before it, so waits can never form a cycle.
-        A placement the same batch cancels is withdrawn at once."""
+        `before_places` is given the placements that will go (none withdrawn)."""
         loop = asyncio.get_running_loop()
+        gate_open = self.may_place is None or self.may_place(symbol)
         cancel_ids = {a.client_order_id for a in actions if isinstance(a, CancelOrder)}
+        withdrawn = {
+            a.client_order_id
+            for a in actions
+            if isinstance(a, PlaceOrder) and (not gate_open or a.client_order_id in cancel_ids)
+        }
+        cancelling = self._cancelling[symbol]
         work: list[Awaitable[Any]] = []
         mine: list[str] = []  # this batch's cancels, cleared if never started
-        mine_all: list[int] = []
+        mine_all: list[tuple[str, int]] = []
         covering: dict[str, asyncio.Future[Taken]] = {}  # this batch's cancel-alls
         for action in actions:
             if isinstance(action, CancelAll):
                 for account_id in action.account_ids:
                     seq = next(self._seq)
                     taken: asyncio.Future[Taken] = loop.create_future()
-                    self._cancelling_all[seq] = (symbol, account_id, taken)
+                    self._cancelling_all[symbol, account_id][seq] = taken
                     covering.setdefault(account_id, taken)
-                    mine_all.append(seq)
+                    mine_all.append((account_id, seq))
                     work.append(self._cancel_all(symbol, account_id, seq))
         for action in actions:
             if isinstance(action, CancelOrder):
                 coid = action.client_order_id
-                if coid in self._cancelling:
+                if coid in withdrawn:
+                    continue  # its placement never goes: nothing to cancel
+                if coid in cancelling:
                     self.saved["cancel"] += 1  # the cancel under way answers it
-                elif not any(
-                    isinstance(a, PlaceOrder) and a.client_order_id == coid for a in actions
-                ):
-                    self._cancelling[coid] = (symbol, action, next(self._seq), loop.create_future())
-                    mine.append(coid)
-                    covered_by = covering.get(action.account_id)
-                    work.append(self._cancel(symbol, action, covered_by))
+                    continue
+                cancelling[coid] = _Cancelling(action, next(self._seq), loop.create_future())
+                mine.append(coid)
+                work.append(self._cancel(symbol, action, covering.get(action.account_id)))
         places: list[PlaceOrder] = []
+        asked: set[str] = set()
         for action in actions:
             if isinstance(action, PlaceOrder):
                 coid = action.client_order_id
-                if coid in cancel_ids:
+                if coid in withdrawn:
                     self.client.outcomes["place.withdrawn"] += 1
                     work.append(self._emit(OrderCancelled(coid, self.client.clock_ns())))
                 else:
-                    self._placing[coid] = (next(self._seq), loop.create_future())
+                    self._placing[coid] = _Placing(next(self._seq), loop.create_future())
                     places.append(action)
             elif isinstance(action, QueryOrder):
-                work.append(self._query(action))
+                coid = action.client_order_id
+                if coid in asked or coid in cancel_ids or coid in withdrawn:
+                    self.saved["query"] += 1  # asked already, or its cancel or withdrawal answers
+                    continue
+                asked.add(coid)
+                work.append(self._query(symbol, action))
             elif isinstance(action, RequestSnapshot):
                 work.append(self._snapshot(symbol))
         if places:
             work.append(self._places(symbol, places, before_places))
-        elif before_places is not None:
-            work.append(before_places)
         try:
             results = await asyncio.gather(*work, return_exceptions=True)
         finally:
             # Anything cancelled before it started must not hold up later batches.
             for coid in mine:
-                self._cancel_done(coid)
-            for seq in mine_all:
-                self._cancel_all_done(seq)
+                self._cancel_done(symbol, coid)
+            for account_id, seq in mine_all:
+                self._cancel_all_done(symbol, account_id, seq)
             for place in places:
                 coid = place.client_order_id
                 self._settle_placing(coid, PlaceOutcomeUnknown(coid, 0))
@@ -790,11 +830,11 @@ class OrderServiceSink:
                 raise result
 
     async def _places(
-        self, symbol: str, places: list[PlaceOrder], before: Awaitable[None] | None
+        self, symbol: str, places: list[PlaceOrder], before: BeforePlaces | None
     ) -> None:
         try:
             if before is not None:
-                await before
+                await before(places)
         except BaseException:
             for place in places:  # never sent: a cancel waiting on one needs no request
                 coid = place.client_order_id
@@ -809,34 +849,36 @@ class OrderServiceSink:
         placing = self._placing.get(place.client_order_id)
         if placing is None:
             return []
-        seq = placing[0]
+        seq = placing.seq
         blockers: list[asyncio.Future[Any]] = [
-            done
-            for sym, cancel, cancel_seq, done in self._cancelling.values()
-            if cancel_seq < seq and sym == symbol and _may_cross(place, cancel)
+            c.done
+            for c in self._cancelling[symbol].values()
+            if c.seq < seq and _may_cross(place, c.cancel)
         ]
-        blockers += [
-            done
-            for all_seq, (sym, account_id, done) in self._cancelling_all.items()
-            if all_seq < seq and sym == symbol and account_id == place.account_id
-        ]
+        alls = self._cancelling_all.get((symbol, place.account_id))
+        if alls:
+            blockers += [taken for all_seq, taken in alls.items() if all_seq < seq]
         return blockers
 
     def _settle_placing(self, coid: str, result: PlaceResult) -> None:
-        self._withdrawn.discard(coid)
         placing = self._placing.pop(coid, None)
-        if placing is not None and not placing[1].done():
-            placing[1].set_result(result)
+        if placing is not None and not placing.answer.done():
+            placing.answer.set_result(result)
 
-    def _cancel_all_done(self, seq: int, taken: Taken = None) -> None:
-        under_way = self._cancelling_all.pop(seq, None)
-        if under_way is not None and not under_way[2].done():
-            under_way[2].set_result(taken)
+    def _cancel_all_done(self, symbol: str, account_id: str, seq: int, taken: Taken = None) -> None:
+        under_way = self._cancelling_all.get((symbol, account_id))
+        if under_way is None:
+            return
+        future = under_way.pop(seq, None)
+        if not under_way:
+            del self._cancelling_all[symbol, account_id]
+        if future is not None and not future.done():
+            future.set_result(taken)
 
-    def _cancel_done(self, coid: str) -> None:
-        cancelling = self._cancelling.pop(coid, None)
-        if cancelling is not None and not cancelling[3].done():
-            cancelling[3].set_result(None)
+    def _cancel_done(self, symbol: str, coid: str) -> None:
+        cancelling = self._cancelling[symbol].pop(coid, None)
+        if cancelling is not None and not cancelling.done.done():
+            cancelling.done.set_result(None)
 
     async def _emit(self, event: Event) -> None:
         if isinstance(event, OrderCancelled):
@@ -856,7 +898,8 @@ class OrderServiceSink:
             blockers = self._blockers(symbol, order)
             if blockers:
                 await asyncio.gather(*(asyncio.shield(b) for b in blockers))
-            if coid in self._withdrawn:
+            placing = self._placing.get(coid)
+            if placing is not None and placing.withdrawn:
                 self.client.outcomes["place.withdrawn"] += 1
                 result = OrderCancelled(coid, self.client.clock_ns())
             else:
@@ -869,12 +912,15 @@ class OrderServiceSink:
         coid = order.client_order_id
         instrument = self.instrument(symbol)
         gate = None if self.may_place is None else partial(self.may_place, symbol)
+        placing = self._placing.get(coid)
         event = await self.client.place(
             order,
             symbol=symbol,
             price=decimal_str(instrument.price(order.price_ticks)),
             size=decimal_str(instrument.size(order.size_lots)),
-            gate=lambda: coid not in self._withdrawn and (gate is None or gate()),
+            gate=lambda: (
+                not (placing is not None and placing.withdrawn) and (gate is None or gate())
+            ),
         )
         if isinstance(event, OrderAccepted):
             failpoint("place.answered")
@@ -904,8 +950,8 @@ class OrderServiceSink:
                 # Not left yet: it never will. Out: its answer says whether the
                 # venue may hold the order (the placement's own answer reaches the
                 # engine either way).
-                self._withdrawn.add(coid)
-                placed = await asyncio.shield(placing[1])
+                placing.withdrawn = True
+                placed = await asyncio.shield(placing.answer)
                 if isinstance(placed, OrderCancelled | OrderRejected):
                     self.saved["cancel"] += 1
                     return
@@ -913,7 +959,7 @@ class OrderServiceSink:
                 coid, account_id=cancel.account_id, symbol=symbol
             )
         finally:
-            self._cancel_done(coid)
+            self._cancel_done(symbol, coid)
         if outcome is not None:
             await self._emit(outcome)
 
@@ -927,18 +973,21 @@ class OrderServiceSink:
             logger.error("%s: cancel-all for %s failed: %s", symbol, account_id, exc)
             return
         finally:
-            self._cancel_all_done(seq, taken)
+            self._cancel_all_done(symbol, account_id, seq, taken)
         now = self.client.clock_ns()
         for coid in ids:
             await self._emit(OrderCancelled(coid, now))
 
-    async def _query(self, query: QueryOrder) -> None:
+    async def _query(self, symbol: str, query: QueryOrder) -> None:
         settled = self._settled.get(query.client_order_id)
         if settled is not None:
             self.saved["query"] += 1
             await self._emit(settled)  # the engine drops an order once, whatever it hears twice
             return
-        if query.client_order_id in self._cancelling or query.client_order_id in self._placing:
+        if (
+            query.client_order_id in self._cancelling[symbol]
+            or query.client_order_id in self._placing
+        ):
             self.saved["query"] += 1  # the request under way answers it; else the engine asks again
             return
         try:

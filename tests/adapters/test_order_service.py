@@ -118,6 +118,19 @@ async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 3.0
     return time.monotonic() - start
 
 
+def _collector() -> tuple[list[Event], Callable[[Event], Awaitable[None]]]:
+    events: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        events.append(event)
+
+    return events, collect
+
+
+def _names(events: list[Event]) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.client_order_id) for e in events]
+
+
 # ---------------------------------------------------------------- the contract
 
 
@@ -602,10 +615,7 @@ def test_placements_overlap_cancels_unless_they_could_cross_the_cancelled_order(
     crossing = order(Side.SELL, 600_000)  # at the cancelled bid's price: could
 
     async def scenario() -> list[Event]:
-        events: list[Event] = []
-
-        async def collect(event: Event) -> None:
-            events.append(event)
+        events, collect = _collector()
 
         async with connect(sim) as client:
             await place(client, old_bid)
@@ -618,7 +628,7 @@ def test_placements_overlap_cancels_unless_they_could_cross_the_cancelled_order(
         return events
 
     events = run(scenario)
-    order_of = [(type(e).__name__, e.client_order_id) for e in events]
+    order_of = _names(events)
     assert order_of == [
         ("OrderAccepted", away.client_order_id),  # while the cancel was in flight
         ("OrderCancelled", old_bid.client_order_id),
@@ -634,10 +644,7 @@ def test_a_query_of_a_cancel_already_confirmed_is_answered_without_a_request(
     resting, other = order(), order(Side.SELL, 600_010)
 
     async def scenario() -> tuple[list[Event], OrderServiceSink]:
-        events: list[Event] = []
-
-        async def collect(event: Event) -> None:
-            events.append(event)
+        events, collect = _collector()
 
         async with connect(sim) as client:
             await place(client, resting)
@@ -656,7 +663,7 @@ def test_a_query_of_a_cancel_already_confirmed_is_answered_without_a_request(
         return events, sink
 
     events, sink = run(scenario)
-    assert [(type(e).__name__, e.client_order_id) for e in events] == [
+    assert _names(events) == [
         ("OrderCancelled", resting.client_order_id),
         ("OrderCancelled", resting.client_order_id),  # the confirmation, again
         ("OrderQueryResult", other.client_order_id),  # asked: nothing known of it
@@ -669,10 +676,7 @@ def test_a_query_of_an_order_whose_cancel_is_under_way_is_not_sent(sim: SimAdmin
     resting = order()
 
     async def scenario() -> tuple[list[Event], OrderServiceSink]:
-        events: list[Event] = []
-
-        async def collect(event: Event) -> None:
-            events.append(event)
+        events, collect = _collector()
 
         async with connect(sim) as client:
             await place(client, resting)
@@ -681,31 +685,16 @@ def test_a_query_of_an_order_whose_cancel_is_under_way_is_not_sent(sim: SimAdmin
             cancel = CancelOrder(resting.client_order_id, resting.participant_id, ALPHA)
             cancelling = asyncio.ensure_future(sink.execute(BTC.symbol, [cancel]))
             # Until the cancel is out (the sink's first step); no timing involved.
-            while resting.client_order_id not in sink._cancelling:  # noqa: ASYNC110
+            while resting.client_order_id not in sink._cancelling[BTC.symbol]:  # noqa: ASYNC110
                 await asyncio.sleep(0)
             await sink.execute(BTC.symbol, [QueryOrder(resting.client_order_id, ALPHA)])
             await cancelling
         return events, sink
 
     events, sink = run(scenario)
-    assert [(type(e).__name__, e.client_order_id) for e in events] == [
-        ("OrderCancelled", resting.client_order_id)
-    ]
+    assert _names(events) == [("OrderCancelled", resting.client_order_id)]
     assert sink.saved["query"] == 1
     assert sim.requests("query") == []
-
-
-def _collector() -> tuple[list[Event], Callable[[Event], Awaitable[None]]]:
-    events: list[Event] = []
-
-    async def collect(event: Event) -> None:
-        events.append(event)
-
-    return events, collect
-
-
-def _names(events: list[Event]) -> list[tuple[str, str]]:
-    return [(type(e).__name__, e.client_order_id) for e in events]
 
 
 def test_a_placement_left_hanging_holds_up_no_later_batch_that_does_not_depend_on_it(
@@ -777,14 +766,15 @@ def test_a_cancel_of_a_placement_that_has_not_left_withdraws_it(sim: SimAdmin) -
     journal = asyncio.Event()
     events, collect = _collector()
 
-    async def recorded() -> None:
+    async def recorded(placed: list[PlaceOrder]) -> None:
+        assert placed == [unsent]
         await journal.wait()
 
     async def scenario() -> OrderServiceSink:
         async with connect(sim) as client:
             sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
             placing = asyncio.ensure_future(
-                sink.execute(BTC.symbol, [unsent], before_places=recorded())
+                sink.execute(BTC.symbol, [unsent], before_places=recorded)
             )
             await asyncio.sleep(0)
             cancel = CancelOrder(unsent.client_order_id, unsent.participant_id, ALPHA)
@@ -799,7 +789,9 @@ def test_a_cancel_of_a_placement_that_has_not_left_withdraws_it(sim: SimAdmin) -
     assert sim.requests("place") == []
     assert sim.requests("cancel") == []
     assert sink.saved["cancel"] == 1
-    assert (sink._placing, sink._cancelling, sink._withdrawn) == ({}, {}, set())
+    assert sink._placing == {}
+    assert not any(sink._cancelling.values())
+    assert sink._cancelling_all == {}
 
 
 def test_a_placement_waits_for_a_crossable_cancel_of_an_earlier_batch(sim: SimAdmin) -> None:
@@ -911,26 +903,102 @@ def test_a_cancel_left_to_a_cancel_all_that_failed_is_sent_after_all(sim: SimAdm
     assert sim.stats()["live_orders"] == 0
 
 
+def test_within_a_batch_an_order_is_queried_once_and_not_while_the_batch_cancels_it(
+    sim: SimAdmin,
+) -> None:
+    asked, cancelled = order(), order(Side.SELL, 600_010)
+    events, collect = _collector()
+
+    async def scenario() -> OrderServiceSink:
+        async with connect(sim) as client:
+            await place(client, asked)
+            await place(client, cancelled)
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            await sink.execute(
+                BTC.symbol,
+                [
+                    QueryOrder(asked.client_order_id, ALPHA),
+                    QueryOrder(cancelled.client_order_id, ALPHA),
+                    CancelOrder(cancelled.client_order_id, cancelled.participant_id, ALPHA),
+                    QueryOrder(asked.client_order_id, ALPHA),
+                ],
+            )
+        return sink
+
+    sink = run(scenario)
+    assert sorted(_names(events)) == [
+        ("OrderCancelled", cancelled.client_order_id),
+        ("OrderQueryResult", asked.client_order_id),
+    ]
+    assert [asked.client_order_id in r["path"] for r in sim.requests("query")] == [True]
+    assert sink.saved["query"] == 2
+
+
+def test_a_closed_gate_withdraws_a_batchs_placements_unrecorded_but_its_cancels_go(
+    sim: SimAdmin,
+) -> None:
+    """A batch handed over after the pool was paused: its placements never go and
+    are never written ahead (the engine hears they were cancelled), nor do their
+    cancels and queries; a cancel of an order already out still goes."""
+    resting, fresh, other = order(), order(Side.SELL, 600_010), order(ticks=599_990)
+    events, collect = _collector()
+    recorded: list[PlaceOrder] = []
+
+    async def journal(placed: list[PlaceOrder]) -> None:
+        recorded.extend(placed)
+
+    async def scenario() -> None:
+        async with connect(sim) as client:
+            await place(client, resting)
+            sink = OrderServiceSink(
+                client,
+                instruments={BTC.symbol: BTC},
+                on_event=collect,
+                may_place=lambda symbol: False,
+            )
+            await sink.execute(
+                BTC.symbol,
+                [
+                    CancelOrder(resting.client_order_id, resting.participant_id, ALPHA),
+                    fresh,
+                    other,
+                    CancelOrder(fresh.client_order_id, fresh.participant_id, ALPHA),
+                    QueryOrder(other.client_order_id, ALPHA),
+                ],
+                before_places=journal,
+            )
+
+    run(scenario)
+    assert sorted(_names(events)) == sorted(
+        [
+            ("OrderCancelled", resting.client_order_id),
+            ("OrderCancelled", fresh.client_order_id),
+            ("OrderCancelled", other.client_order_id),
+        ]
+    )
+    assert recorded == []
+    assert len(sim.requests("place")) == 1  # the resting order's, before the batch
+    assert [resting.client_order_id in r["path"] for r in sim.requests("cancel")] == [True]
+    assert sim.requests("query") == []
+
+
 def test_no_placement_is_sent_when_the_journal_refuses_but_cancels_still_go(
     sim: SimAdmin,
 ) -> None:
     resting, fresh = order(), order(Side.SELL, 600_010)
 
-    async def refused() -> None:
+    async def refused(placed: list[PlaceOrder]) -> None:
         raise StaleLease("BTCUSDT-PERP: fencing token 1 is stale (lease is at 2)")
 
     async def scenario() -> list[Event]:
-        events: list[Event] = []
-
-        async def collect(event: Event) -> None:
-            events.append(event)
+        events, collect = _collector()
 
         async with connect(sim) as client:
             await place(client, resting)
             sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
             cancel = CancelOrder(resting.client_order_id, resting.participant_id, ALPHA)
             with pytest.raises(StaleLease):
-                await sink.execute(BTC.symbol, [cancel, fresh], before_places=refused())
+                await sink.execute(BTC.symbol, [cancel, fresh], before_places=refused)
         return events
 
     events = run(scenario)

@@ -21,7 +21,7 @@ from pools import services
 from pools.models import PoolConfig, SymbolLease
 from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 from quoting_worker.adapters.serde import AvroCodec
-from quoting_worker.core.types import PoolMode
+from quoting_worker.core.types import Command, PoolMode
 from tests.adapters import broker_fixture
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
 from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
@@ -44,6 +44,20 @@ OPS = Actor("olga-ops")
 def order_service() -> Iterator[str]:
     with run_order_service() as url:
         yield url
+
+
+def _pool(symbol: str, weights: dict[str, Decimal], **fields: Any) -> PoolConfig:
+    """An enabled pool (one level unless `fields` say otherwise) whose members are
+    new ACTIVE participants, one per account, with these weights."""
+    pool = PoolFactory(
+        symbol=symbol, enabled=True, **{"num_levels": 1, "staleness_threshold_ms": 5000, **fields}
+    )
+    for account, weight in weights.items():
+        participant = ParticipantFactory(state="ACTIVE", account_id=account)
+        MemberFactory(
+            pool=pool, participant=participant, weight=weight, max_position_usdt=Decimal(50_000)
+        )
+    return pool
 
 
 def _market_and_worker(
@@ -73,23 +87,16 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
     order_service: str,
     metadata_target: str,  # noqa: F811
 ) -> None:
-    pool = PoolFactory(
-        symbol=SYMBOL,
-        enabled=True,
+    _pool(
+        SYMBOL,
+        {"acct-alice": Decimal(1), "acct-bob": Decimal(3)},
         gamma=Decimal("0.0001"),
         kappa=Decimal("2"),
         min_spread_bps=Decimal("2"),
         max_spread_bps=Decimal("40"),
         order_size_usdt=Decimal("1200"),
         num_levels=2,
-        staleness_threshold_ms=5000,
     )
-    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
-    bob = ParticipantFactory(state="ACTIVE", account_id="acct-bob")
-    MemberFactory(
-        pool=pool, participant=alice, weight=Decimal(1), max_position_usdt=Decimal(50_000)
-    )
-    MemberFactory(pool=pool, participant=bob, weight=Decimal(3), max_position_usdt=Decimal(50_000))
 
     market, running = _market_and_worker(
         kafka_broker, schema_registry_url, order_service, metadata_target
@@ -153,9 +160,7 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
     """The change notice names the new state: a pause takes effect while the
     worker's one database thread is still busy (at a kill of every pool each
     re-read waits its turn there), and the venue is emptied without it."""
-    pool = PoolFactory(symbol=SYMBOL, enabled=True, num_levels=1, staleness_threshold_ms=5000)
-    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
-    MemberFactory(pool=pool, participant=alice, max_position_usdt=Decimal(50_000))
+    _pool(SYMBOL, {"acct-alice": Decimal(1)})
     market, running = _market_and_worker(
         kafka_broker, schema_registry_url, order_service, metadata_target
     )
@@ -187,6 +192,69 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
+    kafka_broker: str,
+    schema_registry_url: str,
+    order_service: str,
+    metadata_target: str,  # noqa: F811
+) -> None:
+    """A periodic re-read reads the row ACTIVE; the kill commits and its notice
+    closes the gate; then the re-read's answer arrives. It is older than the
+    closure and must not resume the pool (seen in tests/reliability/
+    test_kill_timing.py: 6 placements passed the gate after a kill, until the
+    notice's own re-read halted the pool again)."""
+    _pool(SYMBOL, {"acct-alice": Decimal(1)})
+    market, running = _market_and_worker(
+        kafka_broker, schema_registry_url, order_service, metadata_target
+    )
+    worker = running.worker
+    read, answer = threading.Event(), threading.Event()
+    setup_of = worker._setup
+    held: list[PoolMode] = []
+
+    def read_then_hold(symbol: str) -> Any:
+        setup = setup_of(symbol)
+        if not held:  # the first read only: the re-read this test races
+            held.append(setup.mode)
+            read.set()
+            answer.wait(20)
+        return setup
+
+    apply = worker._apply
+    applied: list[str] = []  # the commands the engine was given
+
+    async def recorded(hosted: Any, event: Any, *args: Any) -> None:
+        if isinstance(event, Command):
+            applied.append(event.kind)
+        await apply(hosted, event, *args)
+
+    try:
+        market.open()
+        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
+        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        engine = worker.hosted[SYMBOL].engine
+        wait_for("the engine active", lambda: engine.mode is PoolMode.ACTIVE, timeout=10)
+        worker._setup = read_then_hold
+        worker._apply = recorded
+        rereading = asyncio.run_coroutine_threadsafe(worker._sync(SYMBOL), worker.loop)
+        assert read.wait(10)
+        assert held == [PoolMode.ACTIVE]
+
+        services.emergency_kill(actor=OPS, reason="race")
+        wait_for("the engine halted", lambda: engine.mode is PoolMode.HALTED, timeout=5)
+        answer.set()
+        rereading.result(timeout=10)  # its commands are queued for the engine now
+        hosted_pool = worker.hosted[SYMBOL]
+        wait_for("the re-read's commands taken", lambda: not hosted_pool.urgent, timeout=5)
+        assert applied == ["kill"]
+        assert engine.mode is PoolMode.HALTED
+    finally:
+        answer.set()
+        market.close()
+        running.stop()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     kafka_broker: str,
     schema_registry_url: str,
@@ -198,9 +266,7 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     (and 200 pools overran SHUTDOWN_TIMEOUT in bench/load.py)."""
     eth = "ETHUSDT-PERP"
     for symbol, account in ((SYMBOL, "acct-alice"), (eth, "acct-bob")):
-        pool = PoolFactory(symbol=symbol, enabled=True, num_levels=1, staleness_threshold_ms=5000)
-        member = ParticipantFactory(state="ACTIVE", account_id=account)
-        MemberFactory(pool=pool, participant=member, max_position_usdt=Decimal(50_000))
+        _pool(symbol, {account: Decimal(1)})
     market, running = _market_and_worker(
         kafka_broker, schema_registry_url, order_service, metadata_target
     )
@@ -250,9 +316,7 @@ def test_a_release_asked_for_twice_at_once_happens_once(
     is releasing the same pools: the second release waits for the first instead
     of pausing, cancelling and giving up the lease a second time (a second one
     finishing after the symbol was hosted again would drop the new host)."""
-    pool = PoolFactory(symbol=SYMBOL, enabled=True, num_levels=1, staleness_threshold_ms=5000)
-    alice = ParticipantFactory(state="ACTIVE", account_id="acct-alice")
-    MemberFactory(pool=pool, participant=alice, max_position_usdt=Decimal(50_000))
+    _pool(SYMBOL, {"acct-alice": Decimal(1)})
     market, running = _market_and_worker(
         kafka_broker, schema_registry_url, order_service, metadata_target
     )
