@@ -1393,7 +1393,11 @@ class QuoterWorker:
         if setup is None or not setup.enabled:
             await self._release(symbol, reason="pool archived or disabled")
             return
-        await self._db(self._load_user_ids, symbol)
+        if any(m.account_id not in self.user_ids for m in setup.members):
+            # A new member: its account's user id goes with each of its placements.
+            # Not read again on every re-read (two queries a pool every 5 s, most
+            # of the database thread's time at 200 pools: bench/load.py, py-spy).
+            await self._db(self._load_user_ids, symbol)
         for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
             self._command(hosted, command, cause, read_ns=read_at)
 

@@ -102,6 +102,12 @@ QUERY_INTERVAL_NS = 500 * NS_PER_MS
 # (8 s): under a starved budget, re-asking every 500 ms about each order being
 # cancelled became a storm of queries that took the event loop (bench/load.py).
 QUERY_BACKOFF_DOUBLINGS = 4
+# The timer's own look at the position and loss guards, at most this often.
+# Every event that moves them (a mark, a fill, a funding payment, new params or
+# members) checks them at once; a new UTC day only relaxes the loss guard. So
+# the timer's look is a safety net, and at 50 ms for every pool it was a tenth
+# of the worker's event loop at 200 pools (bench/load.py under py-spy).
+EXPOSURE_RECHECK_NS = NS_PER_S
 # Fill and funding ids remembered to drop a redelivery (RecentIds), per pool.
 SEEN_IDS = 100_000
 # The largest single order the pre-trade check lets through, as a multiple of
@@ -209,6 +215,7 @@ class PoolEngine:
         self.seen_funding = RecentIds(SEEN_IDS)
         self.unattributed_fills: list[Fill] = []
         self.mark: Decimal | None = None
+        self.exposure_checked_ns = 0  # the timer's last look (EXPOSURE_RECHECK_NS)
         # Unknown until the Metadata Service or the feed says: no quoting before.
         self.instrument_halted: bool | None = None
         self.halt_reason = ""
@@ -330,7 +337,8 @@ class PoolEngine:
             # behind a slow write is not taken for a silent feed; a silent feed is.
             as_of = min(now, timer.ts_ns)
             breach = self.guards.check_stale(as_of, self._feed_heard_ns(), self.params)
-            if breach is None:
+            if breach is None and now - self.exposure_checked_ns >= EXPOSURE_RECHECK_NS:
+                self.exposure_checked_ns = now
                 breach = self._check_exposure()
             if breach is not None:
                 return self._trip(breach)
@@ -493,6 +501,8 @@ class PoolEngine:
     def _unresolved(self, now: int) -> list[str]:
         """Orders to ask the venue about: unknown placements, and cancels not yet
         confirmed after a query interval (a lost answer must not leave them be)."""
+        if not self.unknown and not self.cancel_sent_ns:
+            return []  # the usual case, on every timer tick of every pool
         late = {
             coid for coid, sent in self.cancel_sent_ns.items() if now - sent >= QUERY_INTERVAL_NS
         }
@@ -564,10 +574,14 @@ class PoolEngine:
                 raise ValueError("a config command carries params")
             self._apply_params(command.params)
             self.dirty = True
-            return self._maybe_quote()
+            breach = self._check_exposure()  # a tighter limit applies at once
+            return self._trip(breach) if breach is not None else self._maybe_quote()
         if kind == "members":
             actions = self._set_members(command.members)
             self.dirty = True
+            breach = self._check_exposure()
+            if breach is not None:
+                return [*actions, *self._trip(breach)]
             actions.extend(self._maybe_quote())
             return actions
         raise ValueError(f"{self.symbol}: unknown command {kind!r}")

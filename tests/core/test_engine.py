@@ -256,6 +256,35 @@ def test_position_guard_halts_on_the_pool_aggregate() -> None:
     assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["POSITION"]
 
 
+def test_a_tighter_position_limit_halts_as_it_is_applied_not_on_a_later_tick() -> None:
+    world = World(params=with_params(max_pool_position_usdt=Decimal("100000")))
+    orders = places(world.active())
+    buy = next(o for o in orders if o.side is Side.BUY and o.level == 0)
+    world.send(fill_of(buy, "f-1", ts=world.now()))
+    assert world.engine.mode is PoolMode.ACTIVE
+    out = world.command("config", params=with_params(max_pool_position_usdt=Decimal("100")))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["POSITION"]
+    assert world.engine.mode is PoolMode.HALTED
+
+
+def test_the_timer_looks_at_the_position_and_loss_guards_at_most_once_a_second() -> None:
+    """Every event that moves them checks them at once; the timer's look is a
+    safety net, not a 50 ms poll of every pool."""
+    world = World()
+    world.active()
+    looks = []
+    check = world.engine._check_exposure
+
+    def counted() -> object:
+        looks.append(world.now())
+        return check()
+
+    world.engine._check_exposure = counted  # type: ignore[method-assign]
+    for _ in range(40):  # 2 s of 50 ms ticks
+        world.tick(50)
+    assert 2 <= len(looks) <= 3
+
+
 def test_loss_guard_counts_the_utc_day_only() -> None:
     world = World(params=with_params(max_pool_loss_usdt=Decimal("100")))
     orders = places(world.active())
