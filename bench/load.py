@@ -574,13 +574,11 @@ async def read_structures(worker: Any, submitted: float) -> dict[str, Any]:
         "vol_increments_sum": sum(len(e.vol._increments) for e in engines),
         "sink_unknown_since": len(worker.sink.unknown_since),
         "sink_settled": len(worker.sink._settled),
-        "sink_cancelling": len(worker.sink._cancelling),
+        "sink_cancelling": sum(len(c) for c in worker.sink._cancelling.values()),
         "status_changes": sum(len(v) for v in worker._status_changes.values()),
         "sink_placing": len(worker.sink._placing),
         "noticed": worker._noticed.qsize(),
-        "budget_waiters": sum(
-            len(getattr(lock, "_waiters", None) or ()) for lock in budget._queues.values()
-        ),
+        "budget_waiters": budget.waiting,
         "user_ids": len(worker.user_ids),
         "metric_samples": len(worker.metrics.samples),
         "books_unsynced": sum(1 for e in engines if not e.book.synced),

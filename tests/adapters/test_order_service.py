@@ -1078,6 +1078,47 @@ def test_a_backlog_of_requests_waits_in_line_without_polling_the_bucket() -> Non
     assert 9.5 < now[0] < 10.5, now[0]
 
 
+def test_a_backlog_gets_every_token_the_bucket_holds_each_time_its_watcher_wakes() -> None:
+    """On a busy event loop a sleep ends late (here 50 ms after it was due): the
+    tokens that came in meanwhile all go to the backlog at that wake-up, in its
+    order, and those requests go on together. Handed on one waiter at a time, a
+    backlog got one token per turn of the loop: at 200 pools, with turns of
+    20-60 ms, about 30 requests a second against a budget of 1,000, and a kill's
+    cancel-alls took up to 110 s to leave (bench/load.py)."""
+    now = [0.0]
+    turns = [0]  # turns of the event loop so far
+
+    async def late(seconds: float) -> None:
+        now[0] += seconds + 0.05
+        await asyncio.sleep(0)
+
+    budget = RateBudget(rate_per_s=1000, burst=100, reserve=0, clock=lambda: now[0], sleep=late)
+    served: list[tuple[int, int]] = []  # (request, the loop turn it went on in)
+
+    async def ask(n: int) -> None:
+        await budget.acquire(RequestClass.CANCEL)
+        served.append((n, turns[0]))
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        def turn() -> None:
+            turns[0] += 1
+            if len(served) < 500:
+                loop.call_soon(turn)
+
+        loop.call_soon(turn)
+        await asyncio.gather(*(ask(n) for n in range(500)))
+
+    run(scenario)
+    assert [n for n, _ in served] == list(range(500))
+    # 100 at once from the bucket, then about 51 at each of 8 wake-ups (one turn
+    # each), not one turn per request.
+    backlog_turns = {at for n, at in served if n >= 100}
+    assert len(backlog_turns) <= 10, len(backlog_turns)
+    assert budget.waiting == 0
+
+
 class CountingTransport(httpx.AsyncHTTPTransport):
     """The real transport, counting the requests under way at once."""
 

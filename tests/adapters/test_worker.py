@@ -22,6 +22,7 @@ from pools.models import PoolConfig, SymbolLease
 from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import Command, PoolMode
+from quoting_worker.worker import QuoterWorker
 from tests.adapters import broker_fixture
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
 from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
@@ -58,6 +59,14 @@ def _pool(symbol: str, weights: dict[str, Decimal], **fields: Any) -> PoolConfig
             pool=pool, participant=participant, weight=weight, max_position_usdt=Decimal(50_000)
         )
     return pool
+
+
+def _quoting(market: Market, worker: QuoterWorker, order_service: str) -> None:
+    """The market open, SYMBOL hosted and enabled, and alice's quotes at the venue."""
+    market.open()
+    wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
+    services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+    wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
 
 
 def _market_and_worker(
@@ -167,10 +176,7 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
     worker = running.worker
     busy = threading.Event()
     try:
-        market.open()
-        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
-        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
-        wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
+        _quoting(market, worker, order_service)
 
         worker._db_thread.submit(busy.wait, 20)  # every re-read now waits behind this
         services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
@@ -229,11 +235,8 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
         await apply(hosted, event, *args)
 
     try:
-        market.open()
-        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
-        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+        _quoting(market, worker, order_service)
         engine = worker.hosted[SYMBOL].engine
-        wait_for("the engine active", lambda: engine.mode is PoolMode.ACTIVE, timeout=10)
         worker._setup = read_then_hold
         worker._apply = recorded
         rereading = asyncio.run_coroutine_threadsafe(worker._sync(SYMBOL), worker.loop)
@@ -322,10 +325,7 @@ def test_a_release_asked_for_twice_at_once_happens_once(
     )
     worker = running.worker
     try:
-        market.open()
-        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
-        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
-        wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
+        _quoting(market, worker, order_service)
         caplog.set_level(logging.INFO, logger="mms.quoter")
 
         async def release_twice() -> None:
