@@ -268,10 +268,7 @@ async def _structures(worker: QuoterWorker) -> dict[str, Any]:
         "sink_settled": len(worker.sink._settled),
         "sink_unknown_since": len(worker.sink.unknown_since),
         "status_changes": sum(len(v) for v in worker._status_changes.values()),
-        "budget_waiters": sum(
-            len(getattr(lock, "_waiters", None) or ())
-            for lock in worker.client.budget._queues.values()
-        ),
+        "budget_waiters": worker.client.budget.waiting,
     }
 
 
