@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -141,6 +141,7 @@ REGISTRY_FIRST_DELAY_S = 0.1  # a decode waiting for the registry tries again af
 REGISTRY_MAX_DELAY_S = 5.0
 DATABASE_FIRST_DELAY_S = 0.1  # a durable write that failed is tried again after this, doubling
 DATABASE_MAX_DELAY_S = 2.0
+DATABASE_CHECK_INTERVAL_S = 1.0  # the database thread's connection checked at most this often
 SUPERVISOR_FIRST_DELAY_S = 0.1  # a failed side task starts again after this, doubling
 SUPERVISOR_MAX_DELAY_S = 5.0
 STATUS_BATCH_S = 0.02  # venue answers' status changes reach mm_orders in batches this often
@@ -313,6 +314,7 @@ class QuoterWorker:
         self._consumer_thread: threading.Thread | None = None
         # Every ORM call runs on this one thread: one connection, closed at shutdown.
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quoter-db")
+        self._db_calls = DatabaseCalls()
         self._lock = asyncio.Lock()
         self._releasing: dict[str, asyncio.Task[None]] = {}
         self.identity = {
@@ -414,7 +416,7 @@ class QuoterWorker:
         """Runs an ORM call on the worker's database thread, in a copy of the caller's
         context (its trace and log fields; Django's connections are per thread)."""
         loop = asyncio.get_running_loop()
-        call = partial(contextvars.copy_context().run, _closing_broken, fn, *args, **kwargs)
+        call = partial(contextvars.copy_context().run, self._db_calls, fn, *args, **kwargs)
         return await loop.run_in_executor(self._db_thread, call)
 
     async def _durably(
@@ -465,7 +467,7 @@ class QuoterWorker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, DATABASE_MAX_DELAY_S)
             try:
-                await self._db(_database_answers)
+                await self._db(database_answers)
             except DatabaseError:
                 continue
             break
@@ -634,15 +636,16 @@ class QuoterWorker:
             if not self._owns(symbol):
                 await self._release(symbol, reason="partition revoked")
 
-    def _owns(self, symbol: str) -> bool:
+    def _owns(self, symbol: str, assigned: Collection[tuple[str, int]] | None = None) -> bool:
         """A symbol is owned only with its partition of every consumed topic: its
-        book, marks and engine events all reach this worker, or none is used."""
+        book, marks and engine events all reach this worker, or none is used
+        (`assigned`: the assignment as it was, by default as it is)."""
+        assigned = self.assigned if assigned is None else assigned
         partition = partition_for(symbol, self.config.partitions)
-        return all((topic, partition) in self.assigned for topic in CONSUMED_TOPICS)
+        return all((topic, partition) in assigned for topic in CONSUMED_TOPICS)
 
     @staticmethod
     def _enabled_symbols() -> list[str]:
-        close_old_connections()
         return list(
             PoolConfig.objects.filter(enabled=True, archived_at__isnull=True).values_list(
                 "symbol", flat=True
@@ -710,7 +713,6 @@ class QuoterWorker:
             logger.info("%s: hosted with token %s (%s)", symbol, token, setup.mode)
 
     def _load_user_ids(self, symbol: str) -> None:
-        close_old_connections()
         for account_id, user_id in PoolMember.objects.filter(pool__symbol=symbol).values_list(
             "participant__account_id", "participant__user_id"
         ):
@@ -1169,7 +1171,6 @@ class QuoterWorker:
         await self.sink.execute(hosted.symbol, actions, before_places=journal)
 
     def _record_simulated(self, hosted: Hosted, quotes: list[SimulatedQuote]) -> None:
-        close_old_connections()
         now = self.clock.now_ns()
         with transaction.atomic():
             for quote in quotes:
@@ -1361,35 +1362,65 @@ class QuoterWorker:
             self._command(hosted, Command(kind, self.clock.now_ns(), reason=reason), cause)
 
     async def _sync_noticed_forever(self) -> None:
+        """Re-reads the pools change notices name: every notice waiting is taken
+        in one read (a kill of every pool sends one notice each)."""
         while True:
-            symbol, cause = await self._noticed.get()
-            await self._sync(symbol, cause=cause)
+            noticed = dict([await self._noticed.get()])
+            while not self._noticed.empty():
+                symbol, cause = self._noticed.get_nowait()
+                noticed[symbol] = cause
+            await self._sync(noticed)
 
     async def _reread_forever(self) -> None:
         while True:
             await asyncio.sleep(self.config.reread_interval_s)
-            for symbol in await self._db(self._enabled_symbols):
-                await self._sync(symbol)
-            for symbol in list(self.hosted):
-                await self._sync(symbol)
+            await self._sync(every_enabled=True)
             await self._flatten_pending()
 
+    async def _sync(
+        self, noticed: Mapping[str, Cause | None] | None = None, *, every_enabled: bool = False
+    ) -> None:
+        """Applies what the database says (the one authority) about the `noticed`
+        pools (with the trace of the notice that asked), or, with `every_enabled`,
+        about every hosted and every enabled pool: all of them in one read."""
+        noticed = noticed or {}
+        # Decided before reading the rows: a symbol assigned meanwhile is hosted by
+        # the assignment (with its boot pause), never from a row read before it.
+        assigned = frozenset(self.assigned)
+        named = noticed.keys() | (self.hosted.keys() if every_enabled else set())
+        hosted = {symbol: self.hosted.get(symbol) for symbol in named}
+        read_ns = time.monotonic_ns()
+        setups = await self._db(self._setups, list(hosted), every_enabled)
+        for symbol in sorted(hosted.keys() | setups.keys()):
+            await self._sync_one(
+                symbol,
+                setups.get(symbol),
+                hosted.get(symbol),
+                owned_before=self._owns(symbol, assigned),
+                read_ns=read_ns,
+                cause=noticed.get(symbol),
+            )
+
     @_symbol_logged
-    async def _sync(self, symbol: str, *, cause: Cause | None = None) -> None:
-        """Applies what the database says about `symbol` (the one authority);
-        `cause`: the trace of the change notice that asked (tracing on)."""
-        hosted = self.hosted.get(symbol)
-        # Decided before reading the row: a symbol assigned meanwhile is hosted by the
-        # assignment (with its boot pause), never from a row read before it.
-        owned_before = self._owns(symbol)
-        read_at = time.monotonic_ns()
-        setup = await self._db(self._setup, symbol)
+    async def _sync_one(
+        self,
+        symbol: str,
+        setup: store.PoolSetup | None,
+        hosted: Hosted | None,
+        *,
+        owned_before: bool,
+        read_ns: int,
+        cause: Cause | None,
+    ) -> None:
+        """`symbol`'s row, read at `read_ns` while `hosted` was its engine, applied."""
         if hosted is None:
             if setup is not None and setup.enabled and owned_before and self._owns(symbol):
                 # Enabled while this worker owns the partition: not a takeover, so an
                 # ACTIVE pool stays ACTIVE (the engine starts in the row's state).
                 await self._host(symbol, takeover=False)
             return
+        if self.hosted.get(symbol) is not hosted:
+            return  # released (or hosted again, from a read of its own) meanwhile
         if setup is None or not setup.enabled:
             await self._release(symbol, reason="pool archived or disabled")
             return
@@ -1399,12 +1430,11 @@ class QuoterWorker:
             # of the database thread's time at 200 pools: bench/load.py, py-spy).
             await self._db(self._load_user_ids, symbol)
         for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
-            self._command(hosted, command, cause, read_ns=read_at)
+            self._command(hosted, command, cause, read_ns=read_ns)
 
     @staticmethod
-    def _setup(symbol: str) -> store.PoolSetup | None:
-        close_old_connections()
-        return store.pool_setup(symbol=symbol)
+    def _setups(symbols: list[str], every_enabled: bool) -> dict[str, store.PoolSetup]:
+        return store.pool_setups(symbols=symbols, every_enabled=every_enabled)
 
     async def _flatten_pending(self) -> None:
         """Carries out durable flatten requests: cancel-all for every member account on
@@ -1428,7 +1458,6 @@ class QuoterWorker:
 
     @staticmethod
     def _pending_flattens() -> list[int]:
-        close_old_connections()
         return list(
             FlattenRequest.objects.filter(status=FlattenStatus.REQUESTED).values_list(
                 "pk", flat=True
@@ -1463,19 +1492,34 @@ def _forget(pending: dict[Any, Any], key: Any, _task: asyncio.Task[None]) -> Non
     pending.pop(key, None)
 
 
-def _database_answers() -> None:
+def database_answers() -> None:
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1")
 
 
-def _closing_broken(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """`fn`, and on a database error the thread's connection closed if it broke (a
-    restarted server), so the next call connects afresh instead of failing on it."""
-    try:
-        return fn(*args, **kwargs)
-    except DatabaseError:
-        close_old_connections()
-        raise
+class DatabaseCalls:
+    """Runs the worker's ORM calls on its one database thread. Before a call, at
+    most once every DATABASE_CHECK_INTERVAL_S, the thread's connection is closed
+    if it outlived CONN_MAX_AGE, and Django's health check (a `SELECT 1`) armed
+    for its next query, so one idle across a server restart is replaced before
+    use. Not before every call: at 200 pools those checks were 27 % of the
+    thread (bench/load.py, py-spy). On a database error the connection is closed
+    if it broke, so the next call connects afresh instead of failing on it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._checked_at = -math.inf
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        now = self._clock()
+        if now - self._checked_at >= DATABASE_CHECK_INTERVAL_S:
+            close_old_connections()
+            self._checked_at = now
+        try:
+            return fn(*args, **kwargs)
+        except DatabaseError:
+            close_old_connections()
+            raise
 
 
 def decode_patiently(

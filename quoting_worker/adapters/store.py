@@ -9,7 +9,7 @@ that lost a symbol can never write for it again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -81,33 +81,50 @@ def pool_params(pool: PoolConfig) -> PoolParams:
     )
 
 
-def member_specs(pool: PoolConfig) -> tuple[MemberSpec, ...]:
-    members = PoolMember.objects.filter(pool=pool).select_related("participant")
-    return tuple(
-        MemberSpec(
-            participant_id=str(m.participant_id),
-            short_id=m.participant.short_id,
-            account_id=m.participant.account_id,
-            weight=m.weight,
-            max_position_usdt=m.max_position_usdt,
-            status=MemberStatus(m.participant.state),
-        )
-        for m in members.order_by("id")
-        if m.participant.state != ParticipantState.TERMINATED
+def _member_spec(member: PoolMember) -> MemberSpec:
+    return MemberSpec(
+        participant_id=str(member.participant_id),
+        short_id=member.participant.short_id,
+        account_id=member.participant.account_id,
+        weight=member.weight,
+        max_position_usdt=member.max_position_usdt,
+        status=MemberStatus(member.participant.state),
     )
+
+
+def pool_setups(
+    *, symbols: Collection[str] = (), every_enabled: bool = False
+) -> dict[str, PoolSetup]:
+    """The setups of these pools (and of every enabled one with `every_enabled`),
+    unarchived, by symbol: two queries however many pools, since the worker re-reads
+    every hosted pool each interval on its one database thread (a query pair per
+    pool took most of that thread at 200 pools: bench/load.py, py-spy)."""
+    wanted = models.Q(symbol__in=list(symbols))
+    if every_enabled:
+        wanted |= models.Q(enabled=True)
+    pools = {p.pk: p for p in PoolConfig.objects.filter(wanted, archived_at__isnull=True)}
+    members: dict[int, list[MemberSpec]] = {pk: [] for pk in pools}
+    for member in (
+        PoolMember.objects.filter(pool_id__in=list(pools))
+        .exclude(participant__state=ParticipantState.TERMINATED)
+        .select_related("participant")
+        .order_by("id")
+    ):
+        members[member.pool_id].append(_member_spec(member))
+    return {
+        pool.symbol: PoolSetup(
+            symbol=pool.symbol,
+            mode=PoolMode(pool.state),
+            enabled=pool.enabled,
+            params=pool_params(pool),
+            members=tuple(members[pk]),
+        )
+        for pk, pool in pools.items()
+    }
 
 
 def pool_setup(*, symbol: str) -> PoolSetup | None:
-    pool = PoolConfig.objects.filter(symbol=symbol, archived_at__isnull=True).first()
-    if pool is None:
-        return None
-    return PoolSetup(
-        symbol=symbol,
-        mode=PoolMode(pool.state),
-        enabled=pool.enabled,
-        params=pool_params(pool),
-        members=member_specs(pool),
-    )
+    return pool_setups(symbols=[symbol]).get(symbol)
 
 
 # ---------------------------------------------------------------- lifecycle through the services

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from common.models import AuditLog, OutboxEvent
 from pools.leases import StaleLease, lease_acquire, lease_release
@@ -56,6 +57,24 @@ def test_pool_setup_maps_config_and_members(pool):
     assert [m.status for m in setup.members] == [MemberStatus.ACTIVE, MemberStatus.SUSPENDED]
     assert setup.members[0].weight == Decimal(2)
     assert store.pool_setup(symbol="NOPE-PERP") is None
+
+
+def test_pool_setups_read_any_number_of_pools_in_two_queries(pool, django_assert_num_queries):
+    """The worker re-reads every hosted pool each interval: named pools, and with
+    `every_enabled` the enabled ones too, never an archived one, each with only
+    its own members."""
+    eth = PoolFactory(symbol="ETHUSDT-PERP", enabled=True)
+    MemberFactory(pool=eth, participant=ParticipantFactory(state="ACTIVE"), weight=Decimal(5))
+    PoolFactory(symbol="SOLUSDT-PERP", enabled=True, archived_at=timezone.now())
+    PoolFactory(symbol="XRPUSDT-PERP", enabled=False)
+
+    with django_assert_num_queries(2):
+        setups = store.pool_setups(symbols=["BTCUSDT-PERP", "NOPE-PERP"], every_enabled=True)
+    assert sorted(setups) == ["BTCUSDT-PERP", "ETHUSDT-PERP"]
+    assert [m.weight for m in setups["BTCUSDT-PERP"].members] == [Decimal(2)]
+    assert [m.weight for m in setups["ETHUSDT-PERP"].members] == [Decimal(5)]
+    assert sorted(store.pool_setups(symbols=["XRPUSDT-PERP", "SOLUSDT-PERP"])) == ["XRPUSDT-PERP"]
+    assert store.pool_setups() == {}
 
 
 def test_orders_and_fills_are_recorded_once_with_the_order_following(pool):

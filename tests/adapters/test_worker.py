@@ -8,7 +8,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -69,32 +69,44 @@ def _quoting(market: Market, worker: QuoterWorker, order_service: str) -> None:
     wait_for("alice's quotes", lambda: open_orders(order_service, "acct-alice"))
 
 
-def _market_and_worker(
-    kafka_broker: str, schema_registry_url: str, order_service: str, metadata: str
-) -> tuple[Market, RunningWorker]:
-    """The topics and schemas, a venue with a book on SYMBOL, a market producer and a
-    worker started on them (the pools are the caller's)."""
-    ensure_topics(kafka_broker, mms_topics(1))
-    codec = AvroCodec(schema_registry_url)
-    codec.register_all()
-    SimAdmin(order_service).reset()
-    SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
-    config = worker_config(
-        kafka_brokers=kafka_broker,
-        registry_url=schema_registry_url,
-        order_service_url=order_service,
-        metadata_target=metadata,
-        group_id=broker_fixture.unique_group("quoter"),
-    )
-    return Market(kafka_broker, codec), RunningWorker(config).start()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
+@pytest.fixture
+def start_worker(
     kafka_broker: str,
     schema_registry_url: str,
     order_service: str,
     metadata_target: str,  # noqa: F811
+) -> Iterator[Callable[[], tuple[Market, RunningWorker]]]:
+    """Starts, when the test's pools are in place, the topics and schemas, a venue
+    with a book on SYMBOL, a market producer and a worker on them; both are closed
+    at the end of the test."""
+    started: list[tuple[Market, RunningWorker]] = []
+
+    def start() -> tuple[Market, RunningWorker]:
+        ensure_topics(kafka_broker, mms_topics(1))
+        codec = AvroCodec(schema_registry_url)
+        codec.register_all()
+        SimAdmin(order_service).reset()
+        SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
+        config = worker_config(
+            kafka_brokers=kafka_broker,
+            registry_url=schema_registry_url,
+            order_service_url=order_service,
+            metadata_target=metadata_target,
+            group_id=broker_fixture.unique_group("quoter"),
+        )
+        started.append((Market(kafka_broker, codec), RunningWorker(config).start()))
+        return started[-1]
+
+    yield start
+    for market, running in started:
+        market.close()
+        running.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
+    start_worker: Callable[[], tuple[Market, RunningWorker]],
+    order_service: str,
 ) -> None:
     _pool(
         SYMBOL,
@@ -107,102 +119,89 @@ def test_a_pool_is_driven_through_its_lifecycle_against_a_running_worker(
         num_levels=2,
     )
 
-    market, running = _market_and_worker(
-        kafka_broker, schema_registry_url, order_service, metadata_target
-    )
+    market, running = start_worker()
     worker = running.worker
-    try:
-        market.open()
-        wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
-        lease = SymbolLease.objects.get(symbol=SYMBOL)
-        assert (lease.owner, lease.token) == ("worker-1", 1)
-        assert PoolConfig.objects.get(symbol=SYMBOL).state == "PAUSED"
-        assert open_orders(order_service, "acct-alice") == []
+    market.open()
+    wait_for("the worker to host the pool", lambda: SYMBOL in worker.hosted)
+    lease = SymbolLease.objects.get(symbol=SYMBOL)
+    assert (lease.owner, lease.token) == ("worker-1", 1)
+    assert PoolConfig.objects.get(symbol=SYMBOL).state == "PAUSED"
+    assert open_orders(order_service, "acct-alice") == []
 
-        services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+    services.pool_enable(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
 
-        def both_sides(account: str) -> list[dict[str, Any]]:
-            orders = open_orders(order_service, account)
-            return orders if {o["side"] for o in orders} == {"BUY", "SELL"} else []
+    def both_sides(account: str) -> list[dict[str, Any]]:
+        orders = open_orders(order_service, account)
+        return orders if {o["side"] for o in orders} == {"BUY", "SELL"} else []
 
-        # A ladder's orders reach the venue one request each: wait for both sides.
-        alice_orders = wait_for("alice's quotes on both sides", lambda: both_sides("acct-alice"))
-        bob_orders = wait_for("bob's quotes on both sides", lambda: both_sides("acct-bob"))
-        assert all(o["account_type"] == "SYSTEM_MARKET_MAKER" for o in alice_orders + bob_orders)
-        bob_size = sum(Decimal(o["size"]) for o in bob_orders)
-        alice_size = sum(Decimal(o["size"]) for o in alice_orders)
-        assert bob_size > alice_size  # weight 3 against 1
-        wait_for("orders on record", lambda: MMOrder.objects.filter(status="OPEN").count() >= 4)
-        # Published every second: the beat after the enable says ACTIVE.
-        wait_for(
-            "the live status ACTIVE",
-            lambda: b'"mode":"ACTIVE"' in (redis_client().get(f"mms:live:pool:{SYMBOL}") or b""),
-        )
+    # A ladder's orders reach the venue one request each: wait for both sides.
+    alice_orders = wait_for("alice's quotes on both sides", lambda: both_sides("acct-alice"))
+    bob_orders = wait_for("bob's quotes on both sides", lambda: both_sides("acct-bob"))
+    assert all(o["account_type"] == "SYSTEM_MARKET_MAKER" for o in alice_orders + bob_orders)
+    bob_size = sum(Decimal(o["size"]) for o in bob_orders)
+    alice_size = sum(Decimal(o["size"]) for o in alice_orders)
+    assert bob_size > alice_size  # weight 3 against 1
+    wait_for("orders on record", lambda: MMOrder.objects.filter(status="OPEN").count() >= 4)
+    # Published every second: the beat after the enable says ACTIVE.
+    wait_for(
+        "the live status ACTIVE",
+        lambda: b'"mode":"ACTIVE"' in (redis_client().get(f"mms:live:pool:{SYMBOL}") or b""),
+    )
 
-        services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
-        wait_for(
-            "every order cancelled",
-            lambda: (
-                not open_orders(order_service, "acct-alice")
-                and not open_orders(order_service, "acct-bob")
-            ),
-        )
-        wait_for(
-            "cancels on record",
-            lambda: not MMOrder.objects.filter(status__in=["OPEN", "PENDING"]).exists(),
-        )
-        assert Participant.objects.count() == 2
-    finally:
-        market.close()
-        running.stop()
+    services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+    wait_for(
+        "every order cancelled",
+        lambda: (
+            not open_orders(order_service, "acct-alice")
+            and not open_orders(order_service, "acct-bob")
+        ),
+    )
+    wait_for(
+        "cancels on record",
+        lambda: not MMOrder.objects.filter(status__in=["OPEN", "PENDING"]).exists(),
+    )
+    assert Participant.objects.count() == 2
+    running.stop()
     assert not running.alive
     assert SymbolLease.objects.get(symbol=SYMBOL).released_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
-    kafka_broker: str,
-    schema_registry_url: str,
+    start_worker: Callable[[], tuple[Market, RunningWorker]],
     order_service: str,
-    metadata_target: str,  # noqa: F811
 ) -> None:
     """The change notice names the new state: a pause takes effect while the
     worker's one database thread is still busy (at a kill of every pool each
     re-read waits its turn there), and the venue is emptied without it."""
     _pool(SYMBOL, {"acct-alice": Decimal(1)})
-    market, running = _market_and_worker(
-        kafka_broker, schema_registry_url, order_service, metadata_target
-    )
+    market, running = start_worker()
     worker = running.worker
     busy = threading.Event()
-    try:
-        _quoting(market, worker, order_service)
+    _quoting(market, worker, order_service)
 
-        worker._db_thread.submit(busy.wait, 20)  # every re-read now waits behind this
+    worker._db_thread.submit(busy.wait, 20)  # every re-read now waits behind this
+    try:
         services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
         engine = worker.hosted[SYMBOL].engine
         wait_for("the engine paused", lambda: engine.mode is PoolMode.PAUSED, timeout=5)
         wait_for("the venue empty", lambda: not open_orders(order_service, "acct-alice"), 5)
         assert not busy.is_set()  # all of it while the database thread was held
-
-        busy.set()
-        # The re-read agrees, and a resume (which only a re-read may apply) works.
-        services.pool_resume(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
-        wait_for("the engine active again", lambda: engine.mode is PoolMode.ACTIVE, timeout=10)
-        wait_for("alice's quotes again", lambda: open_orders(order_service, "acct-alice"))
     finally:
         busy.set()
-        market.close()
-        running.stop()
+
+    # The re-read agrees, and a resume (which only a re-read may apply) works.
+    services.pool_resume(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
+    wait_for("the engine active again", lambda: engine.mode is PoolMode.ACTIVE, timeout=10)
+    wait_for("alice's quotes again", lambda: open_orders(order_service, "acct-alice"))
+    running.stop()
     assert not running.alive
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
-    kafka_broker: str,
-    schema_registry_url: str,
+    start_worker: Callable[[], tuple[Market, RunningWorker]],
     order_service: str,
-    metadata_target: str,  # noqa: F811
 ) -> None:
     """A periodic re-read reads the row ACTIVE; the kill commits and its notice
     closes the gate; then the re-read's answer arrives. It is older than the
@@ -210,21 +209,19 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
     test_kill_timing.py: 6 placements passed the gate after a kill, until the
     notice's own re-read halted the pool again)."""
     _pool(SYMBOL, {"acct-alice": Decimal(1)})
-    market, running = _market_and_worker(
-        kafka_broker, schema_registry_url, order_service, metadata_target
-    )
+    market, running = start_worker()
     worker = running.worker
     read, answer = threading.Event(), threading.Event()
-    setup_of = worker._setup
+    setups_of = worker._setups
     held: list[PoolMode] = []
 
-    def read_then_hold(symbol: str) -> Any:
-        setup = setup_of(symbol)
+    def read_then_hold(*args: Any) -> Any:
+        setups = setups_of(*args)
         if not held:  # the first read only: the re-read this test races
-            held.append(setup.mode)
+            held.append(setups[SYMBOL].mode)
             read.set()
             answer.wait(20)
-        return setup
+        return setups
 
     apply = worker._apply
     applied: list[str] = []  # the commands the engine was given
@@ -234,35 +231,31 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
             applied.append(event.kind)
         await apply(hosted, event, *args)
 
+    _quoting(market, worker, order_service)
+    engine = worker.hosted[SYMBOL].engine
+    worker._setups = read_then_hold
+    worker._apply = recorded
+    rereading = asyncio.run_coroutine_threadsafe(worker._sync(every_enabled=True), worker.loop)
     try:
-        _quoting(market, worker, order_service)
-        engine = worker.hosted[SYMBOL].engine
-        worker._setup = read_then_hold
-        worker._apply = recorded
-        rereading = asyncio.run_coroutine_threadsafe(worker._sync(SYMBOL), worker.loop)
         assert read.wait(10)
         assert held == [PoolMode.ACTIVE]
-
         services.emergency_kill(actor=OPS, reason="race")
         wait_for("the engine halted", lambda: engine.mode is PoolMode.HALTED, timeout=5)
-        answer.set()
-        rereading.result(timeout=10)  # its commands are queued for the engine now
-        hosted_pool = worker.hosted[SYMBOL]
-        wait_for("the re-read's commands taken", lambda: not hosted_pool.urgent, timeout=5)
-        assert applied == ["kill"]
-        assert engine.mode is PoolMode.HALTED
     finally:
         answer.set()
-        market.close()
-        running.stop()
+    rereading.result(timeout=10)  # its commands are queued for the engine now
+    hosted_pool = worker.hosted[SYMBOL]
+    wait_for("the re-read's commands taken", lambda: not hosted_pool.urgent, timeout=5)
+    assert applied == ["kill"]
+    assert engine.mode is PoolMode.HALTED
 
 
 @pytest.mark.django_db(transaction=True)
 def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
+    start_worker: Callable[[], tuple[Market, RunningWorker]],
     kafka_broker: str,
     schema_registry_url: str,
     order_service: str,
-    metadata_target: str,  # noqa: F811
 ) -> None:
     """With the venue's cancel-all taking 1 s, both pools' cancel-alls arrive
     together; one release after another, the second came a whole second later
@@ -270,9 +263,7 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     eth = "ETHUSDT-PERP"
     for symbol, account in ((SYMBOL, "acct-alice"), (eth, "acct-bob")):
         _pool(symbol, {account: Decimal(1)})
-    market, running = _market_and_worker(
-        kafka_broker, schema_registry_url, order_service, metadata_target
-    )
+    market, running = start_worker()
     SimAdmin(order_service).book(eth, "2999.5", "3000.5")
     eth_market = Market(
         kafka_broker,
@@ -296,8 +287,6 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
         running.stop()
     finally:
         eth_market.close()
-        market.close()
-        running.stop()
         SimAdmin(order_service).faults()
     log = SimAdmin(order_service).requests("cancel_all")
     times = sorted(r["t"] for r in log if r["t"] >= stopping)
@@ -309,10 +298,8 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_release_asked_for_twice_at_once_happens_once(
-    kafka_broker: str,
-    schema_registry_url: str,
+    start_worker: Callable[[], tuple[Market, RunningWorker]],
     order_service: str,
-    metadata_target: str,  # noqa: F811
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """At shutdown the consumer's close revokes the partitions while the shutdown
@@ -320,25 +307,19 @@ def test_a_release_asked_for_twice_at_once_happens_once(
     of pausing, cancelling and giving up the lease a second time (a second one
     finishing after the symbol was hosted again would drop the new host)."""
     _pool(SYMBOL, {"acct-alice": Decimal(1)})
-    market, running = _market_and_worker(
-        kafka_broker, schema_registry_url, order_service, metadata_target
-    )
+    market, running = start_worker()
     worker = running.worker
-    try:
-        _quoting(market, worker, order_service)
-        caplog.set_level(logging.INFO, logger="mms.quoter")
+    _quoting(market, worker, order_service)
+    caplog.set_level(logging.INFO, logger="mms.quoter")
 
-        async def release_twice() -> None:
-            await asyncio.gather(
-                worker._release(SYMBOL, reason="shutdown"),
-                worker._release(SYMBOL, reason="partition revoked"),
-            )
+    async def release_twice() -> None:
+        await asyncio.gather(
+            worker._release(SYMBOL, reason="shutdown"),
+            worker._release(SYMBOL, reason="partition revoked"),
+        )
 
-        asyncio.run_coroutine_threadsafe(release_twice(), worker.loop).result(timeout=30)
-        assert SYMBOL not in worker.hosted
-        assert not open_orders(order_service, "acct-alice")
-    finally:
-        market.close()
-        running.stop()
+    asyncio.run_coroutine_threadsafe(release_twice(), worker.loop).result(timeout=30)
+    assert SYMBOL not in worker.hosted
+    assert not open_orders(order_service, "acct-alice")
     released = [r.getMessage() for r in caplog.records if "released (" in r.getMessage()]
     assert released == [f"{SYMBOL}: released (shutdown)"]
