@@ -541,7 +541,6 @@ class StackProbe:
         return copy
 
     def install(self) -> None:
-        import httpx
 
         from quoting_worker.core.types import BookDelta, CancelOrder, PlaceOrder
 
@@ -644,33 +643,26 @@ class StackProbe:
 
         requests = self.requests
 
-        class ProbeTransport(httpx.AsyncBaseTransport):
-            def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-                self.inner = inner
+        exchange = w.client._exchange
 
-            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                t = now()
-                coid = None
-                path = request.url.path
-                if request.method == "POST" and path == "/v1/orders":
-                    coid = json.loads(request.content)["client_order_id"]
-                elif request.method == "DELETE" and path.startswith("/v1/orders/"):
-                    coid = unquote(path.rsplit("/", 1)[1])
-                response = await self.inner.handle_async_request(request)
-                if coid is not None:
-                    requests.setdefault((request.method, coid), (t, now(), response.status_code))
-                return response
-
-            async def aclose(self) -> None:
-                await self.inner.aclose()
+        async def probe_exchange(method: str, url: str, **options: Any) -> Any:
+            t = now()
+            coid = None
+            if method == "POST" and url == "/v1/orders":
+                coid = options["json"]["client_order_id"]
+            elif method == "DELETE" and url.startswith("/v1/orders/"):
+                coid = unquote(url.rsplit("/", 1)[1])
+            reply = await exchange(method, url, **options)
+            if coid is not None:
+                requests.setdefault((method, coid), (t, now(), reply.status_code))
+            return reply
 
         w.codec.decode = probe_decode
         w._send = probe_send
         w.journal.record = probe_record
         w.client.place = probe_place
         w.client.cancel_outcome = probe_cancel
-        http = w.client._http
-        http._transport = ProbeTransport(http._transport)
+        w.client._exchange = probe_exchange
         for hosted in w.hosted.values():
             wrap(hosted.engine)
 
@@ -684,7 +676,7 @@ LEGS = (
     ("core", "engine.handle: the quoting core"),
     ("to_sender", "-> the sender takes the batch"),
     ("sender", "-> client.place (journal, cancels first)"),
-    ("budget", "-> request enters httpx (rate budget)"),
+    ("budget", "-> request enters the HTTP client (rate budget)"),
     ("http_in", "-> TradeX's Venue.place (HTTP)"),
     ("match", "-> accepted by the exchange"),
 )

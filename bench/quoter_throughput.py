@@ -43,7 +43,7 @@ snapshot, a mark and 30 public trades.
         enters the HTTP transport (timestamps from hooks installed by this
         script only: a Consumer subclass, the worker's
         codec.decode, each engine's handle, the worker's order journal and the
-        httpx transport). Target p99 <= 1 ms. The first request is usually a
+        HTTP exchange). Target p99 <= 1 ms. The first request is usually a
         cancel (it needs no journal record); the first placement follows the
         journal's write-ahead record, and is reported too.
     During (3) the client's rate budget (100 requests/s per process by
@@ -364,10 +364,8 @@ class LatencyProbe:
             "bench_delta", default=None
         )
         self._engines: list[Any] = []
-        self._transport: Any = None
 
     def install(self) -> None:
-        import httpx
 
         from quoting_worker.core.types import BookDelta
 
@@ -444,26 +442,21 @@ class LatencyProbe:
             engine.handle = probe_handle
             self._engines.append(engine)
 
-        class ProbeTransport(httpx.AsyncBaseTransport):
-            def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-                self.inner = inner
+        exchange = w.client._exchange
 
-            async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-                rec = current.get()
-                if rec is not None:
-                    t = now()
-                    if "t_req" not in rec:
-                        rec["t_req"] = t
-                        rec["first"] = request.method
-                    if request.method == "POST" and "t_place" not in rec:
-                        rec["t_place"] = t
-                        waiter = waiters.get(rec["key"])
-                        if waiter is not None:
-                            waiter.set()
-                return await self.inner.handle_async_request(request)
-
-            async def aclose(self) -> None:
-                await self.inner.aclose()
+        async def probe_exchange(method: str, url: str, **options: Any) -> Any:
+            rec = current.get()
+            if rec is not None:
+                t = now()
+                if "t_req" not in rec:
+                    rec["t_req"] = t
+                    rec["first"] = method
+                if method == "POST" and "t_place" not in rec:
+                    rec["t_place"] = t
+                    waiter = waiters.get(rec["key"])
+                    if waiter is not None:
+                        waiter.set()
+            return await exchange(method, url, **options)
 
         w.codec.decode = probe_decode
         w.journal.record = probe_journal
@@ -482,9 +475,7 @@ class LatencyProbe:
         w._send = probe_send
         for hosted in w.hosted.values():
             wrap(hosted.engine)
-        http = w.client._http
-        self._transport = http._transport
-        http._transport = ProbeTransport(http._transport)
+        w.client._exchange = probe_exchange
 
     def uninstall(self) -> None:
         w = self.worker
@@ -493,8 +484,7 @@ class LatencyProbe:
         w.codec.__dict__.pop("decode", None)
         for engine in self._engines:
             engine.__dict__.pop("handle", None)
-        if self._transport is not None:
-            w.client._http._transport = self._transport
+        w.client.__dict__.pop("_exchange", None)
 
 
 # ---------------------------------------------------------------- the bench
@@ -1124,7 +1114,7 @@ def run(
             "Latency phase replaces the client's RateBudget (100 req/s per process) with an "
             "unlimited one; throughput phase keeps the default.",
             "Hooks (bench only): Consumer subclass for pause/resume; _take, codec.decode, "
-            "engine.handle, the order journal's record and the httpx transport wrapped for "
+            "engine.handle, the order journal's record and the client's HTTP exchange wrapped for "
             "timestamps in phase 3b.",
         ],
     }

@@ -35,6 +35,7 @@ def health_checks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         checks.append(usable)
         return usable
 
+    connection.close()  # a new connection, well within CONN_MAX_AGE
     connection.ensure_connection()
     monkeypatch.setattr(connection, "is_usable", counted)
     return checks

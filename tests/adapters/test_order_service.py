@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import pytest
 import yaml
@@ -735,12 +736,12 @@ def test_a_cancel_of_a_placement_under_way_waits_for_its_answer_then_cancels(
     events, collect = _collector()
 
     async def scenario() -> OrderServiceSink:
-        transport = CountingTransport()
-        async with connect(sim, transport=transport) as client:
+        counting = Counting()
+        async with connect(sim, trace_configs=[counting.config]) as client:
             sim.faults(latency_ms=300, routes=["place"])  # before the venue acts on it
             sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
             placing = asyncio.ensure_future(sink.execute(BTC.symbol, [slow]))
-            while not transport.now:  # noqa: ASYNC110  (until it is out; no timing involved)
+            while not counting.now:  # noqa: ASYNC110  (until it is out; no timing involved)
                 await asyncio.sleep(0)
             cancel = CancelOrder(slow.client_order_id, slow.participant_id, ALPHA)
             await sink.execute(BTC.symbol, [cancel, QueryOrder(slow.client_order_id, ALPHA)])
@@ -1119,36 +1120,39 @@ def test_a_backlog_gets_every_token_the_bucket_holds_each_time_its_watcher_wakes
     assert budget.waiting == 0
 
 
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """The real transport, counting the requests under way at once."""
+class Counting:
+    """Counts the requests under way at once, through aiohttp's request hooks: from
+    the moment one is handed to the connection pool until its answer (or error)."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.now = 0
         self.most = 0
+        self.config = aiohttp.TraceConfig()
+        self.config.on_request_start.append(self._started)
+        self.config.on_request_end.append(self._ended)
+        self.config.on_request_exception.append(self._ended)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def _started(self, *_: Any) -> None:
         self.now += 1
         self.most = max(self.most, self.now)
-        try:
-            return await super().handle_async_request(request)
-        finally:
-            self.now -= 1
+
+    async def _ended(self, *_: Any) -> None:
+        self.now -= 1
 
 
 def test_requests_beyond_the_pools_connections_wait_their_turn_in_the_client(
     sim: SimAdmin,
 ) -> None:
     """40 queries to a slow venue through 4 connections: never more than 4 under
-    way (the rest wait in the client, not in httpcore's rescanned queue), all answered."""
+    way (the rest wait in the client, in order), all answered."""
     sim.faults(latency_ms=100, routes=["query"])
-    transport = CountingTransport()
+    counting = Counting()
 
     async def scenario() -> list[Any]:
         async with connect(
             sim,
             max_connections=4,
-            transport=transport,
+            trace_configs=[counting.config],
             budget=RateBudget(rate_per_s=1000, burst=100, reserve=0),
         ) as client:
             return await asyncio.gather(
@@ -1160,4 +1164,4 @@ def test_requests_beyond_the_pools_connections_wait_their_turn_in_the_client(
     finally:
         sim.faults()
     assert answers == [None] * 40  # the venue knows none of them: each a 404
-    assert transport.most == 4
+    assert counting.most == 4
