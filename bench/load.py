@@ -71,6 +71,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import multiprocessing
@@ -233,11 +234,11 @@ class _TapChild:
             kill.add(value)
 
 
-def prometheus_lag_buckets(registry: Any) -> dict[float, float]:
-    """mm_pool_event_lag_seconds: cumulative count per bucket edge, summed over symbols."""
+def prometheus_buckets(registry: Any, name: str) -> dict[float, float]:
+    """Histogram `name`: cumulative count per bucket edge, summed over its labels."""
     out: dict[float, float] = Counter()
     for metric in registry.collect():
-        if metric.name != "mm_pool_event_lag_seconds":
+        if metric.name != name:
             continue
         for sample in metric.samples:
             if sample.name.endswith("_bucket"):
@@ -655,6 +656,27 @@ def main() -> None:
         report(result, Path(args.out))
 
 
+class GcPauses:
+    """Every cyclic garbage collection in this process (the worker's threads hold
+    the GIL it runs under: a collection stops them all), timed by generation."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].append(time.perf_counter() - self.started)
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        return {
+            str(gen): {**quantiles_s(times), "total_s": round(sum(times), 2)}
+            for gen, times in self.by_generation.items()
+        }
+
+
 def run(
     args: argparse.Namespace,
     procs: Processes,
@@ -671,7 +693,7 @@ def run(
     from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics, producer_config
     from quoting_worker.adapters.serde import AvroCodec
     from quoting_worker.core.types import PoolMode
-    from quoting_worker.worker import QuoterWorker, WorkerConfig
+    from quoting_worker.worker import QuoterWorker, WorkerConfig, tune_garbage_collector
 
     symbols = [f"LD{i:03d}USDT-PERP" for i in range(args.pools)]
     desk = Actor("load-bench-ops")  # a person: resuming a HALTED pool needs one
@@ -805,6 +827,7 @@ def run(
 
         asyncio.run(main())
 
+    tune_garbage_collector()  # as runquoter does before it starts its worker
     thread = threading.Thread(target=serve, name="quoter", daemon=True)
     worker_stop["thread"] = thread
     t = time.monotonic()
@@ -1025,7 +1048,8 @@ def run(
 
     ops = Ops(procs.logdir)
     closers.append(ops.close)
-    prom_before = prometheus_lag_buckets(worker.metrics.registry)
+    prom_before = prometheus_buckets(worker.metrics.registry, "mm_pool_event_lag_seconds")
+    wait_before = prometheus_buckets(worker.metrics.registry, "mm_kafka_consume_wait_seconds")
     orders_before = Counter(worker.client.outcomes)
     stats_before = venue_stats()
     machine0 = machine_cpu()
@@ -1035,6 +1059,8 @@ def run(
     pids["this process (worker + bench)"] = os.getpid()
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     tap.take()  # calibration's lag is not the steady state's
+    pauses = GcPauses()
+    gc.callbacks.append(pauses.callback)
     market.set_rate(steady_rate)
     t0 = time.monotonic()
     monitor_thread = threading.Thread(target=monitor, args=(t0,), name="monitor", daemon=True)
@@ -1143,7 +1169,8 @@ def run(
         name: round((cpu_seconds(pid) - cpu_before[name]) / steady_s, 3)
         for name, pid in pids.items()
     }
-    prom_after = prometheus_lag_buckets(worker.metrics.registry)
+    prom_after = prometheus_buckets(worker.metrics.registry, "mm_pool_event_lag_seconds")
+    wait_after = prometheus_buckets(worker.metrics.registry, "mm_kafka_consume_wait_seconds")
     lag = tap.take()
     intervals_total.merge(lag)
     end_state = structures()
@@ -1268,6 +1295,7 @@ def run(
             "cpu_cores_by_process": cpu_share,
             "monitor_errors": monitor_errors,
         },
+        "gc_pauses": pauses.figures(),
         "rss": {
             "source": "/proc/self/status VmRSS (the bench process: worker thread + bench)",
             "start_mb": start_rss,
@@ -1282,6 +1310,13 @@ def run(
             "steady_tap": intervals_total.summary(),
             "outside_kill_cycles_tap": quiet_total.summary(),
             "during_kill_cycles_tap": kill_lag.summary(),
+            "broker_leg_prometheus_buckets": {
+                "what": "mm_kafka_consume_wait_seconds: per consumed batch, now - its oldest "
+                "message's timestamp, as the consumer thread takes it (before the worker's "
+                "queues and engines)",
+                "p50_le_s": bucket_quantile(wait_before, wait_after, 0.50),
+                "p99_le_s": bucket_quantile(wait_before, wait_after, 0.99),
+            },
             "steady_prometheus_buckets": {
                 "p50_le_s": bucket_quantile(prom_before, prom_after, 0.50),
                 "p99_le_s": bucket_quantile(prom_before, prom_after, 0.99),
@@ -1413,6 +1448,15 @@ def report(r: dict[str, Any], out: Path) -> None:
             "  from the histogram's buckets: p50 / p99 <= (s)",
             f"{lag['steady_prometheus_buckets']['p50_le_s']} / "
             f"{lag['steady_prometheus_buckets']['p99_le_s']}",
+        ),
+        (
+            "  of which the broker leg, per batch: p50 / p99 <= (s)",
+            f"{lag['broker_leg_prometheus_buckets']['p50_le_s']} / "
+            f"{lag['broker_leg_prometheus_buckets']['p99_le_s']}",
+        ),
+        *(
+            (f"GC pauses, generation {gen}: n / p99 / max (s)", _trio(g, "n", "p99_s", "max_s"))
+            for gen, g in r["gc_pauses"].items()
         ),
         ("kills", len(r["kills"])),
         ("emergency_kill() call p50 / p99 (s)", _trio(kf["emergency_kill_call"], "p50_s", "p99_s")),

@@ -9,6 +9,7 @@ that lost a symbol can never write for it again.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -202,18 +203,26 @@ def orders_record(
             ignore_conflicts=True,
         )
         now = timezone.now()
-        for change in changes:
-            updates: dict[str, object] = {"status": change.status, "updated_at": now}
-            if change.venue_order_id:
-                updates["venue_order_id"] = change.venue_order_id
-            if change.reason:
-                updates["reject_reason"] = change.reason
-            if change.status in TERMINAL_ORDER_STATUSES:
+        # One UPDATE per run of consecutive changes that set the same values (a
+        # kill's thousands of cancels are one statement, not one each), in the
+        # order the venue answered.
+        for same, run in itertools.groupby(changes, key=_change_values):
+            updates: dict[str, object] = {**dict(same), "updated_at": now}
+            if updates["status"] in TERMINAL_ORDER_STATUSES:
                 updates["closed_at"] = now
             # A terminal order stays terminal: a late "accepted" never reopens it.
-            MMOrder.objects.filter(client_order_id=change.client_order_id).exclude(
-                status__in=TERMINAL_ORDER_STATUSES
-            ).update(**updates)
+            MMOrder.objects.filter(
+                client_order_id__in=[change.client_order_id for change in run]
+            ).exclude(status__in=TERMINAL_ORDER_STATUSES).update(**updates)
+
+
+def _change_values(change: OrderChange) -> tuple[tuple[str, object], ...]:
+    values: tuple[tuple[str, object], ...] = (("status", change.status),)
+    if change.venue_order_id:
+        values += (("venue_order_id", change.venue_order_id),)
+    if change.reason:
+        values += (("reject_reason", change.reason),)
+    return values
 
 
 def _recorded(model: type[models.Model], field: str, ids: list[str]) -> set[str]:

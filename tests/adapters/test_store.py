@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from common.models import AuditLog, OutboxEvent
@@ -125,6 +127,34 @@ def test_orders_and_fills_are_recorded_once_with_the_order_following(pool):
     row.refresh_from_db()
     assert row.status == "FILLED"
     assert MMFill.objects.count() == 2
+
+
+def test_status_changes_are_one_update_per_run_and_keep_the_venues_order(pool):
+    """A kill answers thousands of cancels at once: a run of changes that set the
+    same values is one UPDATE. Runs apply in order, so an order accepted and then
+    cancelled keeps its venue id, and an "accepted" after a cancel reopens nothing."""
+    token, _ = lease_acquire(symbol="BTCUSDT-PERP", owner="w1")
+    pid = str(pool.members.get().participant_id)
+    orders = [_place(pid, n) for n in range(300)]
+    store.orders_record(
+        symbol="BTCUSDT-PERP", token=token, instrument=BTC, placed=[(o, NS) for o in orders]
+    )
+    first, late = orders[0].client_order_id, orders[1].client_order_id
+    cancelled = [store.OrderChange(o.client_order_id, store.OrderStatus.CANCELLED) for o in orders]
+    changes = [
+        store.OrderChange(first, store.OrderStatus.OPEN, "v-0"),
+        *cancelled,
+        store.OrderChange(late, store.OrderStatus.OPEN, "v-1"),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        store.orders_record(symbol="BTCUSDT-PERP", token=token, instrument=BTC, changes=changes)
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 3  # three runs: accepted, 300 cancels, accepted
+    rows = {row.client_order_id: row for row in MMOrder.objects.all()}
+    assert {row.status for row in rows.values()} == {"CANCELLED"}
+    assert all(row.closed_at is not None for row in rows.values())
+    assert rows[first].venue_order_id == "v-0"
+    assert not rows[late].venue_order_id  # came after its cancel: not applied
 
 
 def test_a_stale_token_writes_nothing(pool):

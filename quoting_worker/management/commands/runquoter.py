@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from common import tracing
-from quoting_worker.worker import QuoterWorker, WorkerConfig
+from quoting_worker.worker import QuoterWorker, WorkerConfig, tune_garbage_collector
 
 logger = logging.getLogger("mms.quoter")
 
@@ -59,6 +59,7 @@ class Command(BaseCommand):
         # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck
         # quoter is waiting on, without stopping it.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+        tune_garbage_collector()
         try:
             asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
         finally:
