@@ -48,11 +48,20 @@ def _drop_connection() -> None:
         killer.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def calls(clock: Clock, health_checks: list[bool]) -> DatabaseCalls:
+    """The database thread's calls, on a fresh connection, timed by `clock`."""
+    return DatabaseCalls(clock)
+
+
 def test_the_connection_is_checked_once_an_interval_not_before_every_call(
-    health_checks: list[bool],
+    calls: DatabaseCalls, clock: Clock, health_checks: list[bool]
 ) -> None:
-    clock = Clock()
-    calls = DatabaseCalls(clock)
     for _ in range(50):
         calls(database_answers)
     assert health_checks == [True]  # 50 calls, one SELECT 1 before them
@@ -63,12 +72,9 @@ def test_the_connection_is_checked_once_an_interval_not_before_every_call(
 
 
 def test_a_connection_the_server_dropped_is_replaced_before_use_after_an_interval(
-    health_checks: list[bool],
+    calls: DatabaseCalls, clock: Clock, health_checks: list[bool]
 ) -> None:
-    clock = Clock()
-    calls = DatabaseCalls(clock)
     calls(database_answers)
-
     _drop_connection()
     clock.now += DATABASE_CHECK_INTERVAL_S
     calls(database_answers)  # the check finds it dead and a new one answers
@@ -76,12 +82,9 @@ def test_a_connection_the_server_dropped_is_replaced_before_use_after_an_interva
 
 
 def test_a_connection_dropped_within_an_interval_fails_one_call_and_is_replaced(
-    health_checks: list[bool],
+    calls: DatabaseCalls,
 ) -> None:
-    clock = Clock()
-    calls = DatabaseCalls(clock)
     calls(database_answers)
-
     _drop_connection()
     with pytest.raises(OperationalError):
         calls(database_answers)
