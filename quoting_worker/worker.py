@@ -706,7 +706,7 @@ class QuoterWorker:
             if setup is None:
                 return
             restore = await self._db(store.restore_data, symbol=symbol, instrument=instrument)
-            await self._db(self._load_user_ids, symbol)
+            self.user_ids.update(setup.user_ids)
             self.instruments[symbol] = instrument
             engine = PoolEngine(
                 instrument=instrument,
@@ -729,12 +729,6 @@ class QuoterWorker:
             hosted.sender = asyncio.create_task(self._send_forever(hosted), name=f"send-{symbol}")
             await self._execute(hosted, boot)
             logger.info("%s: hosted with token %s (%s)", symbol, token, setup.mode)
-
-    def _load_user_ids(self, symbol: str) -> None:
-        for account_id, user_id in PoolMember.objects.filter(pool__symbol=symbol).values_list(
-            "participant__account_id", "participant__user_id"
-        ):
-            self.user_ids[account_id] = user_id
 
     async def _release(self, symbol: str, *, reason: str) -> None:
         """Stops quoting `symbol` and gives it up: gate closed, orders cancelled,
@@ -1442,11 +1436,7 @@ class QuoterWorker:
         if setup is None or not setup.enabled:
             await self._release(symbol, reason="pool archived or disabled")
             return
-        if any(m.account_id not in self.user_ids for m in setup.members):
-            # A new member: its account's user id goes with each of its placements.
-            # Not read again on every re-read (two queries a pool every 5 s, most
-            # of the database thread's time at 200 pools: bench/load.py, py-spy).
-            await self._db(self._load_user_ids, symbol)
+        self.user_ids.update(setup.user_ids)  # a new member's, read with the row
         for command in commands_for(setup, hosted.engine, now_ns=self.clock.now_ns()):
             self._command(hosted, command, cause, read_ns=read_ns)
 

@@ -60,6 +60,9 @@ class PoolSetup:
     enabled: bool
     params: PoolParams
     members: tuple[MemberSpec, ...]
+    # Each member account's user id, which every placement carries (read with
+    # the members, from the same rows).
+    user_ids: Mapping[str, str]
 
 
 def pool_params(pool: PoolConfig) -> PoolParams:
@@ -105,6 +108,7 @@ def pool_setups(
         wanted |= models.Q(enabled=True)
     pools = {p.pk: p for p in PoolConfig.objects.filter(wanted, archived_at__isnull=True)}
     members: dict[int, list[MemberSpec]] = {pk: [] for pk in pools}
+    user_ids: dict[int, dict[str, str]] = {pk: {} for pk in pools}
     for member in (
         PoolMember.objects.filter(pool_id__in=list(pools))
         .exclude(participant__state=ParticipantState.TERMINATED)
@@ -112,6 +116,7 @@ def pool_setups(
         .order_by("id")
     ):
         members[member.pool_id].append(_member_spec(member))
+        user_ids[member.pool_id][member.participant.account_id] = member.participant.user_id
     return {
         pool.symbol: PoolSetup(
             symbol=pool.symbol,
@@ -119,6 +124,7 @@ def pool_setups(
             enabled=pool.enabled,
             params=pool_params(pool),
             members=tuple(members[pk]),
+            user_ids=user_ids[pk],
         )
         for pk, pool in pools.items()
     }

@@ -66,7 +66,8 @@ def test_pool_setups_read_any_number_of_pools_in_two_queries(pool, django_assert
     `every_enabled` the enabled ones too, never an archived one, each with only
     its own members."""
     eth = PoolFactory(symbol="ETHUSDT-PERP", enabled=True)
-    MemberFactory(pool=eth, participant=ParticipantFactory(state="ACTIVE"), weight=Decimal(5))
+    trader = ParticipantFactory(state="ACTIVE")
+    MemberFactory(pool=eth, participant=trader, weight=Decimal(5))
     PoolFactory(symbol="SOLUSDT-PERP", enabled=True, archived_at=timezone.now())
     PoolFactory(symbol="XRPUSDT-PERP", enabled=False)
 
@@ -75,6 +76,7 @@ def test_pool_setups_read_any_number_of_pools_in_two_queries(pool, django_assert
     assert sorted(setups) == ["BTCUSDT-PERP", "ETHUSDT-PERP"]
     assert [m.weight for m in setups["BTCUSDT-PERP"].members] == [Decimal(2)]
     assert [m.weight for m in setups["ETHUSDT-PERP"].members] == [Decimal(5)]
+    assert setups["ETHUSDT-PERP"].user_ids == {trader.account_id: trader.user_id}
     assert sorted(store.pool_setups(symbols=["XRPUSDT-PERP", "SOLUSDT-PERP"])) == ["XRPUSDT-PERP"]
     assert store.pool_setups() == {}
 
