@@ -9,7 +9,11 @@ STAMP := $(VENV)/.installed
 GEN := quoting_worker/adapters/_generated/__init__.py
 
 
-.PHONY: run test lint typecheck pytest services venv migrate clean
+# The development Kafka broker's classpath, resolved from Maven Central (ops/kafka/pom.xml).
+KAFKA_LIBS := var/kafka/libs
+KAFKA_STAMP := $(KAFKA_LIBS)/.installed
+
+.PHONY: run test lint typecheck pytest services kafka venv migrate clean
 
 venv: $(STAMP) $(GEN)
 
@@ -25,6 +29,16 @@ $(GEN): $(STAMP) $(wildcard contracts/*.proto) scripts/gen_protos.sh
 services:
 	bash scripts/services.sh
 
+kafka: $(KAFKA_STAMP)
+
+$(KAFKA_STAMP): ops/kafka/pom.xml
+	@command -v java >/dev/null || { echo "make kafka: Java 17 is needed for the development broker"; exit 1; }
+	@command -v mvn >/dev/null || { echo "make kafka: Maven is needed to fetch the development broker"; exit 1; }
+	rm -rf $(KAFKA_LIBS)
+	mvn --quiet --batch-mode -f ops/kafka/pom.xml dependency:copy-dependencies \
+	  -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS)
+	touch $(KAFKA_STAMP)
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,12 +46,12 @@ lint: venv
 typecheck: venv
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/mypy .
 
-pytest: venv services
+pytest: venv services kafka
 	$(BIN)/pytest
 
 test: lint typecheck pytest
 
-run: venv services
+run: venv services kafka
 	bash scripts/run.sh
 
 clean:

@@ -18,7 +18,11 @@ to order latency, and the orders per second one pool sustains.
         timed; simulated seconds per wall second and exchange calls per second.
 
 (2)/(3) The full stack, torn down at the end: a throwaway PostgreSQL database
-    (migrated here, dropped at exit), Redis database 12, Tansu (memory storage),
+    (migrated here, dropped at exit), Redis database 12, an Apache Kafka 4.1.1
+    node of its own (devstack/kafka.py's KafkaNode: KRaft, one JVM that is
+    broker and controller, in a folder under this run's log directory, stopped
+    at exit; MMS's topics from messaging.topics, no namespace, created by
+    ensure_topics: the consumed ones stamped by the broker, LogAppendTime),
     the schema registry and the Metadata stand-in, all on free ports; TradeX
     (`python -m simulator`'s own `main`, --symbol ETHUSDT-PERP --seed 11
     --speed 1) as a subprocess; the QuoterWorker in a thread of this process
@@ -59,20 +63,28 @@ Correlation (2): "published" = the simulator's feed handing the BookDelta to its
     PlaceOrders that delta's re-quote decided. So one delta's latency = the
     accept time of the first of its placements the venue accepted − its
     publish time; "every placement" uses the last. All stamps are
-    time.time_ns() on one machine (CLOCK_REALTIME, shared by the processes).
+    time.time_ns() on one machine (CLOCK_REALTIME, shared by the processes;
+    the broker's JVM stamps from the same clock).
     Deltas whose re-quote placed nothing (targets unchanged), and placements
     never sent (withdrawn by the worker's sender when a later re-quote
     cancelled them before they left), or refused, are counted, not timed.
     The legs, from hooks in the worker (bench only: a Consumer subclass from
     bench/quoter_throughput.py stamping each poll()/consume() return, the
+    worker's `_take` (the record's broker append time, LogAppendTime), the
     codec's decode, each engine's handle, the sender's `_send`, the order
     journal's `record`, the client's `place`/`cancel_outcome`, and the httpx
     transport), add up exactly to the total: publish → the worker's consumer
-    call returns it → engine.handle starts → ends (or, when the drain held a
-    backlog, the engine's release that quoted it ends) → the sender takes the
-    batch → client.place is called (write-ahead journal; a placement that
-    could cross an order being cancelled waits for that cancel) → the
-    request enters httpx (the rate budget) → Venue.place → accepted.
+    call returns it (split at the broker's append) → engine.handle starts →
+    ends (or, when the drain held a backlog, the engine's release that quoted
+    it ends) → the sender takes the batch → client.place is called
+    (write-ahead journal; a placement that could cross an order being
+    cancelled waits for that cancel) → the request enters httpx (the rate
+    budget) → Venue.place → accepted.
+    The Kafka leg is split at the broker's append stamp: publish → append
+    (the simulator's producer: its linger, the request, the append) and
+    append → the worker's consumer call returns it (the fetch). The stamp has
+    millisecond resolution: it is taken at the middle of its millisecond
+    (each share within ±0.5 ms; their sum, the Kafka leg, is exact).
     Cross-check: the simulator's own /admin/requests?route=place log (arrival
     time `t`, no order id) is paired with the launcher's log in order (both
     are appended in one synchronous stretch per request), giving the leg
@@ -90,7 +102,7 @@ Correlation (2): "published" = the simulator's feed handing the BookDelta to its
     placements answered 201, cancels answered 200) per second. Beside them:
     placements the engine decided, the client's outcomes, request round trips,
     the longest the engine's queue and the sender's queue grew (sampled),
-    the CPU of the simulator, Tansu and this process (the worker), and when a
+    the CPU of the simulator, the Kafka JVM and this process (the worker), and when a
     window halted the pool (the audit log's reason). Between windows the
     shaker stops until the worker's queues have drained, so one window's
     backlog does not spill into the next; a halted pool is resumed
@@ -100,8 +112,9 @@ Correlation (2): "published" = the simulator's feed handing the BookDelta to its
 (4) The quoting core's figures (bench/results/quote_path.json) beside the full
     stack's: the cost of the I/O path.
 
-Prints a table and writes bench/results/e2e.json. The probes stay installed in
-(3); their cost is a few µs per event and request.
+Prints a table and writes bench/results/e2e-kafka.json (the Tansu run's
+e2e.json is kept for comparison). The probes stay installed in (3); their cost
+is a few µs per event and request.
 """
 
 from __future__ import annotations
@@ -141,17 +154,18 @@ from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run a
     free_port,
     machine_busy,
     machine_cpu,
-    start_tansu,
+    stamp_appends,
+    start_kafka,
     stats_ms,
     wait_for,
     wait_port,
 )
 from scratch import scratch_database  # noqa: E402
 
+from messaging.topics import DELTA  # noqa: E402
 from simulator.order_service import REQUEST_LOG_LIMIT  # noqa: E402
 
 ETH = "ETHUSDT-PERP"
-DELTA = "md.orderbook.delta.v1"
 PARTITIONS = 3
 REDIS_URL = "redis://127.0.0.1:6379/12"
 RESULTS = ROOT / "bench" / "results"
@@ -164,6 +178,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TRADEX_SERVER = r"""
 import asyncio, sys, time
+from messaging.topics import DELTA
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from simulator import tradex as tradex_module
@@ -181,7 +196,7 @@ state = {"tradex": None, "shaker": None}
 produce = Feed._produce
 def bench_produce(self, topic, symbol, record):
     produce(self, topic, symbol, record)
-    if topic == "md.orderbook.delta.v1" and record.get("type") == "BookDelta":
+    if topic == DELTA and record.get("type") == "BookDelta":
         deltas.append((symbol, record["seq"], now(), source[0]))
 Feed._produce = bench_produce
 
@@ -518,7 +533,7 @@ class StackProbe:
     def __init__(self, worker: Any, hold: Hold) -> None:
         self.worker = worker
         self.hold = hold
-        self.taken: dict[tuple[str, int], tuple[int, int]] = {}
+        self.taken: dict[tuple[str, int], tuple[int, int, int | None]] = {}
         self.deltas: dict[tuple[str, int], dict[str, Any]] = {}
         self.placed: list[tuple[int, str, int]] = []  # (when, trigger event type, placements)
         self.handled: Counter[str] = Counter()  # events by type
@@ -551,7 +566,11 @@ class StackProbe:
         def probe_decode(topic: str, data: bytes) -> dict[str, Any]:
             record = decode(topic, data)
             if topic == DELTA and record.get("type") == "BookDelta":
-                taken[(record["symbol"], record["seq"])] = (hold.received_ns, now())
+                taken[(record["symbol"], record["seq"])] = (
+                    hold.received_ns,
+                    now(),
+                    hold.append_ns,
+                )
             return record
 
         def wrap(engine: Any) -> None:
@@ -585,6 +604,7 @@ class StackProbe:
                         deltas[key] = {
                             "t0": got[0],
                             "decoded": got[1],
+                            "appended": got[2],
                             "t1": t1,
                             "t2": t2,
                             "places": [],
@@ -663,6 +683,7 @@ class StackProbe:
         w.client.place = probe_place
         w.client.cancel_outcome = probe_cancel
         w.client._exchange = probe_exchange
+        stamp_appends(w, hold)
         for hosted in w.hosted.values():
             wrap(hosted.engine)
 
@@ -703,6 +724,8 @@ def correlate(
             "all",
             "response",
             "journal",
+            "to_append",
+            "from_append",
             "to_endpoint",
             "endpoint_to_venue",
             *(leg for leg, _ in LEGS),
@@ -750,6 +773,11 @@ def correlate(
         if len(ok) < len(rec["places"]):
             counts["timed_with_some_placements_not_accepted"] += 1
         series["broker"].append(rec["t0"] - t_pub)
+        if rec["appended"] is not None:
+            series["to_append"].append(rec["appended"] - t_pub)
+            series["from_append"].append(rec["t0"] - rec["appended"])
+        else:
+            counts["timed_without_broker_append_time"] += 1
         series["hand_over"].append(rec["t1"] - rec["t0"])
         series["core"].append(rec["t2"] - rec["t1"])
         series["to_sender"].append(t_batch - rec["t2"])
@@ -769,6 +797,8 @@ def correlate(
         "delta_to_every_placement_accepted": stats_ms(series["all"]),
         "legs": {leg: stats_ms(series[leg]) for leg, _ in LEGS},
         "journal_write": stats_ms(series["journal"]),
+        "kafka_publish_to_broker_append": stats_ms(series["to_append"]),
+        "kafka_broker_append_to_consumer": stats_ms(series["from_append"]),
         "http_request_to_endpoint": stats_ms(series["to_endpoint"]),
         "http_endpoint_to_venue": stats_ms(series["endpoint_to_venue"]),
         "accepted_to_worker_has_201": stats_ms(series["response"]),
@@ -894,7 +924,7 @@ def main() -> None:
         "wall_s": round(time.monotonic() - started, 1),
     }
     report(result)
-    out = RESULTS / "e2e.json"
+    out = RESULTS / "e2e-kafka.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"wrote {out.relative_to(ROOT)} (wall time {result['wall_s']} s)")
@@ -923,15 +953,11 @@ def stop_stack(ctx: dict[str, Any], procs: Processes) -> None:
         ctx["worker_stop_s"] = round(time.monotonic() - t, 1)
         if thread.is_alive():
             print("warning: the worker thread did not stop within 60 s", file=sys.stderr)
-    for name, proc in procs.procs:
-        if name == "tansu" and proc.poll() is None:
-            proc.kill()  # memory storage: nothing to flush, and SIGTERM takes ~5 s
-    procs.stop_all()
+    procs.stop_all()  # TradeX and the stand-ins, then the Kafka node
 
 
 def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -> dict[str, Any]:
     import httpx
-    from confluent_kafka.admin import AdminClient
 
     from common.actors import Actor
     from common.models import AuditLog
@@ -948,7 +974,8 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
     http = httpx.Client(timeout=30)
 
     # ------------------------------------------------------------ processes
-    bootstrap = start_tansu(procs)
+    kafka = start_kafka(procs)
+    bootstrap = kafka.bootstrap
     rport, mport, tport = free_port(), free_port(), free_port()
     rproc = procs.start(
         "schema-registry", [sys.executable, "-m", "simulator.schema_registry", "--port", str(rport)]
@@ -959,15 +986,6 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
     wait_port(rport, rproc, "schema registry")
     registry = f"http://127.0.0.1:{rport}"
     wait_for("the schema registry", lambda: answers(http, f"{registry}/subjects"))
-
-    def kafka_up() -> bool:
-        try:
-            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1)
-            return True
-        except Exception:
-            return False
-
-    wait_for("tansu metadata", kafka_up, timeout=30)
     ensure_topics(bootstrap, mms_topics(PARTITIONS))
     tproc = procs.start(
         "tradex",
@@ -1054,7 +1072,6 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
             redis_url=REDIS_URL,
             group_id=f"bench-e2e-{uuid.uuid4().hex[:8]}",
             partitions=PARTITIONS,
-            development=True,  # short group timeouts: Tansu joins in ~1 s (KAFKA.md)
             worker_id="bench-e2e",
         )
     )
@@ -1128,7 +1145,7 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
         return http.get(f"{tradex}/admin/stats").json()
 
     # ------------------------------------------------------------ windows
-    tpid, kpid = tproc.pid, procs.procs[0][1].pid
+    tpid, kpid = tproc.pid, kafka.pid()
 
     def set_budget(rate: int) -> None:
         # As WorkerConfig builds it: one second's burst, the cancel reserve kept.
@@ -1200,7 +1217,7 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
             "sender_queue_max": max((q for _, q in queues), default=0),
             "cpu_busy": {
                 "tradex": (b["cpu"][0] - a["cpu"][0]) / elapsed,
-                "tansu": (b["cpu"][1] - a["cpu"][1]) / elapsed,
+                "kafka": (b["cpu"][1] - a["cpu"][1]) / elapsed,
                 "bench_process_worker": (b["cpu"][2] - a["cpu"][2]) / elapsed,
                 "machine_of_2_cores": machine_busy(a["cpu"][3], b["cpu"][3]),
             },
@@ -1344,7 +1361,8 @@ def run_stack(args: argparse.Namespace, procs: Processes, ctx: dict[str, Any]) -
             "worker": "QuoterWorker in a thread of this process (as tests/e2e run it)",
             "tradex": f"python -m simulator's main via the bench launcher: --symbol {ETH} "
             "--seed 11 --speed 1",
-            "kafka": f"Tansu (memory storage), {PARTITIONS} partitions",
+            "kafka": f"Apache Kafka 4.1.1 (KRaft, one node: devstack/kafka.py), {PARTITIONS} "
+            "partitions, consumed topics stamped LogAppendTime",
             "default_budget": default_budget,
         },
         "latency": {
@@ -1447,6 +1465,15 @@ def report(r: dict[str, Any]) -> None:
         row(f"    deltas from {src}", lambda w, src=src: w["by_source"].get(src, {}))
     for leg, name in LEGS:
         row(f"  {name}", lambda w, leg=leg: w["legs"][leg])
+        if leg == "broker":
+            row(
+                "    of which publish -> broker append",
+                lambda w: w["kafka_publish_to_broker_append"],
+            )
+            row(
+                "    of which append -> consumer call",
+                lambda w: w["kafka_broker_append_to_consumer"],
+            )
         if leg == "sender":
             row("    of which the write-ahead journal", lambda w: w["journal_write"])
         if leg == "http_in":
@@ -1512,7 +1539,7 @@ def report(r: dict[str, Any]) -> None:
     )
     print(
         f"{'shaker':>7}{'budget':>8}{'placed/s':>9}{'cancel/s':>9}{'orders/s':>9}{'decided/s':>10}"
-        f"{'place rtt p50/p99':>20}{'lat p50':>10}{'TradeX':>7}{'worker':>7}{'Tansu':>6}"
+        f"{'place rtt p50/p99':>20}{'lat p50':>10}{'TradeX':>7}{'worker':>7}{'Kafka':>6}"
         f"{'machine':>8}  pool after"
     )
     for w in ops["windows"]:
@@ -1525,7 +1552,7 @@ def report(r: dict[str, Any]) -> None:
             f"{w['drive_ms']:>5g}ms{w['budget_per_s']:>8}{w['placed_per_s']:>9,.0f}"
             f"{w['cancelled_per_s']:>9,.0f}{w['orders_per_s']:>9,.0f}"
             f"{w['placements_decided_per_s']:>10,.0f}{rtt:>20}{lat50:>10}"
-            f"{cpu['tradex']:>7.0%}{cpu['bench_process_worker']:>7.0%}{cpu['tansu']:>6.0%}"
+            f"{cpu['tradex']:>7.0%}{cpu['bench_process_worker']:>7.0%}{cpu['kafka']:>6.0%}"
             f"{cpu['machine_of_2_cores']:>8.0%}  {w['pool_mode_after']}"
             + (f" {w['halted_after_s']} s after the drive began" if w["halted_after_s"] else "")
         )

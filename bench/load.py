@@ -12,8 +12,12 @@ load".
 
 The machinery is bench/quoter_throughput.py's (imported, not copied): a
 throwaway PostgreSQL database (dropped at exit), a Redis database of its own
-(flushed at exit), Tansu (memory storage), the Schema Registry, Order Service
-and Metadata stand-ins as subprocesses on free ports, the Metadata stand-in
+(flushed at exit), an Apache Kafka 4.1.1 node of its own (devstack/kafka.py's
+KafkaNode: KRaft, one JVM that is broker and controller, in a folder under this
+run's log directory, on free ports, stopped at exit; MMS's topics from
+messaging.topics, no namespace, created by ensure_topics: the consumed ones
+stamped by the broker, LogAppendTime), the Schema Registry, Order Service and
+Metadata stand-ins as subprocesses on free ports, the Metadata stand-in
 serving the --pools synthetic symbols (--instrument), and the QuoterWorker
 in a thread of this process (so its engines can be watched).
 
@@ -42,9 +46,10 @@ Phases:
               is not installed), the worker's structures read on its event loop
               (queues, OffsetTracker deques and sets, the engines' order maps,
               tasks by coroutine, budget waiters, ...) and the interval's event
-              lag. Every --kill-every s (the first at half of it): the desk's
-              `emergency_kill` through the ORM, in a process of its own (as the
-              API's; in this one it would wait for the worker's GIL); kill ->
+              lag; the Kafka JVM's RSS beside it. Every --kill-every s (the
+              first at half of it): the desk's `emergency_kill` through the
+              ORM, in a process of its own (as the API's; in this one it would
+              wait for the worker's GIL); kill ->
               each pool's engine gate closed (polled every 10 ms), kill -> the
               Order Service stand-in shows no live member order (/admin/stats
               live_orders, polled every 50 ms), kill -> the last cancel-all's
@@ -61,9 +66,19 @@ takes, now - the oldest event's timestamp into mm_pool_event_lag_seconds), read
 exactly by a tap on that histogram's per-symbol children (log buckets of 2 %,
 constant memory) and, for comparison, from the histogram's buckets
 (bucket-resolution). Market events carry their produce time, so their lag
-includes the broker; the 50 ms timers carry their enqueue time.
+includes the broker; the 50 ms timers carry their enqueue time. The broker's
+share, per market delta (a wrap of the worker's `_take`, in its consumer
+thread): producer -> broker append (the record's ts_ns, its market step's
+time, to the broker's LogAppendTime stamp: the step's produce loop, the
+producer's linger and the append) and broker append -> the worker's
+poll()/consume() returned it (stamped by a Consumer subclass from
+quoter_throughput.py); the stamp has millisecond resolution and is taken at
+the middle of its millisecond (±0.5 ms). The worker's own
+mm_kafka_consume_wait_seconds is, per batch, now - the oldest message's
+broker append time.
 
-Prints a table and writes bench/results/load.json (--out).
+Prints a table and writes bench/results/load-kafka.json (--out; the Tansu runs'
+load*.json are kept for comparison).
 """
 
 from __future__ import annotations
@@ -94,27 +109,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from quoter_throughput import (  # noqa: E402  (bench/ is on sys.path when run as a script)
-    DELTA,
-    ENGINE,
     LOT,
-    MARK,
     MIN_NOTIONAL,
-    SNAP,
     TICK,
     Feed,
+    Hold,
     Processes,
-    _kafka_ok,
     _ok,
+    append_ns,
+    bench_consumer_class,
     free_port,
     machine_busy,
     machine_cpu,
-    start_tansu,
+    proc_rss_mb,
+    start_kafka,
     stop_worker_and_processes,
     wait_for,
     wait_port,
 )
 from scratch import scratch_database  # noqa: E402
 
+from messaging.topics import DELTA, ENGINE, MARK  # noqa: E402
+from messaging.topics import SNAPSHOT as SNAP  # noqa: E402
 from simulator.model import instrument_options  # noqa: E402
 
 PARTITIONS = 12
@@ -131,11 +147,16 @@ GATE_POLL_S = 0.01  # finer polling from this process takes the GIL from the wor
 
 def rss_mb() -> float:
     """This process's resident set (the worker runs in it), MB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    rss = proc_rss_mb()
+    if rss is None:
+        raise RuntimeError("no VmRSS in /proc/self/status")
+    return rss
+
+
+def kafka_rss_mb(pid: int | None) -> float | None:
+    """The Kafka JVM's resident set, MB (None when it is gone)."""
+    rss = None if pid is None else proc_rss_mb(pid)
+    return None if rss is None else round(rss, 1)
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -234,6 +255,38 @@ class _TapChild:
             kill.add(value)
 
 
+class BrokerSplit:
+    """Per market delta the worker takes, its way through Kafka in two shares:
+    producer -> broker append and broker append -> the worker's consumer call
+    returned it. Installed on the worker's `_take` (its consumer thread); the
+    monitor swaps the histograms (`take`) as it swaps the lag tap's."""
+
+    def __init__(self, worker: Any, hold: Hold) -> None:
+        self.to_append = LagHistogram()
+        self.from_append = LagHistogram()
+        self.unstamped = 0  # deltas without the broker's append time (none expected)
+        take = worker._take
+
+        def bench_take(message: Any, stamps: Any) -> Any:
+            item = take(message, stamps)
+            if item is not None and item[1] == DELTA:
+                appended = append_ns(message)
+                if appended is None:
+                    self.unstamped += 1
+                else:
+                    # (The mid-millisecond estimate can come out a little below 0: bucket 0.)
+                    self.to_append.add((appended - item[4]["ts_ns"]) / 1e9)
+                    self.from_append.add((hold.received_ns - appended) / 1e9)
+            return item
+
+        worker._take = bench_take
+
+    def take(self) -> tuple[LagHistogram, LagHistogram]:
+        taken = self.to_append, self.from_append
+        self.to_append, self.from_append = LagHistogram(), LagHistogram()
+        return taken
+
+
 def prometheus_buckets(registry: Any, name: str) -> dict[float, float]:
     """Histogram `name`: cumulative count per bucket edge, summed over its labels."""
     out: dict[float, float] = Counter()
@@ -311,11 +364,7 @@ def market_process(
     `symbols`, stamped with the step's time; a mark per symbol every second and
     a public trade per symbol every `trade_every_s`. Symbols flagged in
     `excluded` get nothing. `produced`: the deltas handed to the producer so
-    far; `queued`: messages in the producer not yet acknowledged by the broker.
-
-    (Steps also keep Tansu alive for long runs: its memory storage's cost per
-    request grows with the batches it holds, and a delta produced whenever its
-    turn comes makes ~10x more, smaller batches than a step's burst.)"""
+    far; `queued`: messages in the producer not yet acknowledged by the broker."""
     from confluent_kafka import Producer
 
     from quoting_worker.adapters.kafka_config import producer_config
@@ -631,7 +680,7 @@ def main() -> None:
     parser.add_argument(
         "--redis-url", default=REDIS_URL, help="a Redis database of this run's own (flushed)"
     )
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load-kafka.json"))
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
 
@@ -645,7 +694,8 @@ def main() -> None:
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(scratch_database("mms_load", redis_url=args.redis_url))
         cleanup.callback(stop_worker_and_processes, worker_stop, procs)
-        cleanup.callback(lambda: [close() for close in reversed(closers)])  # before Tansu
+        # Before the worker and the processes (the Kafka node last of all).
+        cleanup.callback(lambda: [close() for close in reversed(closers)])
         result = run(args, procs, worker_stop, closers)
     if args.keep_logs:
         print(f"logs kept in {logdir}")
@@ -690,6 +740,7 @@ def run(
     from participants.models import Participant
     from pools import services
     from pools.models import PoolConfig, PoolMember
+    from quoting_worker import worker as worker_module
     from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics, producer_config
     from quoting_worker.adapters.serde import AvroCodec
     from quoting_worker.core.types import PoolMode
@@ -701,7 +752,8 @@ def run(
     t_setup = time.monotonic()
 
     # ------------------------------------------------------------ services
-    bootstrap = start_tansu(procs)
+    kafka = start_kafka(procs)
+    bootstrap = kafka.bootstrap
     rport, oport, mport = free_port(), free_port(), free_port()
     instruments = instrument_options(f"{s}:{TICK}:{LOT}:{MIN_NOTIONAL}" for s in symbols)
     rproc = procs.start(
@@ -725,9 +777,6 @@ def run(
     order_url = f"http://127.0.0.1:{oport}"
     wait_for("the order service", lambda: _ok(httpx, f"{order_url}/healthz"))
     wait_for("the schema registry", lambda: _ok(httpx, f"{registry}/subjects"))
-    from confluent_kafka.admin import AdminClient
-
-    wait_for("tansu metadata", lambda: _kafka_ok(AdminClient, bootstrap), timeout=30)
     ensure_topics(bootstrap, mms_topics(PARTITIONS))
     codec = AvroCodec(registry)
     codec.register_all()
@@ -799,6 +848,8 @@ def run(
     )
 
     # ------------------------------------------------------------ the worker
+    hold = Hold()  # only its receipt stamp is used: the consumer is never paused here
+    worker_module.Consumer = bench_consumer_class(hold)  # bench-only: stamps each receipt
     worker = QuoterWorker(
         WorkerConfig(
             kafka_brokers=bootstrap,
@@ -808,7 +859,6 @@ def run(
             redis_url=args.redis_url,
             group_id=f"load-quoter-{uuid.uuid4().hex[:8]}",
             partitions=PARTITIONS,
-            development=True,  # short group timeouts: Tansu joins in ~1 s (KAFKA.md)
             worker_id="load-worker",
             order_rate_per_s=args.order_rate,
             cancel_reserve=min(10, max(1, args.order_rate // 10)),
@@ -817,6 +867,7 @@ def run(
     worker_stop["worker"] = worker
     tap = LagTap(worker.metrics.event_lag)
     worker.metrics.event_lag = tap  # before any drain task asks it for its child
+    split = BrokerSplit(worker, hold)
 
     def serve() -> None:
         async def main() -> None:
@@ -981,6 +1032,9 @@ def run(
     samples: list[dict[str, Any]] = []
     intervals_total = LagHistogram()
     quiet_total = LagHistogram()  # outside kill cycles
+    to_append_total = LagHistogram()  # market deltas: producer -> broker append
+    from_append_total = LagHistogram()  # broker append -> the worker's consumer call
+    kafka_pid = kafka.pid()
     overload = {"pauses": 0, "paused_s": 0.0}
     monitor_stop = threading.Event()
     monitor_errors: list[str] = []
@@ -1012,6 +1066,9 @@ def run(
                 try:
                     lag = tap.take()
                     intervals_total.merge(lag)
+                    to_append, from_append = split.take()
+                    to_append_total.merge(to_append)
+                    from_append_total.merge(from_append)
                     state = structures()
                     applied, produced = applied_total(), market.produced.value
                     dt = max(1e-9, now_t - at0)
@@ -1020,11 +1077,14 @@ def run(
                         {
                             "t": round(now_t - t0, 1),
                             "rss_mb": round(rss_mb(), 1),
+                            "kafka_rss_mb": kafka_rss_mb(kafka_pid),
                             "produced_per_s": round((produced - produced0) / dt),
                             "applied_per_s": round((applied - applied0) / dt),
                             "backlog": pending,
                             "producer_queue": market.queued.value,
                             "lag": lag.summary(),
+                            "producer_to_broker_append": to_append.summary(),
+                            "broker_append_to_consumer": from_append.summary(),
                             "venue_live_orders": stats["live_orders"],
                             "venue_dms_fired": stats["dead_man_switch"]["fired"],
                             **state,
@@ -1033,10 +1093,13 @@ def run(
                     applied0, produced0, at0 = applied, produced, now_t
                     x = samples[-1]
                     print(
-                        f"t={x['t']:.0f} s rss {x['rss_mb']} MB, {x['applied_per_s']}/s applied, "
+                        f"t={x['t']:.0f} s rss {x['rss_mb']} MB (kafka {x['kafka_rss_mb']} MB), "
+                        f"{x['applied_per_s']}/s applied, "
                         f"backlog {pending} ({x['producer_queue']} in the producer), "
-                        f"lag p99 {x['lag']['p99_ms']} max {x['lag']['max_ms']}"
-                        f" ms, active {x['active']} quoting {x['quoting']}, tasks {x['tasks']}, "
+                        f"lag p99 {x['lag']['p99_ms']} max {x['lag']['max_ms']} ms (to append "
+                        f"{x['producer_to_broker_append']['p99_ms']}, from append "
+                        f"{x['broker_append_to_consumer']['p99_ms']}), active {x['active']} "
+                        f"quoting {x['quoting']}, tasks {x['tasks']}, "
                         f"queue max {x['queue_max']}, loop delay {x['loop_delay_ms']} ms",
                         flush=True,
                     )
@@ -1057,8 +1120,11 @@ def run(
     pids = {name: proc.pid for name, proc in procs.procs}
     pids["market (child)"] = market.proc.pid
     pids["this process (worker + bench)"] = os.getpid()
+    if kafka_pid is not None:
+        pids["kafka"] = kafka_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     tap.take()  # calibration's lag is not the steady state's
+    split.take()
     pauses = GcPauses()
     gc.callbacks.append(pauses.callback)
     market.set_rate(steady_rate)
@@ -1173,14 +1239,20 @@ def run(
     wait_after = prometheus_buckets(worker.metrics.registry, "mm_kafka_consume_wait_seconds")
     lag = tap.take()
     intervals_total.merge(lag)
+    to_append, from_append = split.take()
+    to_append_total.merge(to_append)
+    from_append_total.merge(from_append)
     end_state = structures()
     end_rss = rss_mb()
     samples.append(
         {
             "t": round(steady_s, 1),
             "rss_mb": round(end_rss, 1),
+            "kafka_rss_mb": kafka_rss_mb(kafka_pid),
             "backlog": backlog(),
             "lag": lag.summary(),
+            "producer_to_broker_append": to_append.summary(),
+            "broker_append_to_consumer": from_append.summary(),
             **end_state,
         }
     )
@@ -1244,6 +1316,7 @@ def run(
     # ------------------------------------------------------------ figures
     first = samples[0] if samples else {}
     start_rss = first.get("rss_mb")
+    kafka_rss = [s["kafka_rss_mb"] for s in samples if s.get("kafka_rss_mb") is not None]
     half = steady_s / 2
     second_half = [(s["t"], s["rss_mb"]) for s in samples if s["t"] >= half]
     struct_keys = [k for k in end_state if k not in ("loop_delay_ms", "tasks_top")]
@@ -1262,6 +1335,7 @@ def run(
             "order_rate_per_s": args.order_rate,
             "staleness_ms": args.staleness_ms,
             "partitions": PARTITIONS,
+            "kafka": "Apache Kafka 4.1.1, one KRaft node (devstack/kafka.py)",
             "trade_every_s": args.trade_every_s,
             "load_fraction": None if args.rate else args.load_fraction,
         },
@@ -1305,15 +1379,24 @@ def run(
             if (sl := slope_per_minute(second_half)) is None
             else round(sl, 3),
             "max_mb": max(s["rss_mb"] for s in samples) if samples else None,
+            "kafka_jvm": {
+                "source": "/proc/PID/status VmRSS of the Kafka node's JVM (-Xmx384m)",
+                "start_mb": kafka_rss[0] if kafka_rss else None,
+                "end_mb": kafka_rss[-1] if kafka_rss else None,
+                "max_mb": max(kafka_rss) if kafka_rss else None,
+            },
         },
         "event_lag": {
             "steady_tap": intervals_total.summary(),
             "outside_kill_cycles_tap": quiet_total.summary(),
             "during_kill_cycles_tap": kill_lag.summary(),
+            "producer_to_broker_append_tap": to_append_total.summary(),
+            "broker_append_to_consumer_tap": from_append_total.summary(),
+            "market_deltas_without_append_time": split.unstamped,
             "broker_leg_prometheus_buckets": {
                 "what": "mm_kafka_consume_wait_seconds: per consumed batch, now - its oldest "
-                "message's timestamp, as the consumer thread takes it (before the worker's "
-                "queues and engines)",
+                "message's broker append time (LogAppendTime), as the consumer thread takes it "
+                "(before the worker's queues and engines)",
                 "p50_le_s": bucket_quantile(wait_before, wait_after, 0.50),
                 "p99_le_s": bucket_quantile(wait_before, wait_after, 0.99),
             },
@@ -1380,9 +1463,10 @@ def run(
             "Event lag is the worker's own measure: for each batch its drain takes, now - the "
             "oldest event's timestamp; market events carry their step's time, so the broker "
             "leg is included; timers carry their enqueue time.",
-            "Tansu's memory storage costs more per request the more batches it holds and does "
-            "not implement DeleteRecords: the market is produced in steps (few, large "
-            "batches); at high rates a long run still becomes broker-bound.",
+            "Kafka: Apache Kafka 4.1.1, one KRaft node (devstack/kafka.py: JVM heap 384 MB, "
+            "C1 only, 2 network and 2 I/O threads); the consumed topics are stamped "
+            "LogAppendTime, so each market delta's way through it splits at the broker's "
+            "append (ms resolution, taken mid-millisecond: ±0.5 ms per share).",
             "kill -> venue empty counts whatever emptied the venue: MMS's cancels or the "
             "venue's dead-man's switches (see order_service_stand_in.dead_man_switch and "
             "cancel_alls_logged per kill).",
@@ -1433,6 +1517,11 @@ def report(r: dict[str, Any], out: Path) -> None:
         ("RSS growth (MB)", rss["growth_mb"]),
         ("RSS slope over the second half (MB/min)", rss["slope_mb_per_min_second_half"]),
         (
+            "Kafka JVM RSS start / end / max (MB)",
+            f"{rss['kafka_jvm']['start_mb']} / {rss['kafka_jvm']['end_mb']} / "
+            f"{rss['kafka_jvm']['max_mb']}",
+        ),
+        (
             "event lag p50 / p99 / max, steady (ms)",
             _trio(lag["steady_tap"], "p50_ms", "p99_ms", "max_ms"),
         ),
@@ -1450,7 +1539,15 @@ def report(r: dict[str, Any], out: Path) -> None:
             f"{lag['steady_prometheus_buckets']['p99_le_s']}",
         ),
         (
-            "  of which the broker leg, per batch: p50 / p99 <= (s)",
+            "  producer -> broker append p50 / p99 / max (ms)",
+            _trio(lag["producer_to_broker_append_tap"], "p50_ms", "p99_ms", "max_ms"),
+        ),
+        (
+            "  broker append -> consumer call p50 / p99 / max (ms)",
+            _trio(lag["broker_append_to_consumer_tap"], "p50_ms", "p99_ms", "max_ms"),
+        ),
+        (
+            "  append -> consumer thread, per batch: p50 / p99 <= (s)",
             f"{lag['broker_leg_prometheus_buckets']['p50_le_s']} / "
             f"{lag['broker_leg_prometheus_buckets']['p99_le_s']}",
         ),

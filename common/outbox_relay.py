@@ -57,6 +57,7 @@ from opentelemetry.trace import SpanKind
 from common import tracing
 from common.failpoints import failpoint
 from common.models import OutboxEvent
+from messaging.topics import Topics
 from quoting_worker.adapters.kafka_config import producer_config
 from quoting_worker.adapters.serde import AvroCodec, EncodeError
 
@@ -123,12 +124,13 @@ def relay_batch(
     *,
     producer: Producer,
     codec: AvroCodec,
+    topics: Topics | None = None,
     limit: int = DEFAULT_BATCH_SIZE,
     flush_timeout: float = DEFAULT_DELIVERY_TIMEOUT_S + FLUSH_MARGIN_S,
 ) -> int:
     """Publishes up to `limit` unpublished rows in id order; returns how many were published."""
     return relay_once(
-        producer=producer, codec=codec, limit=limit, flush_timeout=flush_timeout
+        producer=producer, codec=codec, topics=topics, limit=limit, flush_timeout=flush_timeout
     ).published
 
 
@@ -157,10 +159,12 @@ def relay_once(
     *,
     producer: Producer,
     codec: AvroCodec,
+    topics: Topics | None = None,
     limit: int = DEFAULT_BATCH_SIZE,
     flush_timeout: float = DEFAULT_DELIVERY_TIMEOUT_S + FLUSH_MARGIN_S,
 ) -> BatchOutcome:
     """One batch (see the module docstring), with what happened for the caller's pacing.
+    Rows name logical topics; `topics` gives the broker's names (messaging/topics.py).
 
     Raises on a registry that cannot be reached or a database error; nothing
     is then marked and nothing was produced.
@@ -182,7 +186,9 @@ def relay_once(
 
         values, poison = _encode(codec, rows)
         sendable = rows[: len(values)]
-        reports, attempted = _produce_all(producer, sendable, values, flush_timeout)
+        reports, attempted = _produce_all(
+            producer, sendable, values, flush_timeout, topics or Topics()
+        )
         failpoint("outbox.published")
 
         delivered: list[int] = []
@@ -257,7 +263,11 @@ def _encode(
 
 
 def _produce_all(
-    producer: Producer, rows: list[OutboxEvent], values: list[bytes], flush_timeout: float
+    producer: Producer,
+    rows: list[OutboxEvent],
+    values: list[bytes],
+    flush_timeout: float,
+    topics: Topics,
 ) -> tuple[dict[int, KafkaError | str | None], int]:
     """Sends the rows in order and flushes.
 
@@ -291,7 +301,7 @@ def _produce_all(
                 headers += [(k, str(v).encode()) for k, v in trace.items()]
                 send = partial(
                     producer.produce,
-                    row.topic,
+                    topics.name(row.topic),
                     value=value,
                     key=row.key,
                     headers=headers,
@@ -314,6 +324,7 @@ def run_relay(
     *,
     make_producer: Callable[[], Producer],
     codec: AvroCodec,
+    topics: Topics | None = None,
     stop: threading.Event | None = None,
     poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     limit: int = DEFAULT_BATCH_SIZE,
@@ -338,7 +349,11 @@ def run_relay(
         while not stop.is_set():
             try:
                 outcome = relay_once(
-                    producer=producer, codec=codec, limit=limit, flush_timeout=flush_timeout
+                    producer=producer,
+                    codec=codec,
+                    topics=topics,
+                    limit=limit,
+                    flush_timeout=flush_timeout,
                 )
             except Exception:
                 _count(errors=1)

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from django.core.exceptions import ImproperlyConfigured
 from environs import Env, EnvValidationError
 
+from messaging.topics import Topics
 from performance.qscore import QScoreConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -107,6 +108,11 @@ def _qscore(env: Env, errors: dict[str, str]) -> QScoreConfig | None:
         return None
 
 
+def _topic_namespace(raw: str) -> str:
+    Topics(raw)  # raises ValueError naming the rule
+    return raw
+
+
 def _host_ports(raw: str) -> str:
     for part in raw.split(","):
         host, _, port = part.strip().rpartition(":")
@@ -120,6 +126,8 @@ class ServiceEnv:
     postgres_url: str
     redis_url: str
     kafka_brokers: str
+    kafka_topic_namespace: str
+    kafka_session_timeout: timedelta
     schema_registry_url: str
     order_service_url: str
     metadata_service_grpc_url: str
@@ -177,6 +185,10 @@ def load_service_env() -> ServiceEnv:
         ),
         "redis_url": custom("REDIS_URL", lambda v: _url(v, schemes=("redis", "rediss"))),
         "kafka_brokers": custom("KAFKA_BROKERS", _host_ports, "localhost:9092"),
+        # A prefix for every topic name on the broker, so stacks can share one
+        # (messaging/topics.py); empty in production.
+        "kafka_topic_namespace": custom("KAFKA_TOPIC_NAMESPACE", _topic_namespace, "") or "",
+        "kafka_session_timeout": custom("KAFKA_SESSION_TIMEOUT", parse_duration, "45s"),
         "schema_registry_url": custom(
             "SCHEMA_REGISTRY_URL", lambda v: _url(v, schemes=("http", "https", "mock"))
         ),

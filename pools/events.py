@@ -6,10 +6,9 @@ from django.utils import timezone
 
 from common.actors import Actor
 from common.services import outbox_enqueue
+from messaging.topics import RISK_TRIGGERED as RISK_TRIGGERED_TOPIC
+from messaging.topics import STATE_CHANGED as STATE_CHANGED_TOPIC
 from pools.models import PoolConfig
-
-STATE_CHANGED_TOPIC = "mm.state.changed.v1"
-RISK_TRIGGERED_TOPIC = "mm.risk.triggered.v1"
 
 
 def emit_state_changed(

@@ -54,6 +54,8 @@ from common.failpoints import failpoint
 from common.notify import FLATTEN_CHANNEL, POOL_CHANGED_CHANNEL
 from common.services import audit_record, outbox_enqueue
 from common.tracing import Cause
+from messaging import topics as names
+from messaging.topics import Topics
 from pools.enums import FlattenStatus
 from pools.leases import StaleLease, lease_acquire, lease_release
 from pools.models import FlattenRequest, PoolConfig, PoolMember
@@ -66,12 +68,7 @@ from quoting_worker.adapters.identity import (
     disagreeing_peers,
 )
 from quoting_worker.adapters.journal import OrderJournal, conninfo
-from quoting_worker.adapters.kafka_config import (
-    CONSUMED_TOPICS,
-    DEVELOPMENT_GROUP_TIMEOUTS,
-    PRODUCTION_GROUP_TIMEOUTS,
-    consumer_config,
-)
+from quoting_worker.adapters.kafka_config import DEFAULT_SESSION_TIMEOUT_MS, consumer_config
 from quoting_worker.adapters.live import (
     LIVE_TTL_SECONDS,
     commands_for,
@@ -128,7 +125,7 @@ QueueItem = tuple[Event, Callable[[], None] | None, Cause | None]
 Consumed = tuple[str, str, int, int, dict[str, Any], Cause | None]
 BATCH_SIZE = 500  # messages per consumer wake-up
 COMMIT_INTERVAL_S = 0.1
-SIMULATED_TOPIC = "mm.quote.simulated.v1"
+BACKLOG_INTERVAL_S = 1.0  # the consumer lag in messages, from the last fetch's end offsets
 # The venue cancels a member's orders on a symbol if not renewed within this;
 # renewed every third of it, so two renewals may be lost before it fires.
 DEAD_MANS_SWITCH_MS = 15_000
@@ -205,7 +202,9 @@ class WorkerConfig:
     group_id: str = "mms-quoter"
     partitions: int = 12
     shadow: bool = False
-    development: bool = False
+    # messaging/topics.py: a prefix for the broker's topic names ("" in production).
+    topic_namespace: str = ""
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     status_interval_s: float = 1.0
     reread_interval_s: float = 5.0
@@ -271,12 +270,19 @@ class OffsetTracker:
         with self._lock:
             self._done[(topic, partition)].add(offset)
 
+    def position(self, topic: str, partition: int) -> int | None:
+        """The next offset this process will take from the partition (None: none taken)."""
+        with self._lock:
+            return self._next.get((topic, partition))
+
     def forget(self, topic: str, partition: int) -> None:
         with self._lock:
             for book in (self._started, self._done, self._next, self._committed):
                 book.pop((topic, partition), None)
 
-    def to_commit(self) -> list[TopicPartition]:
+    def to_commit(self, name: Callable[[str], str] = str) -> list[TopicPartition]:
+        """The positions that moved since the last call; `name` gives a topic's
+        name on the broker."""
         out = []
         with self._lock:
             for tp, nxt in self._next.items():
@@ -286,7 +292,7 @@ class OffsetTracker:
                 position = started[0] if started else nxt
                 if self._committed.get(tp) != position:
                     self._committed[tp] = position
-                    out.append(TopicPartition(tp[0], tp[1], position))
+                    out.append(TopicPartition(name(tp[0]), tp[1], position))
         return out
 
 
@@ -298,6 +304,7 @@ class QuoterWorker:
         self.hosted: dict[str, Hosted] = {}
         self.instruments: dict[str, Instrument] = {}
         self.user_ids: dict[str, str] = {}
+        self.topics = Topics(config.topic_namespace)
         self.offsets = OffsetTracker()
         self._status_changes: defaultdict[str, list[store.OrderChange]] = defaultdict(list)
         self._database_probe: asyncio.Task[None] | None = None  # while the database is lost
@@ -498,24 +505,21 @@ class QuoterWorker:
     # ------------------------------------------------------------------ Kafka thread
 
     def _consume(self) -> None:
-        timeouts = (
-            DEVELOPMENT_GROUP_TIMEOUTS if self.config.development else PRODUCTION_GROUP_TIMEOUTS
-        )
         consumer = Consumer(
             consumer_config(
                 bootstrap=self.config.kafka_brokers,
                 group_id=self.config.group_id,
                 client_id=self.config.worker_id,
-                timeouts=timeouts,
+                session_timeout_ms=self.config.session_timeout_ms,
             )
         )
         consumer.subscribe(
-            list(CONSUMED_TOPICS),
+            self.topics.names(names.CONSUMED),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
-        last_commit = 0.0
+        last_commit = last_backlog = 0.0
         try:
             while not self.stopping.is_set():
                 # Wake on the first message, then take what is already buffered: one
@@ -530,16 +534,19 @@ class QuoterWorker:
                     self._measure_consumed(items, stamps)
                 if items:
                     self._loop().call_soon_threadsafe(self._route_batch, items)
+                if time.monotonic() - last_backlog >= BACKLOG_INTERVAL_S:
+                    last_backlog = time.monotonic()
+                    self._measure_backlog(consumer)
                 if time.monotonic() - last_commit >= COMMIT_INTERVAL_S:
                     last_commit = time.monotonic()
-                    commits = self.offsets.to_commit()
+                    commits = self.offsets.to_commit(self.topics.name)
                     if commits:
                         try:
                             consumer.commit(offsets=commits, asynchronous=True)
                         except Exception:
                             logger.warning("offset commit failed", exc_info=True)
         finally:
-            commits = self.offsets.to_commit()
+            commits = self.offsets.to_commit(self.topics.name)
             if commits:
                 try:
                     consumer.commit(offsets=commits, asynchronous=False)
@@ -555,7 +562,8 @@ class QuoterWorker:
             if error.code() != KafkaError._PARTITION_EOF:
                 logger.warning("kafka error: %s", error)
             return None
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        name, partition, offset = message.topic(), message.partition(), message.offset()
+        topic = self.topics.logical(name) if name is not None else None
         key = message.key()
         value = message.value()
         if topic is None or partition is None or offset is None or key is None or value is None:
@@ -619,14 +627,30 @@ class QuoterWorker:
         for topic, n in Counter(item[1] for item in items).items():
             self.metrics.kafka_messages.labels(topic).inc(n)
 
+    def _measure_backlog(self, consumer: Consumer) -> None:
+        """Per assigned partition, the consumer lag in messages: the broker's end
+        offset (as of the last fetch, no request) − the next offset to consume."""
+        for topic, partition in list(self.assigned):
+            tp = TopicPartition(self.topics.name(topic), partition)
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            position = self.offsets.position(topic, partition)
+            if high >= 0 and position is not None:
+                self.metrics.kafka_backlog.labels(topic, str(partition)).set(
+                    max(0, high - position)
+                )
+
+    def _logical(self, partitions: list[TopicPartition]) -> set[tuple[str, int]]:
+        return {(self.topics.logical(tp.topic), tp.partition) for tp in partitions}
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._run_on_loop(self._assign({(tp.topic, tp.partition) for tp in partitions}))
+        self._run_on_loop(self._assign(self._logical(partitions)))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.offsets.forget(tp.topic, tp.partition)
-            self.metrics.partition_revoked(tp.topic, tp.partition)
-        self._run_on_loop(self._revoke({(tp.topic, tp.partition) for tp in partitions}))
+        revoked = self._logical(partitions)
+        for topic, partition in revoked:
+            self.offsets.forget(topic, partition)
+            self.metrics.partition_revoked(topic, partition)
+        self._run_on_loop(self._revoke(revoked))
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -660,7 +684,7 @@ class QuoterWorker:
         (`assigned`: the assignment as it was, by default as it is)."""
         assigned = self.assigned if assigned is None else assigned
         partition = partition_for(symbol, self.config.partitions)
-        return all((topic, partition) in assigned for topic in CONSUMED_TOPICS)
+        return all((topic, partition) in assigned for topic in names.CONSUMED)
 
     @staticmethod
     def _enabled_symbols() -> list[str]:
@@ -1187,7 +1211,7 @@ class QuoterWorker:
         with transaction.atomic():
             for quote in quotes:
                 outbox_enqueue(
-                    topic=SIMULATED_TOPIC,
+                    topic=names.QUOTE_SIMULATED,
                     key=hosted.symbol,
                     event_type="SimulatedQuote",
                     payload={

@@ -20,6 +20,8 @@ export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 export REGISTRY_PORT="${REGISTRY_PORT:-8081}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:${REGISTRY_PORT}}"
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
+# KAFKA_BROKERS set by you: that cluster is used and no local node is started.
+LOCAL_KAFKA=$([[ -z "${KAFKA_BROKERS:-}" ]] && echo 1 || echo 0)
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT}}"
 export ORDER_SERVICE_PORT="${ORDER_SERVICE_PORT:-8097}"
 export ORDER_SERVICE_URL="${ORDER_SERVICE_URL:-http://127.0.0.1:${ORDER_SERVICE_PORT}}"
@@ -38,7 +40,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  bash scripts/kafka.sh stop || true
+  if ((LOCAL_KAFKA)); then bash scripts/kafka.sh stop || true; fi
 }
 trap cleanup EXIT INT TERM
 
@@ -54,23 +56,30 @@ wait_http() {  # url: up to 10 s
   echo "run: $1 did not answer" >&2; return 1
 }
 
-# The TradeX stand-ins (SPEC Part B.7), the development broker (KAFKA.md), then
-# the exchange simulator, which publishes the market from its first second.
+# The TradeX stand-ins (SPEC Part B.7), the development Kafka node (KAFKA.md),
+# then the exchange simulator, which publishes the market from its first second.
 $BIN/python -m simulator.auth_service --port "$AUTH_PORT" &
 pids+=($!)
 $BIN/python -m simulator.schema_registry --port "$REGISTRY_PORT" --store var/schema-registry.json &
 pids+=($!)
 $BIN/python -m simulator.metadata_service --port "$METADATA_PORT" &
 pids+=($!)
-bash scripts/kafka.sh start
+if ((LOCAL_KAFKA)); then
+  bash scripts/kafka.sh start
+else
+  # Someone else's cluster: wait for it a minute, then give up with one line.
+  bash scripts/kafka.sh wait --bootstrap "$KAFKA_BROKERS" --timeout 60
+fi
 wait_http "http://127.0.0.1:${AUTH_PORT}/healthz"
 wait_http "${SCHEMA_REGISTRY_URL}/subjects"
 $BIN/python - <<'PY'
 import os
+from messaging.topics import Topics
 from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 from quoting_worker.adapters.serde import AvroCodec
 
-ensure_topics(os.environ["KAFKA_BROKERS"], mms_topics(12))
+topics = Topics(os.environ.get("KAFKA_TOPIC_NAMESPACE", ""))
+ensure_topics(os.environ["KAFKA_BROKERS"], mms_topics(12, topics), namespace=topics)
 AvroCodec(os.environ["SCHEMA_REGISTRY_URL"]).register_all()
 PY
 $BIN/python -m simulator --port "$ORDER_SERVICE_PORT" --brokers "$KAFKA_BROKERS" \
@@ -103,7 +112,7 @@ $BIN/gunicorn mms.wsgi --config mms/gunicorn.conf.py \
   --bind "127.0.0.1:${HTTP_PORT}" --bind "127.0.0.1:${ADMIN_PORT}" \
   --workers 2 --threads 4 --access-logfile - &
 pids+=($!)
-$BIN/python manage.py runquoter --partitions 12 --development &
+$BIN/python manage.py runquoter --partitions 12 &
 pids+=($!)
 $BIN/python manage.py runoutboxrelay &
 pids+=($!)

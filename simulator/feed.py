@@ -43,9 +43,13 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from messaging.topics import DELTA as DELTA_TOPIC
+from messaging.topics import ENGINE as ENGINE_TOPIC
+from messaging.topics import MARK as MARK_TOPIC
+from messaging.topics import SNAPSHOT as SNAPSHOT_TOPIC
+from messaging.topics import Topics
 from quoting_worker.adapters.kafka_config import DEFAULT_LINGER_MS, producer_config
 from quoting_worker.adapters.serde import AvroCodec
-from quoting_worker.adapters.translate import DELTA_TOPIC, ENGINE_TOPIC, MARK_TOPIC, SNAPSHOT_TOPIC
 from simulator.model import (
     ExchangeEvent,
     Filled,
@@ -273,11 +277,13 @@ class Feed:
         clock_ns: Callable[[], int],
         heartbeat_s: float = 1.0,
         snapshot_depth: int = 50,
+        topics: Topics | None = None,
     ) -> None:
         if heartbeat_s <= 0 or snapshot_depth < 1:
             raise ValueError("heartbeat_s must be > 0 and snapshot_depth ≥ 1")
         self._producer = producer
         self._codec = codec
+        self._topics = topics or Topics()
         self._clock_ns = clock_ns
         self._heartbeat_ns = round(heartbeat_s * 1e9)
         self._depth = snapshot_depth
@@ -421,7 +427,9 @@ class Feed:
         value = self._codec.encode(topic, record)
         while True:
             try:
-                self._producer.produce(topic, value=value, key=symbol, on_delivery=self._delivered)
+                self._producer.produce(
+                    self._topics.name(topic), value=value, key=symbol, on_delivery=self._delivered
+                )
                 return
             except BufferError:
                 # The local queue is full: serve deliveries until there is room

@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from common import logs
+from messaging.topics import Topics
 from quoting_worker.adapters.serde import AvroCodec
 from simulator.exchange import Exchange
 from simulator.feed import Feed, FeedProducer, make_producer
@@ -78,6 +79,7 @@ class TradeX:
         funding_interval_s: float = 8 * 3600,
         heartbeat_s: float = 0.5,
         snapshot_interval_s: float = 30.0,
+        topics: Topics | None = None,
     ) -> None:
         self.instruments = tuple(instruments)
         symbols = {rules.symbol for rules in self.instruments}
@@ -89,7 +91,9 @@ class TradeX:
             # Unique across restarts of the venue (`make run` keeps its database).
             order_id_prefix=f"sim-{time.time_ns() // 1_000_000:x}-",
         )
-        self.feed = Feed(producer, codec, clock_ns=self.clock.now_ns, heartbeat_s=heartbeat_s)
+        self.feed = Feed(
+            producer, codec, clock_ns=self.clock.now_ns, heartbeat_s=heartbeat_s, topics=topics
+        )
         chosen = [p for p in (profiles or PROFILES.values()) if p.symbol in symbols]
         self.market = Market(
             self.exchange,
@@ -258,6 +262,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--symbol", action="append", help="only these symbols (repeatable)")
     parser.add_argument("--funding-interval-s", type=float, default=8 * 3600)
     parser.add_argument("--snapshot-interval-s", type=float, default=30.0)
+    parser.add_argument(
+        "--topic-namespace",
+        default=os.environ.get("KAFKA_TOPIC_NAMESPACE", ""),
+        help="prefix of the broker's topic names (messaging/topics.py; default none)",
+    )
     args = parser.parse_args(argv)
     instruments = [r for r in INSTRUMENTS if not args.symbol or r.symbol in args.symbol]
     if args.symbol and len(instruments) != len(set(args.symbol)):
@@ -273,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         speed=args.speed,
         funding_interval_s=args.funding_interval_s,
         snapshot_interval_s=args.snapshot_interval_s,
+        topics=Topics(args.topic_namespace),
     )
     tradex.start()
     app = create_app(

@@ -1,5 +1,6 @@
 """Shared fixtures: the real PostgreSQL (pytest-django's test database), the real
-Redis (a database of its own, flushed per test) and the Auth Service stand-in
+Redis (a database of its own, flushed per test), the session's Apache Kafka node
+(shared through topic namespaces: tests/kafka.py) and the Auth Service stand-in
 run as a separate process on a free port, so authentication is exercised over HTTP."""
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import httpx
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
+
+from devstack.kafka import KafkaNode
+from tests.kafka import Bus, namespace_on
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +45,32 @@ def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float =
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=0.05)  # a short pause that also notices an early exit
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def kafka_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaNode]:
+    """The session's Apache Kafka node (devstack/kafka.py), started on first use."""
+    home = tmp_path_factory.mktemp("kafka")
+    node = KafkaNode(home=home, port=free_port(), controller_port=free_port()).start()
+    try:
+        yield node
+    finally:
+        node.stop(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(kafka_node: KafkaNode) -> str:
+    """The session broker's bootstrap address, "127.0.0.1:PORT"; tests share it
+    through topic namespaces and groups of their own (tests/kafka.py)."""
+    return kafka_node.bootstrap
+
+
+@pytest.fixture
+def bus(kafka_broker: str) -> Iterator[Bus]:
+    """A namespace of this test's own on the session broker, every MMS topic in
+    it with one partition."""
+    with namespace_on(kafka_broker) as new:
+        yield new
 
 
 @pytest.fixture(scope="session")

@@ -62,3 +62,29 @@ def test_ports_match_spec_defaults():
     assert "8095:8095" in services["web"]["ports"]
     assert "3001:3001" in services["web"]["ports"]
     assert "9090:9090" in services["quoter"]["ports"]
+
+
+def test_kafka_is_the_version_and_kind_of_the_development_node():
+    """docker-compose runs the Kafka version `make kafka` fetches, in KRaft mode
+    as one node, with the same one-node settings (SPEC Part B.8)."""
+    pom = (ROOT / "ops" / "kafka" / "pom.xml").read_text()
+    version = pom.split("<kafka.version>")[1].split("</kafka.version>")[0]
+    kafka = _compose()["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{version}"
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    server = dict(
+        line.split("=", 1)
+        for line in (ROOT / "ops" / "kafka" / "server.properties").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "share.coordinator.state.topic.replication.factor",
+        "share.coordinator.state.topic.min.isr",
+        "group.initial.rebalance.delay.ms",
+        "auto.create.topics.enable",
+    ):
+        assert env["KAFKA_" + key.upper().replace(".", "_")] == server[key], key

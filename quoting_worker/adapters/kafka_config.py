@@ -1,18 +1,24 @@
-"""confluent-kafka settings for the quoting worker, and topic set-up.
+"""confluent-kafka settings for MMS's processes, and topic set-up.
 
-One place for how MMS talks to Kafka (Apache Kafka in production, the Tansu
-broker in development and tests: /work/shared/KAFKA.md):
+One place for how MMS talks to Kafka (Apache Kafka, KRaft; in development the
+node devstack/kafka.py starts, KAFKA.md):
 
 - consumers commit offsets themselves (after the work is done), start from
-  the earliest offset of a new group, use the classic group protocol with
-  range assignment (co-partitioned topics stay together), and wait at most `fetch_wait_max_ms` for a
-  fetch, since the broker answers a waiting fetch only when that expires;
+  the earliest offset of a new group, and use the classic group protocol with
+  range assignment (co-partitioned topics stay together);
 - producers are idempotent, wait for every in-sync replica and partition
   keys as the Java client does;
 - every consumed topic is keyed by symbol and has the same partition count
   (SPEC Part B.8), so the partitions a worker is assigned give it every
-  topic's events for its symbols.
+  topic's events for its symbols;
+- the consumed topics are stamped by the broker (LogAppendTime), so a
+  consumer's lag as time is measured from the broker's append, and the
+  producer's share of a latency is the record's own ts_ns to that stamp;
+  market-data topics keep an hour (a book is rebuilt from a snapshot), the
+  others the broker's default week.
 
+Topic names come from messaging.topics; the functions here take the broker's
+names (a `Topics` maps them).
 Delivery is at-least-once: consumers must be idempotent.
 """
 
@@ -20,44 +26,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-CONSUMED_TOPICS = (
-    "md.orderbook.snap.v1",
-    "md.orderbook.delta.v1",
-    "md.mark.v1",
-    "engine.event.v1",
-)
-PUBLISHED_TOPICS = (
-    "mm.state.changed.v1",
-    "mm.risk.triggered.v1",
-    "mm.quote.simulated.v1",
-)
+from messaging import topics as names
+from messaging.topics import Topics
 
-
-@dataclass(frozen=True, slots=True)
-class GroupTimeouts:
-    """How fast a consumer group notices a member join or die.
-
-    Tansu holds a JoinGroup for about half the session timeout, so the
-    production values make a group join take ~23 s there; development and
-    tests use short ones (join ≈ 1 s).
-    """
-
-    session_timeout_ms: int
-    heartbeat_interval_ms: int
-
-
-PRODUCTION_GROUP_TIMEOUTS = GroupTimeouts(session_timeout_ms=45_000, heartbeat_interval_ms=3_000)
-DEVELOPMENT_GROUP_TIMEOUTS = GroupTimeouts(session_timeout_ms=2_000, heartbeat_interval_ms=300)
-
-# Lower is lower latency and more fetch requests; 0 would make the consumer get nothing.
-DEFAULT_FETCH_WAIT_MAX_MS = 5
+# librdkafka's default; a worker that dies without leaving the group keeps its
+# symbols unquoted this long (a graceful stop leaves at once). Tests that kill
+# a worker and start its successor in the same group use a short one.
+DEFAULT_SESSION_TIMEOUT_MS = 45_000
 DEFAULT_LINGER_MS = 5
+MARKET_DATA_RETENTION_MS = 3_600_000  # an hour: a book is rebuilt from a snapshot
+MARKET_DATA_SEGMENT_MS = 600_000  # segments roll so that retention can delete them
 
 
 class TopicSetupError(RuntimeError):
@@ -71,9 +54,22 @@ class TopicMismatchError(TopicSetupError):
 KAFKA_LOGGER = logging.getLogger("mms.kafka")
 
 
-def mms_topics(partitions: int) -> dict[str, int]:
-    """Every topic MMS consumes or publishes, all with `partitions` partitions."""
-    return dict.fromkeys((*CONSUMED_TOPICS, *PUBLISHED_TOPICS), partitions)
+def mms_topics(partitions: int, topics: Topics | None = None) -> dict[str, int]:
+    """Every topic MMS consumes or publishes (the broker's names in `topics`'
+    namespace), all with `partitions` partitions."""
+    topics = topics or Topics()
+    return dict.fromkeys(topics.names(names.ALL), partitions)
+
+
+def topic_settings(topic: str) -> dict[str, str]:
+    """The broker settings a logical `topic` is created with."""
+    settings: dict[str, str] = {}
+    if topic in names.CONSUMED:
+        settings["message.timestamp.type"] = "LogAppendTime"
+    if topic in names.MARKET_DATA:
+        settings["retention.ms"] = str(MARKET_DATA_RETENTION_MS)
+        settings["segment.ms"] = str(MARKET_DATA_SEGMENT_MS)
+    return settings
 
 
 def consumer_config(
@@ -81,11 +77,8 @@ def consumer_config(
     bootstrap: str,
     group_id: str,
     client_id: str = "mms-quoter",
-    timeouts: GroupTimeouts = PRODUCTION_GROUP_TIMEOUTS,
-    fetch_wait_max_ms: int = DEFAULT_FETCH_WAIT_MAX_MS,
+    session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
 ) -> dict[str, Any]:
-    if fetch_wait_max_ms < 1:
-        raise ValueError("fetch_wait_max_ms must be ≥ 1: at 0 the consumer receives nothing")
     return {
         "bootstrap.servers": bootstrap,
         "client.id": client_id,
@@ -95,9 +88,10 @@ def consumer_config(
         # cooperative-sticky balances topic-partitions independently and can split a
         # symbol's book from its engine events across workers.
         "partition.assignment.strategy": "range",
-        "session.timeout.ms": timeouts.session_timeout_ms,
-        "heartbeat.interval.ms": timeouts.heartbeat_interval_ms,
-        "fetch.wait.max.ms": fetch_wait_max_ms,
+        "session.timeout.ms": session_timeout_ms,
+        # A rebalance reaches every member within one interval (librdkafka's default
+        # 3 s; a third of a shorter session).
+        "heartbeat.interval.ms": min(3_000, max(100, session_timeout_ms // 3)),
         # Offsets are committed by the worker once an event's effects are stored.
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -133,21 +127,25 @@ def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
     *,
+    namespace: Topics | None = None,
     co_partitioned: Collection[str] | None = None,
     replication_factor: int = -1,
     timeout: float = 10.0,
 ) -> None:
-    """Creates the missing `topics` ({name: partitions}) and checks the existing ones.
+    """Creates the missing `topics` ({broker's name: partitions}) and checks the
+    existing ones. `namespace` maps those names to logical ones, for the settings
+    each is created with (`topic_settings`).
 
     `co_partitioned` names the topics that must share one partition count,
-    among those requested and those that exist (default: CONSUMED_TOPICS).
+    among those requested and those that exist (default: the consumed topics).
     Raises TopicMismatchError, creating nothing, if they do not, or if a topic
     exists with another count: partitions cannot be changed here, and a
     consumed topic with a different count would route a symbol's events to
     different workers.
     `replication_factor` -1 takes the broker's default.
     """
-    group = CONSUMED_TOPICS if co_partitioned is None else co_partitioned
+    namespace = namespace or Topics()
+    group = namespace.names(names.CONSUMED) if co_partitioned is None else co_partitioned
     _check_co_partitioned(group, topics)  # before asking the broker anything
     admin = AdminClient(admin_config(bootstrap=bootstrap))
     existing = _partition_counts(admin, timeout)
@@ -155,8 +153,19 @@ def ensure_topics(
     # Existing members of the group count too: a new topic must match them.
     _check_co_partitioned(group, {**existing, **topics})
 
+    def settings(name: str) -> dict[str, str]:
+        try:
+            return topic_settings(namespace.logical(name))
+        except KeyError:
+            return {}
+
     missing = [
-        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=settings(name),
+        )
         for name, partitions in topics.items()
         if name not in existing
     ]

@@ -233,6 +233,12 @@ class QuoterMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.kafka_backlog = Gauge(
+            "mm_kafka_consumer_lag_messages",
+            "The partition's end offset − the next offset this worker will consume.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.kafka_wait = Histogram(
             "mm_kafka_consume_wait_seconds",
             "Per partition and batch, now − the oldest consumed message's timestamp.",
@@ -317,8 +323,9 @@ class QuoterMetrics:
 
     def partition_revoked(self, topic: str, partition: int) -> None:
         """A partition no longer consumed here has no lag to report."""
-        with contextlib.suppress(KeyError):
-            self.kafka_lag.remove(topic, str(partition))
+        for gauge in (self.kafka_lag, self.kafka_backlog):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic, str(partition))
 
     def order_request(self, operation: str, outcome: str, seconds: float) -> None:
         self.order_requests.labels(operation, outcome).observe(seconds)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from messaging.topics import DELTA, ENGINE, MARK, SNAPSHOT
 from quoting_worker.core.ids import PREFIX
 from quoting_worker.core.types import (
     BookDelta,
@@ -33,12 +34,7 @@ from quoting_worker.core.types import (
     Side,
 )
 
-SNAPSHOT_TOPIC = "md.orderbook.snap.v1"
-DELTA_TOPIC = "md.orderbook.delta.v1"
-MARK_TOPIC = "md.mark.v1"
-ENGINE_TOPIC = "engine.event.v1"
 MMS_ORDER_PREFIX = f"{PREFIX}-"
-
 
 _SCALES: dict[Decimal, tuple[int, int]] = {}
 
@@ -95,7 +91,7 @@ def _levels(instrument: Instrument, levels: Iterable[Mapping[str, str]]) -> tupl
 
 def to_event(topic: str, record: Mapping[str, Any], instrument: Instrument) -> Event | None:
     """The core event for one decoded record, or None when it is not the pool's business."""
-    if topic == DELTA_TOPIC:
+    if topic == DELTA:
         if record["type"] == "BookHeartbeat":
             return BookHeartbeat(record["seq"], record["ts_ns"])
         return BookDelta(
@@ -104,16 +100,16 @@ def to_event(topic: str, record: Mapping[str, Any], instrument: Instrument) -> E
             _levels(instrument, record["asks"]),
             record["ts_ns"],
         )
-    if topic == SNAPSHOT_TOPIC:
+    if topic == SNAPSHOT:
         return BookSnapshot(
             record["seq"],
             _levels(instrument, record["bids"]),
             _levels(instrument, record["asks"]),
             record["ts_ns"],
         )
-    if topic == MARK_TOPIC:
+    if topic == MARK:
         return MarkPrice(Decimal(record["mark_price"]), record["ts_ns"])
-    if topic == ENGINE_TOPIC:
+    if topic == ENGINE:
         return _engine_event(record, instrument)
     raise ValueError(f"not a topic the quoter consumes: {topic}")
 

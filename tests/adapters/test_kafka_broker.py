@@ -1,6 +1,7 @@
-"""The project's Kafka settings against a real broker (Tansu, one per session):
-co-partitioned topics, per-key order, a fast group join with the development
-timeouts, and committed offsets that survive a consumer restart."""
+"""The project's Kafka settings against the session's Apache Kafka node:
+co-partitioned topics created with their settings, per-key order, a fast group
+join, exact end offsets, committed offsets that survive a consumer restart, and
+topic namespaces that keep stacks apart on one broker."""
 
 from __future__ import annotations
 
@@ -10,20 +11,19 @@ from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from quoting_worker.adapters import kafka_config
+from messaging import topics as names
+from messaging.topics import Topics
 from quoting_worker.adapters.kafka_config import (
-    DEVELOPMENT_GROUP_TIMEOUTS,
+    MARKET_DATA_RETENTION_MS,
     TopicMismatchError,
     consumer_config,
     ensure_topics,
+    mms_topics,
     producer_config,
 )
-from tests.adapters import broker_fixture
-from tests.adapters.broker_fixture import unique_group, unique_topic
-
-kafka_broker = broker_fixture.kafka_broker  # the session's broker, as a fixture of this module
+from tests.kafka import unique_group, unique_topic
 
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 
@@ -36,9 +36,7 @@ def _partition_counts(bootstrap: str) -> dict[str, int]:
 
 
 def _consumer(bootstrap: str, group_id: str) -> Consumer:
-    return Consumer(
-        consumer_config(bootstrap=bootstrap, group_id=group_id, timeouts=DEVELOPMENT_GROUP_TIMEOUTS)
-    )
+    return Consumer(consumer_config(bootstrap=bootstrap, group_id=group_id))
 
 
 def _produce(bootstrap: str, topic: str, messages: list[tuple[str, str]]) -> dict[str, set[int]]:
@@ -128,7 +126,12 @@ def test_each_symbol_lands_on_one_partition_and_is_consumed_in_order(kafka_broke
     assert by_symbol == {symbol: [f"{symbol}:{seq}" for seq in range(30)] for symbol in SYMBOLS}
 
 
-def test_a_group_join_with_the_development_timeouts_takes_seconds(kafka_broker: str) -> None:
+def test_a_group_join_takes_a_second_and_a_rebalance_splits_the_partitions(
+    kafka_broker: str,
+) -> None:
+    """With the production session timeout: the broker holds no join back
+    (group.initial.rebalance.delay.ms=0), and a second member gets its share
+    within a heartbeat interval of the first."""
     topic = unique_topic("engine.event")
     ensure_topics(kafka_broker, {topic: 4}, co_partitioned=[topic])
     group = unique_group()
@@ -153,8 +156,8 @@ def test_a_group_join_with_the_development_timeouts_takes_seconds(kafka_broker: 
         while not assigned["first"] and time.monotonic() - started < 20:
             first.poll(0.05)
         join_s = time.monotonic() - started
-        print(f"\nconsumer group join (session.timeout.ms=2000): {join_s:.2f} s")
         assert assigned["first"] == {0, 1, 2, 3}
+        assert join_s < 5, f"the first join took {join_s:.1f} s"
 
         # A second worker joins: the range assignor hands it some partitions, and
         # no partition is owned twice.
@@ -165,11 +168,12 @@ def test_a_group_join_with_the_development_timeouts_takes_seconds(kafka_broker: 
         ):
             first.poll(0.05)
             second.poll(0.05)
-        print(f"rebalance to two members: {time.monotonic() - started:.2f} s")
+        rebalance_s = time.monotonic() - started
         assert assigned["first"] | assigned["second"] == {0, 1, 2, 3}
         assert assigned["first"]
         assert assigned["second"]
         assert not assigned["first"] & assigned["second"]
+        assert rebalance_s < 10, f"the rebalance took {rebalance_s:.1f} s"
     finally:
         second.close()
         first.close()
@@ -199,16 +203,78 @@ def test_committed_offsets_resume_after_a_restart(kafka_broker: str) -> None:
     assert [m.value().decode() for m in second_run] == [f"fill-{n}" for n in range(4, 10)]
 
 
-def test_a_zero_fetch_wait_is_refused() -> None:
-    # The broker then answers nothing (KAFKA.md); the setting is a mistake.
-    with pytest.raises(ValueError, match="fetch_wait_max_ms"):
-        consumer_config(bootstrap="x:1", group_id="g", fetch_wait_max_ms=0)
+def test_end_offsets_count_exactly_what_was_written(kafka_broker: str) -> None:
+    """The consumer lag in messages (the worker's mm_kafka_consumer_lag_messages)
+    is the end offset minus the position: it holds only if end offsets are exact."""
+    topic = unique_topic("engine.event")
+    ensure_topics(kafka_broker, {topic: 2}, co_partitioned=[topic])
+    landed = _produce(kafka_broker, topic, [(s, "x") for s in SYMBOLS for _ in range(7)])
+    per_partition: dict[int, int] = defaultdict(int)
+    for partitions in landed.values():
+        per_partition[next(iter(partitions))] += 7
+    consumer = _consumer(kafka_broker, unique_group())
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in (0, 1)
+        }
+    finally:
+        consumer.close()
+    assert ends == {p: (0, per_partition[p]) for p in (0, 1)}
 
 
-def test_production_and_development_group_timeouts_differ() -> None:
-    prod = consumer_config(bootstrap="x:1", group_id="g")
-    dev = consumer_config(bootstrap="x:1", group_id="g", timeouts=DEVELOPMENT_GROUP_TIMEOUTS)
+def test_mms_topics_are_created_with_their_settings(kafka_broker: str) -> None:
+    namespace = Topics(unique_topic("cfg").replace(".", "-"))
+    ensure_topics(kafka_broker, mms_topics(2, namespace), namespace=namespace)
+    admin = AdminClient({"bootstrap.servers": kafka_broker})
+    resources = [ConfigResource("topic", namespace.name(t)) for t in names.ALL]
+    configs = {
+        namespace.logical(resource.name): {k: v.value for k, v in future.result(10).items()}
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    for topic in names.MARKET_DATA:
+        assert configs[topic]["retention.ms"] == str(MARKET_DATA_RETENTION_MS)
+        assert configs[topic]["message.timestamp.type"] == "LogAppendTime"
+    assert configs[names.ENGINE]["message.timestamp.type"] == "LogAppendTime"
+    # Fills are never dropped early: the broker's week, not the market data's hour.
+    assert int(configs[names.ENGINE]["retention.ms"]) >= 7 * 24 * 3600 * 1000
+    for topic in names.PUBLISHED:
+        assert configs[topic]["message.timestamp.type"] == "CreateTime"
 
-    assert (dev["session.timeout.ms"], dev["heartbeat.interval.ms"]) == (2000, 300)
-    assert prod["session.timeout.ms"] > dev["session.timeout.ms"]
-    assert set(kafka_config.CONSUMED_TOPICS).isdisjoint(kafka_config.PUBLISHED_TOPICS)
+
+def test_namespaces_keep_stacks_apart_on_one_broker(kafka_broker: str) -> None:
+    """Two namespaces' topics share the broker, never their records."""
+    a, b = Topics(unique_topic("a").replace(".", "-")), Topics(unique_topic("b").replace(".", "-"))
+    for topics in (a, b):
+        ensure_topics(kafka_broker, mms_topics(1, topics), namespace=topics)
+    _produce(kafka_broker, a.name(names.ENGINE), [("BTCUSDT-PERP", "only-in-a")])
+    counts = _partition_counts(kafka_broker)
+    assert counts[a.name(names.ENGINE)] == counts[b.name(names.ENGINE)] == 1
+    consumer = _consumer(kafka_broker, unique_group())
+    try:
+        end = consumer.get_watermark_offsets(TopicPartition(b.name(names.ENGINE), 0), timeout=10)
+    finally:
+        consumer.close()
+    assert end == (0, 0)
+
+
+def test_a_namespace_maps_names_both_ways_and_refuses_bad_ones() -> None:
+    topics = Topics("dev-alice")
+    assert topics.name(names.DELTA) == "dev-alice.md.orderbook.delta.v1"
+    assert topics.logical("dev-alice.md.orderbook.delta.v1") == names.DELTA
+    assert Topics().name(names.DELTA) == names.DELTA  # production: the contract's names
+    with pytest.raises(KeyError):
+        topics.logical(names.DELTA)  # another stack's topic
+    with pytest.raises(ValueError, match="topic namespace"):
+        Topics("no.dots")
+    assert set(names.CONSUMED).isdisjoint(names.PUBLISHED)
+    assert set(names.MARKET_DATA) < set(names.CONSUMED)
+
+
+def test_the_session_timeout_sets_the_heartbeat() -> None:
+    production = consumer_config(bootstrap="x:1", group_id="g")
+    short = consumer_config(bootstrap="x:1", group_id="g", session_timeout_ms=2_000)
+    assert (production["session.timeout.ms"], production["heartbeat.interval.ms"]) == (
+        45_000,
+        3_000,
+    )
+    assert (short["session.timeout.ms"], short["heartbeat.interval.ms"]) == (2_000, 666)

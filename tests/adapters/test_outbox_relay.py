@@ -1,14 +1,12 @@
-"""The outbox relay against the real PostgreSQL, a real broker (Tansu) and the
+"""The outbox relay against the real PostgreSQL, the session's Kafka and the
 schema-registry stand-in: what the pool services write reaches Kafka once, in
 order, decodable, and only when committed; one relay publishes at a time; a
 broker outage or a poison row stops the relay without losing or reordering
 anything.
 
-The mm.* topics have fixed names and the broker lives for the session, so each
-test reads from the beginning and keeps only the events it created (by
-event_id). To know it has read everything, it writes a sentinel to every
-partition after the relay is done and reads until every sentinel has come back
-(the broker's end offsets cannot be trusted: KAFKA.md).
+Each test publishes into a topic namespace of its own (tests/kafka.py) and
+reads its topics from the beginning up to their end offsets after the relay
+is done, keeping the events it created (by event_id).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
 from django.db import connection, transaction
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -42,23 +39,15 @@ from common.outbox_relay import (
     relay_producer_config,
     run_relay,
 )
+from messaging import topics as names
 from pools import services
 from pools.events import RISK_TRIGGERED_TOPIC, STATE_CHANGED_TOPIC
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import (
-    DEVELOPMENT_GROUP_TIMEOUTS,
-    PUBLISHED_TOPICS,
-    consumer_config,
-    ensure_topics,
-)
+from quoting_worker.adapters.kafka_config import consumer_config
 from quoting_worker.adapters.serde import AvroCodec
-from tests.adapters import broker_fixture
-from tests.adapters.broker_fixture import unique_group
-from tests.adapters.kafka_log import read_to_sentinels
 from tests.conftest import ROOT, free_port
 from tests.factories import PoolFactory
-
-kafka_broker = broker_fixture.kafka_broker  # the session's broker, as a fixture of this module
+from tests.kafka import Bus, namespace_on, read_to_end, unique_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,13 +63,10 @@ DOWN_FLUSH_TIMEOUT_S = 4.0
 
 
 @pytest.fixture
-def topics(kafka_broker: str) -> str:
-    """The published topics exist (created once per session by whichever test runs first)."""
-    existing = AdminClient({"bootstrap.servers": kafka_broker}).list_topics(timeout=5).topics
-    missing = {name: TOPIC_PARTITIONS for name in PUBLISHED_TOPICS if name not in existing}
-    if missing:
-        ensure_topics(kafka_broker, missing, co_partitioned=())
-    return kafka_broker
+def topics(kafka_broker: str) -> Iterator[Bus]:
+    """The test's own namespace, the published topics in it."""
+    with namespace_on(kafka_broker, TOPIC_PARTITIONS) as bus:
+        yield bus
 
 
 @pytest.fixture
@@ -89,8 +75,8 @@ def codec(schema_registry_url: str) -> AvroCodec:
 
 
 @pytest.fixture
-def producer(topics: str) -> Iterator[Producer]:
-    producer = Producer(relay_producer_config(bootstrap=topics))
+def producer(topics: Bus) -> Iterator[Producer]:
+    producer = Producer(relay_producer_config(bootstrap=topics.bootstrap))
     yield producer
     producer.flush(5)
 
@@ -120,21 +106,15 @@ def outbox_rows(**filters: Any) -> list[OutboxEvent]:
     return list(OutboxEvent.objects.filter(**filters).order_by("id"))
 
 
-def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list[Received]:
-    """Every message on the published topics whose event_id is in `wanted`, in log order.
-
-    Read up to a sentinel per partition, so nothing sent before this call is missed.
-    """
+def consume_all(bus: Bus, codec: AvroCodec, wanted: Iterable[str]) -> list[Received]:
+    """Every message on the namespace's published topics whose event_id is in
+    `wanted`, in log order (up to the end offsets: nothing sent before is missed)."""
     wanted = set(wanted)
     consumer = Consumer(
-        consumer_config(
-            bootstrap=bootstrap,
-            group_id=unique_group("outbox-relay-test"),
-            timeouts=DEVELOPMENT_GROUP_TIMEOUTS,
-        )
+        consumer_config(bootstrap=bus.bootstrap, group_id=unique_group("outbox-relay-test"))
     )
     try:
-        messages = read_to_sentinels(consumer, bootstrap, PUBLISHED_TOPICS, timeout_s=WAIT_S)
+        messages = read_to_end(consumer, bus.topics.names(names.PUBLISHED), timeout_s=WAIT_S)
     finally:
         consumer.close()
     received: list[Received] = []
@@ -143,14 +123,15 @@ def consume_all(bootstrap: str, codec: AvroCodec, wanted: Iterable[str]) -> list
         event_id = headers.get("event_id")
         if event_id is None or event_id.decode() not in wanted:
             continue
+        topic = bus.topics.logical(message.topic())
         received.append(
             Received(
-                topic=message.topic(),
+                topic=topic,
                 partition=message.partition(),
                 offset=message.offset(),
                 key=message.key().decode(),
                 event_id=event_id.decode(),
-                value=codec.decode(message.topic(), message.value()),
+                value=codec.decode(topic, message.value()),
                 headers=headers,
             )
         )
@@ -190,7 +171,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S
 
 
 def test_pool_events_are_published_in_order_once_and_marked(
-    producer: Producer, codec: AvroCodec, topics: str
+    producer: Producer, codec: AvroCodec, topics: Bus
 ):
     first, second = PoolFactory(), PoolFactory()
     toggle(first, 2)
@@ -202,8 +183,10 @@ def test_pool_events_are_published_in_order_once_and_marked(
     assert len(rows) == 11
     assert {row.topic for row in rows} == {STATE_CHANGED_TOPIC, RISK_TRIGGERED_TOPIC}
 
-    assert relay_batch(producer=producer, codec=codec) == 11
-    assert relay_batch(producer=producer, codec=codec) == 0  # nothing left: nothing resent
+    assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 11
+    assert (
+        relay_batch(producer=producer, codec=codec, topics=topics.topics) == 0
+    )  # nothing left: nothing resent
 
     published = outbox_rows()
     assert all(row.published_at is not None and row.attempts == 0 for row in published)
@@ -216,7 +199,7 @@ def test_pool_events_are_published_in_order_once_and_marked(
     }
 
 
-def test_a_rolled_back_change_publishes_nothing(producer: Producer, codec: AvroCodec, topics: str):
+def test_a_rolled_back_change_publishes_nothing(producer: Producer, codec: AvroCodec, topics: Bus):
     pool = PoolFactory()
     rolled_back: list[str] = []
 
@@ -234,7 +217,7 @@ def test_a_rolled_back_change_publishes_nothing(producer: Producer, codec: AvroC
     assert OutboxEvent.objects.count() == 0
     services.pool_halt(pool=pool, actor=OPS, trigger="STALE_DATA", detail="no book")
 
-    assert relay_batch(producer=producer, codec=codec) == 2
+    assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 2
     rows = outbox_rows()
     received = consume_all(topics, codec, [*rolled_back, *(str(row.event_id) for row in rows)])
     assert_published_once_in_order(received, rows)
@@ -245,7 +228,7 @@ def test_a_rolled_back_change_publishes_nothing(producer: Producer, codec: AvroC
 
 
 def test_a_second_relay_publishes_nothing_while_the_first_holds_the_lock(
-    producer: Producer, codec: AvroCodec
+    producer: Producer, codec: AvroCodec, topics: Bus
 ):
     toggle(PoolFactory(), 1)
     held, release = threading.Event(), threading.Event()
@@ -263,16 +246,16 @@ def test_a_second_relay_publishes_nothing_while_the_first_holds_the_lock(
     thread.start()
     try:
         assert held.wait(WAIT_S)
-        assert relay_batch(producer=producer, codec=codec) == 0
+        assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 0
         assert all(row.published_at is None for row in outbox_rows())
     finally:
         release.set()
         thread.join(WAIT_S)
-    assert relay_batch(producer=producer, codec=codec) == 2
+    assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 2
 
 
 def test_two_relays_at_once_publish_every_row_once_in_order(
-    codec: AvroCodec, topics: str, schema_registry_url: str
+    codec: AvroCodec, topics: Bus, schema_registry_url: str
 ):
     pools = [PoolFactory() for _ in range(3)]
     toggle(pools[0], 5)
@@ -283,8 +266,9 @@ def test_two_relays_at_once_publish_every_row_once_in_order(
     def relay() -> None:  # its own producer, codec and database connection
         try:
             run_relay(
-                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics)),
+                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics.bootstrap)),
                 codec=AvroCodec(schema_registry_url),
+                topics=topics.topics,
                 stop=stop,
                 poll_interval=0.02,
                 limit=7,  # small batches, so the relays take turns many times
@@ -321,7 +305,7 @@ def test_two_relays_at_once_publish_every_row_once_in_order(
 
 
 def test_a_broker_outage_leaves_rows_unpublished_until_it_is_back(
-    producer: Producer, codec: AvroCodec, topics: str
+    producer: Producer, codec: AvroCodec, topics: Bus
 ):
     toggle(PoolFactory(), 1)
     dead = Producer(
@@ -330,13 +314,20 @@ def test_a_broker_outage_leaves_rows_unpublished_until_it_is_back(
         )
     )
     for attempt in (1, 2):
-        assert relay_batch(producer=dead, codec=codec, flush_timeout=DOWN_FLUSH_TIMEOUT_S) == 0
+        assert (
+            relay_batch(
+                producer=dead, codec=codec, topics=topics.topics, flush_timeout=DOWN_FLUSH_TIMEOUT_S
+            )
+            == 0
+        )
         rows = outbox_rows()
         assert [row.published_at for row in rows] == [None, None]
         assert [row.attempts for row in rows] == [attempt, attempt]
         assert all("timed out" in row.last_error.lower() for row in rows), rows[0].last_error
 
-    assert relay_batch(producer=producer, codec=codec) == 2  # the broker is reachable again
+    assert (
+        relay_batch(producer=producer, codec=codec, topics=topics.topics) == 2
+    )  # the broker is reachable again
     rows = outbox_rows()
     assert all(row.published_at is not None for row in rows)
     received = consume_all(topics, codec, (str(row.event_id) for row in rows))
@@ -344,7 +335,7 @@ def test_a_broker_outage_leaves_rows_unpublished_until_it_is_back(
 
 
 def test_a_poison_row_stops_the_relay_until_it_is_repaired(
-    producer: Producer, codec: AvroCodec, topics: str, caplog: pytest.LogCaptureFixture
+    producer: Producer, codec: AvroCodec, topics: Bus, caplog: pytest.LogCaptureFixture
 ):
     a, b = PoolFactory(), PoolFactory()
     services.pool_enable(pool=a, actor=OPS)
@@ -359,8 +350,8 @@ def test_a_poison_row_stops_the_relay_until_it_is_repaired(
     before = dict(outbox_relay.COUNTERS)
 
     with caplog.at_level(logging.ERROR, logger="common.outbox_relay"):
-        assert relay_batch(producer=producer, codec=codec) == 1
-        assert relay_batch(producer=producer, codec=codec) == 0
+        assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 1
+        assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 0
     first, stuck, *later = outbox_rows()
     assert first.published_at is not None
     assert stuck.pk == poison.pk
@@ -376,19 +367,19 @@ def test_a_poison_row_stops_the_relay_until_it_is_repaired(
     assert [r.event_id for r in received] == [str(first.event_id)]
 
     OutboxEvent.objects.filter(pk=poison.pk).update(payload={**payload, "reason": reason})
-    assert relay_batch(producer=producer, codec=codec) == 3
+    assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 3
     rows = outbox_rows()
     received = consume_all(topics, codec, (str(row.event_id) for row in rows))
     assert_published_once_in_order(received, rows)
 
 
-def test_the_command_publishes_until_sigterm(topics: str, schema_registry_url: str):
+def test_the_command_publishes_until_sigterm(topics: Bus, schema_registry_url: str):
     toggle(PoolFactory(), 2)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "mms.settings.test",
         "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
-        "KAFKA_BROKERS": topics,
+        **topics.env,
         "SCHEMA_REGISTRY_URL": schema_registry_url,
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
@@ -423,7 +414,7 @@ def test_the_command_publishes_until_sigterm(topics: str, schema_registry_url: s
 
 
 def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(
-    topics: str, schema_registry_url: str
+    topics: Bus, schema_registry_url: str
 ):
     OutboxEvent.objects.create(
         topic=STATE_CHANGED_TOPIC, key="BTCUSDT-PERP", event_type="PoolStateChanged", payload={}
@@ -433,8 +424,9 @@ def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(
     def relay() -> None:
         try:
             run_relay(
-                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics)),
+                make_producer=lambda: Producer(relay_producer_config(bootstrap=topics.bootstrap)),
                 codec=AvroCodec(schema_registry_url),
+                topics=topics.topics,
                 stop=stop,
                 poll_interval=0.05,
                 max_backoff=0.2,
@@ -460,7 +452,7 @@ def test_the_relay_loop_backs_off_on_a_stuck_row_and_stops_promptly(
 
 
 def test_an_event_is_published_in_the_trace_of_the_change_that_wrote_it(
-    producer: Producer, codec: AvroCodec, topics: str
+    producer: Producer, codec: AvroCodec, topics: Bus
 ):
     """The row keeps the change's traceparent; the relay's produce span is its child
     and goes on in the message's headers, for the consumers to continue."""
@@ -472,7 +464,7 @@ def test_an_event_is_published_in_the_trace_of_the_change_that_wrote_it(
             assert request is not None
             services.pool_enable(pool=pool, actor=OPS, reason="test")
         (row,) = outbox_rows(key=pool.symbol)
-        assert relay_batch(producer=producer, codec=codec) == 1
+        assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 1
     finally:
         tracing.shutdown()
     (produce,) = [s for s in exporter.get_finished_spans() if s.name.startswith("kafka.produce")]
@@ -488,13 +480,13 @@ def test_an_event_is_published_in_the_trace_of_the_change_that_wrote_it(
 
 
 def test_without_tracing_a_rows_stored_context_still_travels(
-    producer: Producer, codec: AvroCodec, topics: str
+    producer: Producer, codec: AvroCodec, topics: Bus
 ):
     parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
     pool = PoolFactory()
     services.pool_enable(pool=pool, actor=OPS, reason="test")
     (row,) = outbox_rows(key=pool.symbol)
     OutboxEvent.objects.filter(pk=row.pk).update(trace_context={"traceparent": parent})
-    assert relay_batch(producer=producer, codec=codec) == 1
+    assert relay_batch(producer=producer, codec=codec, topics=topics.topics) == 1
     (received,) = consume_all(topics, codec, [str(row.event_id)])
     assert received.headers["traceparent"] == parent.encode()

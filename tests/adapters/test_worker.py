@@ -1,4 +1,4 @@
-"""The runquoter end to end: the real Tansu broker, schema registry, Order Service
+"""The runquoter end to end: the session's Kafka, schema registry, Order Service
 and Metadata stand-ins, PostgreSQL and Redis; a pool driven through its
 lifecycle by the same service functions the API calls."""
 
@@ -19,11 +19,9 @@ from common.redis import redis_client
 from participants.models import Participant
 from pools import services
 from pools.models import PoolConfig, SymbolLease
-from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import Command, PoolMode
 from quoting_worker.worker import QuoterWorker
-from tests.adapters import broker_fixture
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
 from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
 from tests.adapters.worker_harness import (
@@ -34,9 +32,9 @@ from tests.adapters.worker_harness import (
     worker_config,
 )
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from tests.kafka import Bus, unique_group
 from trading.models import MMOrder
 
-kafka_broker = broker_fixture.kafka_broker
 SYMBOL = "BTCUSDT-PERP"
 OPS = Actor("olga-ops")
 
@@ -71,7 +69,7 @@ def _quoting(market: Market, worker: QuoterWorker, order_service: str) -> None:
 
 @pytest.fixture
 def start_worker(
-    kafka_broker: str,
+    bus: Bus,
     schema_registry_url: str,
     order_service: str,
     metadata_target: str,  # noqa: F811
@@ -82,19 +80,18 @@ def start_worker(
     started: list[tuple[Market, RunningWorker]] = []
 
     def start() -> tuple[Market, RunningWorker]:
-        ensure_topics(kafka_broker, mms_topics(1))
         codec = AvroCodec(schema_registry_url)
         codec.register_all()
         SimAdmin(order_service).reset()
         SimAdmin(order_service).book(SYMBOL, "59999.5", "60000.5")
         config = worker_config(
-            kafka_brokers=kafka_broker,
+            bus=bus,
             registry_url=schema_registry_url,
             order_service_url=order_service,
             metadata_target=metadata_target,
-            group_id=broker_fixture.unique_group("quoter"),
+            group_id=unique_group("quoter"),
         )
-        started.append((Market(kafka_broker, codec), RunningWorker(config).start()))
+        started.append((Market(bus, codec), RunningWorker(config).start()))
         return started[-1]
 
     yield start
@@ -253,7 +250,7 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
 @pytest.mark.django_db(transaction=True)
 def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     start_worker: Callable[[], tuple[Market, RunningWorker]],
-    kafka_broker: str,
+    bus: Bus,
     schema_registry_url: str,
     order_service: str,
 ) -> None:
@@ -266,7 +263,7 @@ def test_at_shutdown_every_pool_is_released_at_once_not_one_after_another(
     market, running = start_worker()
     SimAdmin(order_service).book(eth, "2999.5", "3000.5")
     eth_market = Market(
-        kafka_broker,
+        bus,
         AvroCodec(schema_registry_url),
         eth,
         best_bid=Decimal("2999.5"),

@@ -3,9 +3,9 @@ Part B.3-B.13, RELIABILITY.md): fills, restarts, the boot pause (and an enable
 while the worker runs, which is not one), kill switch, malformed input,
 flatten, two workers sharing symbols, shadow mode.
 
-Each test runs a real Tansu broker of its own, the schema registry, the Order
-Service and Metadata stand-ins, PostgreSQL and Redis, with the worker in a
-thread; every wait polls with a deadline."""
+Each test has a topic namespace of its own on the session's Kafka, the schema
+registry, the Order Service and Metadata stand-ins, PostgreSQL and Redis, with
+the worker in a thread; every wait polls with a deadline."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
 from common.notify import POOL_CHANGED_CHANNEL
 from common.redis import redis_client
+from messaging.topics import ENGINE as ENGINE_TOPIC
 from participants.models import Participant
 from pools import services
 from pools.models import FlattenRequest, PoolConfig, SymbolLease
@@ -38,7 +38,6 @@ from quoting_worker.adapters.partitioning import partition_for
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import PoolMode, Timer
 from quoting_worker.worker import QuoterWorker, WorkerConfig
-from tests.adapters.broker_fixture import unique_group
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
 from tests.adapters.test_metadata import metadata_target  # noqa: F401  (fixture)
 from tests.adapters.worker_harness import (
@@ -50,17 +49,16 @@ from tests.adapters.worker_harness import (
     open_orders,
     place_directly,
     running_worker,
-    tansu_broker,
     wait_for,
     worker_config,
 )
 from tests.conftest import free_port
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
 from tests.figures import record
+from tests.kafka import Bus, namespace_on, unique_group
 from trading.models import MMFill
 
 OPS = Actor("olga-ops")
-ENGINE_TOPIC = "engine.event.v1"
 BTC_LOT = Decimal("0.001")
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,13 +89,13 @@ def codec(schema_registry_url: str) -> AvroCodec:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    with tansu_broker(tmp_path) as bootstrap:
-        yield bootstrap
+def broker(bus: Bus) -> Bus:
+    """The test's namespace on the session's Kafka (tests/kafka.py)."""
+    return bus
 
 
 @pytest.fixture
-def market(broker: str, codec: AvroCodec) -> Iterator[Market]:
+def market(broker: Bus, codec: AvroCodec) -> Iterator[Market]:
     market = Market(broker, codec)
     yield market
     market.close()
@@ -115,10 +113,10 @@ def make_config(
     """WorkerConfig for a broker; one consumer group per test unless told."""
     group = unique_group("quoter")
 
-    def make(broker: str, **overrides: Any) -> WorkerConfig:
+    def make(broker: Bus, **overrides: Any) -> WorkerConfig:
         overrides.setdefault("group_id", group)
         return worker_config(
-            kafka_brokers=broker,
+            bus=broker,
             registry_url=schema_registry_url,
             order_service_url=order_service,
             metadata_target=metadata_target,
@@ -208,7 +206,7 @@ def warmed_status(worker_id: str) -> Callable[[], dict[str, Any] | None]:
 
 
 def test_a_fill_delivered_twice_is_stored_once_for_its_member_and_counted_once(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     with running_worker(make_config(broker)) as running:
@@ -254,7 +252,7 @@ def test_a_fill_delivered_twice_is_stored_once_for_its_member_and_counted_once(
 
 
 def test_a_restart_rebuilds_positions_from_stored_fills_and_comes_back_paused(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     with running_worker(make_config(broker, worker_id="worker-1")) as first:
@@ -323,7 +321,7 @@ def pool_configs_lock_waiters() -> int:
 
 
 def test_an_enable_sent_while_no_worker_runs_does_not_quote_when_a_worker_starts(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     services.pool_enable(pool=pool.refresh(), actor=OPS)
@@ -363,7 +361,7 @@ def test_an_enable_sent_while_no_worker_runs_does_not_quote_when_a_worker_starts
 
 
 def test_an_enable_sent_while_the_worker_runs_quotes_and_stays_active(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     """The other side of SPEC B.9: starting to host a pool because of an enable is
     not a boot or a takeover, so the enable stands."""
@@ -388,7 +386,7 @@ def test_an_enable_sent_while_the_worker_runs_quotes_and_stays_active(
 
 
 def test_a_pause_overtakes_a_backlog_of_market_events(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     """A command must not wait behind the events already queued for its engine:
     with a backlog of 1,000,000 events (seconds of work) queued, a pause reaches
@@ -430,7 +428,7 @@ def test_a_pause_overtakes_a_backlog_of_market_events(
 
 
 def test_an_exchange_halt_halts_the_pool_once_and_cancels_every_order(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     with running_worker(make_config(broker, worker_id="worker-k")) as running:
@@ -482,7 +480,7 @@ def test_an_exchange_halt_halts_the_pool_once_and_cancels_every_order(
 
 
 def test_the_venues_timer_is_renewed_per_member_account_and_fires_when_renewals_stop(
-    broker: str,
+    broker: Bus,
     market: Market,
     venue: SimAdmin,
     make_config: ConfigFactory,
@@ -525,7 +523,7 @@ def test_the_venues_timer_is_renewed_per_member_account_and_fires_when_renewals_
 
 
 def test_malformed_messages_are_skipped_and_counted_and_quoting_goes_on(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     with running_worker(make_config(broker)) as running:
@@ -556,7 +554,7 @@ def test_malformed_messages_are_skipped_and_counted_and_quoting_goes_on(
 
 
 def test_flatten_cancels_every_member_order_at_the_venue_and_completes(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     # A pool no worker hosts (not enabled) where alice is a member too.
@@ -671,11 +669,11 @@ class OwnershipWatch:
 
 
 def test_two_workers_share_symbols_by_partition_and_one_takes_over_when_the_other_stops(
-    tmp_path: Path, venue: SimAdmin, make_config: ConfigFactory
+    kafka_broker: str, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pair, partitions = pools_on_two_partitions()
 
-    with tansu_broker(tmp_path, partitions=partitions) as broker:
+    with namespace_on(kafka_broker, partitions) as broker:
         config_a = make_config(broker, worker_id="worker-a", partitions=partitions)
         config_b = make_config(broker, worker_id="worker-b", partitions=partitions)
         with running_worker(config_a) as a:
@@ -722,7 +720,7 @@ def test_two_workers_share_symbols_by_partition_and_one_takes_over_when_the_othe
 
 
 def test_shadow_mode_records_simulated_quotes_and_places_nothing(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     pool = btc_pool()
     with running_worker(make_config(broker, shadow=True)) as running:
@@ -774,7 +772,7 @@ def _answers(client: redis.Redis) -> bool:
 
 
 def test_a_redis_restart_costs_the_listener_a_moment_not_for_good(
-    broker: str, market: Market, venue: SimAdmin, make_config: ConfigFactory
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
 ) -> None:
     """The worker's Redis goes away and comes back on its port while the pool
     quotes: the pool-change listener is started again by the supervisor (a
@@ -834,14 +832,14 @@ def quoting(venue: SimAdmin) -> bool:
 
 
 def test_a_worker_with_another_config_hosts_nothing_beside_a_running_one(
-    tmp_path: Path, venue: SimAdmin, make_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+    kafka_broker: str, venue: SimAdmin, make_config: ConfigFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A second worker joins the group with another config (shadow mode: another
     config hash). While the two disagree neither hosts a symbol it is assigned:
     a mismatch stops quoting rather than run two configs side by side, and never
     two owners. Once the stranger is gone the first worker takes both back."""
     pair, partitions = pools_on_two_partitions()
-    with tansu_broker(tmp_path, partitions=partitions) as broker:
+    with namespace_on(kafka_broker, partitions) as broker:
         config_a = make_config(broker, worker_id="worker-a", partitions=partitions)
         config_b = dataclasses.replace(
             make_config(broker, worker_id="worker-b", partitions=partitions), shadow=True

@@ -1,21 +1,20 @@
-"""Helpers to run the runquoter end to end in a test: a Tansu broker of the
-test's own, a market feed, the worker in a thread, and polling with a deadline.
+"""Helpers to run the runquoter end to end in a test: a market feed on the
+test's own topic namespace (tests/kafka.py), the worker in a thread, and
+polling with a deadline.
 
-A broker per test keeps each test's topics empty: a consumer group starts from
-the earliest offset, so a shared broker would replay another test's halts and
-fills into this one's worker."""
+A namespace per test keeps each test's topics empty: a consumer group starts
+from the earliest offset, so shared topics would replay another test's halts
+and fills into this one's worker."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,57 +22,30 @@ from confluent_kafka import Producer
 from django.conf import settings
 
 from common.redis import redis_client
-from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics, producer_config
+from quoting_worker.adapters.kafka_config import producer_config
 from quoting_worker.adapters.live import status_key
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.worker import QuoterWorker, WorkerConfig
-from tests.adapters import broker_fixture
-from tests.conftest import free_port
+from tests.kafka import Bus
 
 SYMBOL = "BTCUSDT-PERP"
+# The consumer group's session timeout in tests (the broker allows ≥ 500 ms):
+# how long a killed worker's partitions wait before a successor gets them.
+TEST_SESSION_TIMEOUT_MS = 2_000
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 45.0) -> Any:
-    """Polls `check` until it returns something truthy; fails after `timeout` s."""
+    """Polls `check` until it returns something truthy; fails after `timeout` s
+    (with what `check.explain()` says, when the check has one: a process's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@contextlib.contextmanager
-def tansu_broker(tmp: Path, partitions: int = 1) -> Iterator[str]:
-    """A Tansu broker (memory storage) on a free port with every MMS topic created
-    with `partitions` partitions; yields "127.0.0.1:PORT". Killed at the end."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    log = tmp / f"tansu-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            [
-                str(broker_fixture.tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        broker_fixture._wait_until_answering(port, proc, log)
-        bootstrap = f"127.0.0.1:{port}"
-        ensure_topics(bootstrap, mms_topics(partitions))
-        yield bootstrap
-    finally:
-        proc.kill()  # memory storage: nothing to flush, and SIGTERM takes ~5 s
-        proc.wait(timeout=10)
+    explain = getattr(check, "explain", None)
+    detail = f":\n{explain()}" if callable(explain) else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
 class Market:
@@ -83,7 +55,7 @@ class Market:
 
     def __init__(
         self,
-        bootstrap: str,
+        bus: Bus,
         codec: AvroCodec,
         symbol: str = SYMBOL,
         *,
@@ -91,7 +63,8 @@ class Market:
         best_ask: Decimal = Decimal("60000.5"),
         step: Decimal = Decimal("1"),
     ) -> None:
-        self.producer = Producer(producer_config(bootstrap=bootstrap, client_id="test-market"))
+        self.bus = bus
+        self.producer = Producer(producer_config(bootstrap=bus.bootstrap, client_id="test-market"))
         self.codec = codec
         self.symbol = symbol
         self.best_bid, self.best_ask, self.step = best_bid, best_ask, step
@@ -103,11 +76,14 @@ class Market:
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def send(self, topic: str, record: dict[str, Any]) -> None:
-        self.producer.produce(topic, key=self.symbol, value=self.codec.encode(topic, record))
+        """`record` on the logical `topic` (in this market's namespace)."""
+        self.producer.produce(
+            self.bus.name(topic), key=self.symbol, value=self.codec.encode(topic, record)
+        )
         self.producer.poll(0)
 
     def send_raw(self, topic: str, value: bytes) -> None:
-        self.producer.produce(topic, key=self.symbol, value=value)
+        self.producer.produce(self.bus.name(topic), key=self.symbol, value=value)
         self.producer.poll(0)
 
     def flush(self) -> None:
@@ -222,7 +198,7 @@ class Market:
 
 def worker_config(
     *,
-    kafka_brokers: str,
+    bus: Bus,
     registry_url: str,
     order_service_url: str,
     metadata_target: str,
@@ -232,10 +208,14 @@ def worker_config(
     shadow: bool = False,
     reread_interval_s: float = 1.0,
 ) -> WorkerConfig:
-    """Development timeouts, a fast re-read, and the Redis the app itself uses
-    (the live status is read back through the app's settings)."""
+    """The test's namespace, a short group session (a successor in the same group
+    takes over a killed worker's partitions in seconds), a fast re-read, and the
+    Redis the app itself uses (the live status is read back through the app's
+    settings)."""
     return WorkerConfig(
-        kafka_brokers=kafka_brokers,
+        kafka_brokers=bus.bootstrap,
+        topic_namespace=bus.namespace,
+        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
         registry_url=registry_url,
         order_service_url=order_service_url,
         metadata_target=metadata_target,
@@ -243,7 +223,6 @@ def worker_config(
         group_id=group_id,
         partitions=partitions,
         shadow=shadow,
-        development=True,
         worker_id=worker_id,
         reread_interval_s=reread_interval_s,
     )

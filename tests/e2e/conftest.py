@@ -1,4 +1,4 @@
-"""The end-to-end stack: a Tansu broker, the schema registry, the Metadata
+"""The end-to-end stack: a topic namespace on the session's Kafka, the schema registry, the Metadata
 stand-in and the TradeX simulator (`python -m simulator`) as real processes;
 runquoter in a thread of the test process (as the other worker tests run it),
 against the test database and Redis."""
@@ -18,8 +18,8 @@ import pytest
 
 from tests.adapters.conftest import schema_registry_url  # noqa: F401 - shared fixture
 from tests.adapters.test_metadata import metadata_target  # noqa: F401 - shared fixture
-from tests.adapters.worker_harness import tansu_broker
 from tests.conftest import ROOT, free_port, wait_until_serving
+from tests.kafka import Bus, namespace_on
 
 
 class TradeXAdmin:
@@ -64,7 +64,7 @@ class TradeXAdmin:
 
 
 @contextlib.contextmanager
-def running_tradex(broker: str, registry: str, tmp: Path, *args: str) -> Iterator[TradeXAdmin]:
+def running_tradex(broker: Bus, registry: str, tmp: Path, *args: str) -> Iterator[TradeXAdmin]:
     port = free_port()
     log = tmp / f"tradex-{port}.log"
     with log.open("wb") as out:
@@ -75,8 +75,7 @@ def running_tradex(broker: str, registry: str, tmp: Path, *args: str) -> Iterato
                 "simulator",
                 "--port",
                 str(port),
-                "--brokers",
-                broker,
+                *broker.simulator_args,
                 "--registry",
                 registry,
                 *args,
@@ -95,6 +94,8 @@ def running_tradex(broker: str, registry: str, tmp: Path, *args: str) -> Iterato
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    with tansu_broker(tmp_path, partitions=3) as bootstrap:
-        yield bootstrap
+def broker(kafka_broker: str) -> Iterator[Bus]:
+    """The test's namespace on the session's Kafka, every MMS topic in it with
+    three partitions."""
+    with namespace_on(kafka_broker, partitions=3) as bus:
+        yield bus

@@ -27,16 +27,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from common import logs, tracing
+from messaging.topics import CONSUMED as CONSUMED_TOPICS
 from pools import services
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import CONSUMED_TOPICS
-from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import RunningWorker, wait_for
 from tests.conftest import free_port
 from tests.e2e.conftest import TradeXAdmin, running_tradex
 from tests.e2e.test_safety import hosted_by, start_runquoter, stop_within, worker_id_of
 from tests.e2e.test_stack import ETH, OPS, WEIGHTS, eth_pool, hosted, resting_ladders
 from tests.e2e.test_stack import quoter as quoter  # the shared fixture
+from tests.kafka import Bus, unique_group
 from tests.otlp_receiver import otlp_collector
 from trading.models import MMFill
 
@@ -46,7 +46,7 @@ Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
 
 @pytest.fixture
-def tradex(broker: str, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
+def tradex(broker: Bus, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
     with running_tradex(
         broker, schema_registry_url, tmp_path, *("--symbol", ETH, "--seed", "11")
     ) as admin:
@@ -115,6 +115,11 @@ def test_every_spec_metric_is_scraped_with_its_labels_and_moves(
             assert lags
             assert {dict(k)["topic"] for k in lags} <= set(CONSUMED_TOPICS)
             assert all(0 <= v < 30 for v in lags.values()), lags
+            # The lag in messages: the broker's end offset − the next one to consume.
+            backlog = after["mm_kafka_consumer_lag_messages"]
+            assert {dict(k)["topic"] for k in backlog} <= set(CONSUMED_TOPICS)
+            assert backlog
+            assert all(0 <= v < 1000 for v in backlog.values()), backlog
             assert after["mm_pool_event_lag_seconds_count"][eth] > 0
             # Inventory at mark: the member's USDT position is its units × the mark.
             inventory = member_values(after, "mm_pool_member_inventory")
@@ -237,7 +242,7 @@ def test_an_order_is_traced_to_the_market_event_that_caused_it_and_its_log_line_
 
 def test_a_runquoter_process_serves_its_metrics_and_exports_its_traces_over_otlp(
     tradex: TradeXAdmin,
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata_target: str,
     tmp_path: Path,

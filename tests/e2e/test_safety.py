@@ -1,5 +1,5 @@
 """The safety guarantees end to end (SPEC Part A "Safety guarantees", B.5, B.9,
-RELIABILITY.md), against the TradeX simulator as a real process, a real Tansu
+RELIABILITY.md), against the TradeX simulator as a real process, a real Kafka
 broker, PostgreSQL and Redis.
 
 Every kill-switch trigger (exchange halt, stale data, reject storm, position, loss)
@@ -50,8 +50,12 @@ from pools.models import PoolConfig
 from quoting_worker.core.ids import ClientOrderIds
 from quoting_worker.core.types import InstrumentStatus, Side
 from quoting_worker.worker import DEAD_MANS_SWITCH_MS
-from tests.adapters.broker_fixture import unique_group
-from tests.adapters.worker_harness import live_status, place_directly, wait_for
+from tests.adapters.worker_harness import (
+    TEST_SESSION_TIMEOUT_MS,
+    live_status,
+    place_directly,
+    wait_for,
+)
 from tests.conftest import ROOT, free_port
 from tests.e2e.conftest import TradeXAdmin
 from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared fixtures
@@ -65,6 +69,7 @@ from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared 
     tradex,
 )
 from tests.figures import record
+from tests.kafka import Bus, unique_group
 from trading.models import MMFill, MMOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -428,7 +433,7 @@ def test_shadow_mode_places_nothing_and_publishes_simulated_quotes(
 def start_runquoter(
     log: Path,
     *,
-    broker: str,
+    broker: Bus,
     registry: str,
     order_service: str,
     metadata: str,
@@ -441,7 +446,9 @@ def start_runquoter(
         "DJANGO_DEBUG": "true",
         "POSTGRES_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
         "REDIS_URL": settings.SERVICE.redis_url,
-        "KAFKA_BROKERS": broker,
+        **broker.env,
+        # A successor in the group gets a killed worker's partitions within seconds.
+        "KAFKA_SESSION_TIMEOUT": f"{TEST_SESSION_TIMEOUT_MS}ms",
         "SCHEMA_REGISTRY_URL": registry,
         "ORDER_SERVICE_URL": order_service,
         "METADATA_SERVICE_GRPC_URL": metadata,
@@ -457,7 +464,6 @@ def start_runquoter(
                 "runquoter",
                 "--partitions",
                 "3",
-                "--development",
                 "--group",
                 group,
             ],
@@ -499,12 +505,13 @@ def hosted_by(proc: subprocess.Popen[bytes], log: Path) -> Callable[[], dict[str
         status = live_status(ETH)
         return status if status and status["worker_id"] == worker_id_of(proc) else None
 
+    check.explain = lambda: log.read_text()[-6000:]  # type: ignore[attr-defined]
     return check
 
 
 @pytest.fixture
 def runquoter(
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata_target: str,
     tradex: TradeXAdmin,  # noqa: F811

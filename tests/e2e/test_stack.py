@@ -25,7 +25,6 @@ from performance.models import PerformanceSnapshot
 from pools import services
 from pools.models import PoolConfig
 from quoting_worker.worker import QuoterWorker
-from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import (
     RunningWorker,
     live_status,
@@ -35,6 +34,7 @@ from tests.adapters.worker_harness import (
 )
 from tests.e2e.conftest import TradeXAdmin, running_tradex
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
+from tests.kafka import Bus, unique_group
 from trading.models import MMFill, MMFundingPayment
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,7 +45,7 @@ WEIGHTS = {"acct-e2e-big": Decimal(3), "acct-e2e-small": Decimal(1)}
 
 
 @pytest.fixture
-def tradex(broker: str, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
+def tradex(broker: Bus, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
     with running_tradex(
         broker,
         schema_registry_url,
@@ -57,7 +57,7 @@ def tradex(broker: str, schema_registry_url: str, tmp_path: Path) -> Iterator[Tr
 
 @pytest.fixture
 def quoter(
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata_target: str,
     tradex: TradeXAdmin,
@@ -65,7 +65,7 @@ def quoter(
     def start(**overrides: Any) -> Any:
         return running_worker(
             worker_config(
-                kafka_brokers=broker,
+                bus=broker,
                 registry_url=schema_registry_url,
                 order_service_url=tradex.url,
                 metadata_target=metadata_target,

@@ -30,7 +30,6 @@ from pathlib import Path
 import pytest
 
 from pools import services
-from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import live_status, member_view, wait_for
 from tests.e2e.conftest import TradeXAdmin
 from tests.e2e.test_safety import (  # noqa: F401 - tradex is a shared fixture
@@ -51,6 +50,7 @@ from tests.e2e.test_safety import (  # noqa: F401 - tradex is a shared fixture
 )
 from tests.e2e.test_stack import ETH, OPS, eth_pool
 from tests.figures import record
+from tests.kafka import Bus, unique_group
 from trading.models import MMFill, MMOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,7 +60,7 @@ Start = Callable[..., tuple[subprocess.Popen[bytes], Path]]
 
 @pytest.fixture
 def runquoters(
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata_target: str,
     tradex: TradeXAdmin,  # noqa: F811

@@ -30,7 +30,6 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.adapters.broker_fixture import unique_group
 from tests.adapters.worker_harness import wait_for
 from tests.conftest import ROOT
 from tests.e2e.conftest import TradeXAdmin
@@ -47,6 +46,7 @@ from tests.e2e.test_safety import (  # noqa: F401 - tradex is a shared fixture
 )
 from tests.e2e.test_stack import ETH, eth_pool
 from tests.figures import record
+from tests.kafka import Bus, unique_group
 from tests.private_postgres import PrivatePostgres, private_postgres
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -92,7 +92,7 @@ def pool_state(url: str) -> str:
 def test_a_postgres_restart_loses_no_fill_quotes_nothing_meanwhile_and_recovers_by_itself(
     server: PrivatePostgres,
     tradex: TradeXAdmin,  # noqa: F811
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata_target: str,
     tmp_path: Path,

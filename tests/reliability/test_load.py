@@ -2,7 +2,7 @@
 members under a steady synthetic market (bench/load.py runs 200 x 10 for ten
 minutes and reports the figures).
 
-The real Tansu broker (a test's own), schema registry, Order Service stand-in
+A topic namespace on the session's Kafka, the schema registry, Order Service stand-in
 (with the 20 synthetic instruments) and a Metadata stand-in serving them, as
 processes; the worker in a thread of the test process, so its structures can be
 read on its own event loop. The market: 20 size deltas per symbol a second in
@@ -52,12 +52,12 @@ from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import PoolMode, Side
 from quoting_worker.worker import QuoterWorker
 from simulator.model import instrument_options
-from tests.adapters import broker_fixture
 from tests.adapters.test_metadata import _wait_until_grpc_serving
 from tests.adapters.worker_harness import RunningWorker, wait_for, worker_config
 from tests.conftest import ROOT, free_port, wait_until_serving
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
 from tests.figures import record
+from tests.kafka import Bus, unique_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,8 +116,9 @@ class SteppedMarket:
     venue for (a newly hosted engine does, and one whose book lost sync) is published
     within half a second, as the simulator's feed answers one."""
 
-    def __init__(self, bootstrap: str, codec: AvroCodec, venue: str) -> None:
-        self.producer = Producer(producer_config(bootstrap=bootstrap, client_id="load-market"))
+    def __init__(self, bus: Bus, codec: AvroCodec, venue: str) -> None:
+        self.bus = bus
+        self.producer = Producer(producer_config(bootstrap=bus.bootstrap, client_id="load-market"))
         self.codec = codec
         self.venue = httpx.Client(base_url=venue, timeout=5)
         self.answered: dict[str, int] = {}  # snapshot requests answered, per symbol
@@ -128,7 +129,9 @@ class SteppedMarket:
         self.thread = threading.Thread(target=self._run, daemon=True, name="market")
 
     def send(self, topic: str, symbol: str, record: dict[str, Any]) -> None:
-        self.producer.produce(topic, key=symbol, value=self.codec.encode(topic, record))
+        self.producer.produce(
+            self.bus.name(topic), key=symbol, value=self.codec.encode(topic, record)
+        )
 
     def open(self) -> None:
         """Snapshots, marks and 30 s of public trades (σ), then the stepped deltas."""
@@ -374,7 +377,7 @@ def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: f
 
 
 def test_twenty_pools_under_a_steady_market_stay_bounded_and_a_kill_empties_the_venue(
-    broker: str,
+    broker: Bus,
     schema_registry_url: str,
     metadata: str,
     venue: str,
@@ -411,11 +414,11 @@ def test_twenty_pools_under_a_steady_market_stay_bounded_and_a_kill_empties_the_
     market = SteppedMarket(broker, codec, venue)
     running = RunningWorker(
         worker_config(
-            kafka_brokers=broker,
+            bus=broker,
             registry_url=schema_registry_url,
             order_service_url=venue,
             metadata_target=metadata,
-            group_id=broker_fixture.unique_group("load"),
+            group_id=unique_group("load"),
             partitions=3,
         )
     ).start()

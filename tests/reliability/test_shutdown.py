@@ -16,11 +16,11 @@ from django.db import transaction
 from pools import services
 from pools.models import PoolConfig, SymbolLease
 from quoting_worker.management.commands.runquoter import EXIT_GRACE_S
-from tests.adapters.broker_fixture import unique_group
-from tests.adapters.worker_harness import tansu_broker, wait_for
+from tests.adapters.worker_harness import wait_for
 from tests.e2e.conftest import TradeXAdmin, running_tradex
 from tests.e2e.test_safety import hosted_by, start_runquoter, stop_within
 from tests.e2e.test_stack import ETH, OPS, WEIGHTS, eth_pool, resting_ladders
+from tests.kafka import own_bus, unique_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,7 @@ def quoting_runquoter(
     pool, _ = eth_pool()
     log = tmp_path / "runquoter.log"
     with (
-        tansu_broker(tmp_path, partitions=3) as broker,
+        own_bus(tmp_path / "kafka", partitions=3) as broker,
         running_tradex(broker, registry, tmp_path, "--symbol", ETH, "--seed", "11") as tradex,
     ):
         proc = start_runquoter(

@@ -1,4 +1,4 @@
-"""The simulator's feed against a real broker (Tansu, one for this module) and the
+"""The simulator's feed against the session's Kafka (a namespace for this module) and the
 registry stand-in: what it publishes decodes, through the worker's own codec and
 translation, to the book, marks and engine events the exchange reported, in
 sequence, with the gaps the fault controls make and no others.
@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from quoting_worker.adapters import translate
-from quoting_worker.adapters.kafka_config import DEVELOPMENT_GROUP_TIMEOUTS, consumer_config
+from quoting_worker.adapters.kafka_config import consumer_config
 from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core import types as core
 from quoting_worker.core.book import OrderBook
@@ -50,8 +50,7 @@ from simulator.model import (
     StatusChanged,
     Traded,
 )
-from tests.adapters.broker_fixture import unique_group
-from tests.adapters.worker_harness import tansu_broker
+from tests.kafka import Bus, namespace_on, unique_group
 
 PARTITIONS = 3
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -88,9 +87,10 @@ class Recorder:
     """The module's real producer, noting the order of what the feed produced
     (across topics, the produce order is the only order there is)."""
 
-    def __init__(self, producer: Producer, codec: AvroCodec) -> None:
+    def __init__(self, producer: Producer, codec: AvroCodec, bus: Bus) -> None:
         self.producer = producer
         self.codec = codec
+        self.bus = bus
         self.sent: list[tuple[str, str, str | None]] = []  # (topic, key, record type)
 
     def produce(
@@ -103,7 +103,8 @@ class Recorder:
     ) -> None:
         assert value is not None
         assert key is not None
-        self.sent.append((topic, key, self.codec.decode(topic, value).get("type")))
+        logical = self.bus.topics.logical(topic)
+        self.sent.append((logical, key, self.codec.decode(logical, value).get("type")))
         self.producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
 
     def poll(self, timeout: float = -1) -> int:
@@ -127,21 +128,17 @@ class Received:
 class Tape:
     """Reads the feed's topics from the start, keeping the decoded records of `symbols`."""
 
-    def __init__(self, bootstrap: str, codec: AvroCodec, *symbols: str) -> None:
+    def __init__(self, bus: Bus, codec: AvroCodec, *symbols: str) -> None:
+        self.bus = bus
         self.codec = codec
         self.symbols = set(symbols)
         self.received: dict[str, list[Received]] = {symbol: [] for symbol in symbols}
-        config = consumer_config(
-            bootstrap=bootstrap,
-            group_id=unique_group("feed-test"),
-            timeouts=DEVELOPMENT_GROUP_TIMEOUTS,
-            fetch_wait_max_ms=5,
-        )
+        config = consumer_config(bootstrap=bus.bootstrap, group_id=unique_group("feed-test"))
         self.consumer = Consumer(config)
         # Assigned, not subscribed: no group join, every partition from the start.
         self.consumer.assign(
             [
-                TopicPartition(topic, partition, OFFSET_BEGINNING)
+                TopicPartition(bus.name(topic), partition, OFFSET_BEGINNING)
                 for topic in FEED_TOPICS
                 for partition in range(PARTITIONS)
             ]
@@ -162,9 +159,10 @@ class Tape:
             if message is None:
                 continue
             assert message.error() is None, message.error()
-            key, topic, value = message.key(), message.topic(), message.value()
+            key, name, value = message.key(), message.topic(), message.value()
             assert key is not None
-            assert topic is not None
+            assert name is not None
+            topic = self.bus.topics.logical(name)
             assert value is not None
             symbol = key.decode()
             if symbol in self.symbols:
@@ -188,11 +186,10 @@ class Tape:
 
 
 @pytest.fixture(scope="module")
-def bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A broker of this module's own: the session's carries the real topic names
-    for the worker tests, whose consumers would read this module's books."""
-    with tansu_broker(tmp_path_factory.mktemp("feed"), partitions=PARTITIONS) as address:
-        yield address
+def bootstrap(kafka_broker: str) -> Iterator[Bus]:
+    """A namespace of this module's own on the session's Kafka."""
+    with namespace_on(kafka_broker, PARTITIONS) as bus:
+        yield bus
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +198,8 @@ def codec(schema_registry_url: str) -> AvroCodec:
 
 
 @pytest.fixture(scope="module")
-def producer(bootstrap: str) -> Iterator[Producer]:
-    producer = make_producer(bootstrap, linger_ms=1)
+def producer(bootstrap: Bus) -> Iterator[Producer]:
+    producer = make_producer(bootstrap.bootstrap, linger_ms=1)
     yield producer
     producer.flush(10)
 
@@ -213,20 +210,20 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def recorder(producer: Producer, codec: AvroCodec) -> Recorder:
-    return Recorder(producer, codec)
+def recorder(producer: Producer, codec: AvroCodec, bootstrap: Bus) -> Recorder:
+    return Recorder(producer, codec, bootstrap)
 
 
 @pytest.fixture
-def feed(recorder: Recorder, codec: AvroCodec, clock: Clock) -> Iterator[Feed]:
-    feed = Feed(recorder, codec, clock_ns=clock)
+def feed(recorder: Recorder, codec: AvroCodec, clock: Clock, bootstrap: Bus) -> Iterator[Feed]:
+    feed = Feed(recorder, codec, clock_ns=clock, topics=bootstrap.topics)
     yield feed
     feed.close()
     assert feed.delivery_failures == 0
 
 
 @pytest.fixture
-def tape(bootstrap: str, codec: AvroCodec) -> Iterator[Callable[..., Tape]]:
+def tape(bootstrap: Bus, codec: AvroCodec) -> Iterator[Callable[..., Tape]]:
     """Opens tapes for the test's symbols (after it published: reading starts at once)."""
     tapes: list[Tape] = []
 
@@ -353,7 +350,7 @@ def test_a_snapshot_carries_the_book_and_the_seq_the_next_delta_follows(
     recorder: Recorder, codec: AvroCodec, clock: Clock, tape: Callable[..., Tape]
 ) -> None:
     symbol = unique_symbol()
-    feed = Feed(recorder, codec, clock_ns=clock, snapshot_depth=2)
+    feed = Feed(recorder, codec, clock_ns=clock, snapshot_depth=2, topics=recorder.bus.topics)
     feed.snapshot(symbol, "START")  # the empty book, seq 0
     for price in ("99.0", "100.0", "98.0"):
         feed.on_event(level(symbol, "BUY", price, "1"))

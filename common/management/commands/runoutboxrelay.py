@@ -19,27 +19,26 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from common import outbox_relay, tracing
 from common.outbox_relay import BatchOutcome
-from quoting_worker.adapters.kafka_config import (
-    PUBLISHED_TOPICS,
-    TopicSetupError,
-    admin_config,
-    ensure_topics,
-)
+from messaging import topics as names
+from messaging.topics import Topics
+from quoting_worker.adapters.kafka_config import TopicSetupError, admin_config, ensure_topics
 from quoting_worker.adapters.serde import AvroCodec, EncodeError, RegistryUnavailableError
 
 logger = logging.getLogger("mms.outbox")
 
 
-def published_topics_ensure(brokers: str, partitions: int) -> list[str]:
-    """Creates the published topics that are missing; returns their names.
+def published_topics_ensure(brokers: str, partitions: int, topics: Topics) -> list[str]:
+    """Creates the published topics that are missing; returns their broker names.
 
     Existing ones are left as they are, whatever their partition count: the
     relay only needs them to exist (keys still map to one partition each).
     """
     existing = AdminClient(admin_config(bootstrap=brokers)).list_topics(timeout=10).topics
-    missing = [topic for topic in PUBLISHED_TOPICS if topic not in existing]
+    missing = [name for name in topics.names(names.PUBLISHED) if name not in existing]
     if missing:
-        ensure_topics(brokers, dict.fromkeys(missing, partitions), co_partitioned=())
+        ensure_topics(
+            brokers, dict.fromkeys(missing, partitions), namespace=topics, co_partitioned=()
+        )
     return missing
 
 
@@ -77,15 +76,16 @@ class Command(BaseCommand):
         service = settings.SERVICE
         brokers = service.kafka_brokers
         delivery_timeout = options["delivery_timeout"]
+        topics = Topics(service.kafka_topic_namespace)
         try:
-            created = published_topics_ensure(brokers, options["partitions"])
+            created = published_topics_ensure(brokers, options["partitions"], topics)
         except (TopicSetupError, KafkaException) as exc:
             raise CommandError(f"Kafka topics on {brokers}: {exc}") from exc
         if created:
             logger.info("runoutboxrelay: created %s", ", ".join(created))
         codec = AvroCodec(service.schema_registry_url)
         try:
-            for topic in PUBLISHED_TOPICS:  # fail at start, not on the first row
+            for topic in names.PUBLISHED:  # fail at start, not on the first row
                 codec.schema_id(topic)
         except (RegistryUnavailableError, EncodeError) as exc:
             raise CommandError(f"schema registry {service.schema_registry_url}: {exc}") from exc
@@ -116,6 +116,7 @@ class Command(BaseCommand):
             outbox_relay.run_relay(
                 make_producer=make_producer,
                 codec=codec,
+                topics=topics,
                 stop=stop,
                 poll_interval=options["poll_interval"],
                 limit=options["batch_size"],

@@ -36,9 +36,6 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--partitions", type=int, default=12)
         parser.add_argument("--group", default="mms-quoter")
-        parser.add_argument(
-            "--development", action="store_true", help="fast Kafka group joins (KAFKA.md)"
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         service = settings.SERVICE
@@ -51,7 +48,8 @@ class Command(BaseCommand):
             group_id=options["group"],
             partitions=options["partitions"],
             shadow=service.shadow_mode,
-            development=options["development"] or service.debug,
+            topic_namespace=service.kafka_topic_namespace,
+            session_timeout_ms=int(service.kafka_session_timeout.total_seconds() * 1000),
             order_rate_per_s=service.order_rate_per_s,
             cancel_reserve=service.order_cancel_reserve,
         )
