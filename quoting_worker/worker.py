@@ -312,6 +312,10 @@ class QuoterWorker:
         self._noticed: asyncio.Queue[tuple[str, Cause | None]] = asyncio.Queue()
         self.skipped: defaultdict[str, int] = defaultdict(int)
         self.assigned: set[tuple[str, int]] = set()
+        # Symbols whose partitions the group took away because it thought this worker
+        # dead (its session expired: a broker outage, a stalled process): getting them
+        # back is a takeover, as if another worker had held them meanwhile.
+        self.lost: set[str] = set()
         self.stopping = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.codec = AvroCodec(config.registry_url)
@@ -517,7 +521,7 @@ class QuoterWorker:
             self.topics.names(names.CONSUMED),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
         last_commit = last_backlog = 0.0
         try:
@@ -645,12 +649,17 @@ class QuoterWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._run_on_loop(self._assign(self._logical(partitions)))
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_revoke(consumer, partitions, lost=True)
+
+    def _on_revoke(
+        self, consumer: Consumer, partitions: list[TopicPartition], *, lost: bool = False
+    ) -> None:
         revoked = self._logical(partitions)
         for topic, partition in revoked:
             self.offsets.forget(topic, partition)
             self.metrics.partition_revoked(topic, partition)
-        self._run_on_loop(self._revoke(revoked))
+        self._run_on_loop(self._revoke(revoked, lost=lost))
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None:
@@ -672,11 +681,17 @@ class QuoterWorker:
             if self._owns(symbol):
                 await self._host(symbol)
 
-    async def _revoke(self, partitions: set[tuple[str, int]]) -> None:
+    async def _revoke(self, partitions: set[tuple[str, int]], *, lost: bool = False) -> None:
+        """`lost`: the group took the partitions because it thought this worker dead
+        (its session expired); getting them back later is a takeover."""
         self.assigned -= partitions
         for symbol in list(self.hosted):
             if not self._owns(symbol):
-                await self._release(symbol, reason="partition revoked")
+                if lost:
+                    self.lost.add(symbol)
+                await self._release(
+                    symbol, reason="consumer group session lost" if lost else "partition revoked"
+                )
 
     def _owns(self, symbol: str, assigned: Collection[tuple[str, int]] | None = None) -> bool:
         """A symbol is owned only with its partition of every consumed topic: its
@@ -719,7 +734,9 @@ class QuoterWorker:
             token, previous = await self._db(
                 lease_acquire, symbol=symbol, owner=self.config.worker_id
             )
-            if takeover and previous != self.config.worker_id:
+            lost = symbol in self.lost
+            self.lost.discard(symbol)
+            if takeover and (previous != self.config.worker_id or lost):
                 await self._db(
                     store.pool_boot_pause,
                     symbol=symbol,

@@ -207,6 +207,7 @@ def worker_config(
     partitions: int = 1,
     shadow: bool = False,
     reread_interval_s: float = 1.0,
+    session_timeout_ms: int = TEST_SESSION_TIMEOUT_MS,
 ) -> WorkerConfig:
     """The test's namespace, a short group session (a successor in the same group
     takes over a killed worker's partitions in seconds), a fast re-read, and the
@@ -215,7 +216,7 @@ def worker_config(
     return WorkerConfig(
         kafka_brokers=bus.bootstrap,
         topic_namespace=bus.namespace,
-        session_timeout_ms=TEST_SESSION_TIMEOUT_MS,
+        session_timeout_ms=session_timeout_ms,
         registry_url=registry_url,
         order_service_url=order_service_url,
         metadata_target=metadata_target,
