@@ -424,6 +424,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=5.0, help="minutes per row")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
     args = parser.parse_args()
+    # A SIGTERM ends the soak as Ctrl-C does: `make run` is stopped with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"soak: written {args.out}")

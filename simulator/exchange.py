@@ -23,7 +23,7 @@ the state change it reports; a listener must not call back into the exchange.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -58,6 +58,9 @@ SELF_TRADE_PREVENTED = "SELF_TRADE_PREVENTED"
 IOC = "IOC"  # the unfilled rest of a `take`, which never rests
 
 MONEY_QUANTUM = Decimal("0.00000001")
+# Finished orders of accounts outside the simulator's own flow kept for replays
+# and queries (a venue answers for recent orders only), newest first out last.
+FINISHED_KEPT = 50_000
 ZERO = Decimal(0)
 
 
@@ -186,10 +189,14 @@ class Exchange:
         on_event: Callable[[ExchangeEvent], None] | None = None,
         forget_finished: Callable[[str], bool] | None = None,
         order_id_prefix: str = "sim-",
+        finished_kept: int = FINISHED_KEPT,
     ) -> None:
         """`forget_finished(account_id)`: accounts whose orders are dropped once they
         are final (the simulator's own flow, which nobody queries): a day of
-        background takers would otherwise keep millions of orders.
+        background takers would otherwise keep millions of orders. Every other
+        account's finished orders are kept for replays and queries, the newest
+        `finished_kept` of them (as a venue answers for recent orders only):
+        MMS re-quoting for hours would otherwise grow the venue without bound.
         `order_id_prefix`: what the venue's order ids start with; a venue process
         gives each run its own, so ids never repeat across restarts (as a real
         venue's do not: MMS keeps them unique)."""
@@ -206,6 +213,8 @@ class Exchange:
         self._live: dict[str, Order] = {}  # order_id → live order, in creation order
         self._live_by_account: dict[str, dict[str, Order]] = {}
         self._reject_reasons: dict[str, str] = {}  # order_id → the text a replay repeats
+        self._finished: deque[Order] = deque()  # kept finished orders, oldest first
+        self._finished_kept = finished_kept
         self._funded: set[tuple[str, int]] = set()
         self._order_id_prefix = order_id_prefix
         self._order_seq = 0
@@ -567,8 +576,15 @@ class Exchange:
 
     def _maybe_forget(self, order: Order) -> None:
         if self._forget is not None and self._forget(order.account_id):
-            self._orders.pop((order.account_id, order.client_order_id), None)
-            self._reject_reasons.pop(order.order_id, None)
+            self._drop(order)
+            return
+        self._finished.append(order)
+        while len(self._finished) > self._finished_kept:
+            self._drop(self._finished.popleft())
+
+    def _drop(self, order: Order) -> None:
+        self._orders.pop((order.account_id, order.client_order_id), None)
+        self._reject_reasons.pop(order.order_id, None)
 
     def _cancel_resting(self, order: Order, reason: str, ts_ns: int) -> None:
         remaining = order.remaining

@@ -907,6 +907,39 @@ def test_the_house_accounts_finished_orders_are_forgotten_and_clients_kept() -> 
     assert exchange.account("bg-taker").positions[BTC] == D("0.003")  # the ledger keeps all
 
 
+def test_a_clients_finished_orders_are_kept_newest_first_up_to_a_bound() -> None:
+    """MMS re-quoting for hours must not grow the venue without bound: the newest
+    finished orders answer replays and queries, older ones are forgotten, live
+    ones are always kept, and the ledger keeps every trade."""
+    exchange = Exchange(INSTRUMENTS, finished_kept=3)
+
+    def place(coid: str, price: str) -> None:
+        exchange.place(
+            account_id="client",
+            client_order_id=coid,
+            symbol=BTC,
+            side="BUY",
+            price=D(price),
+            size=D("0.001"),
+            ts_ns=1,
+        )
+
+    place("live", "59990.0")
+    for n in range(5):
+        place(f"c{n}", "59999.0")
+        exchange.cancel(account_id="client", client_order_id=f"c{n}", ts_ns=2)
+    assert [exchange.order("client", f"c{n}") is not None for n in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    assert exchange.order("client", "c4").status == "CANCELLED"  # type: ignore[union-attr]
+    assert exchange.order("client", "live") is not None
+    assert exchange.order_count() == 4  # live, c2, c3, c4
+
+
 def test_a_venue_run_can_give_its_order_ids_a_prefix_of_its_own() -> None:
     """The simulator process gives each run its own, so ids never repeat across restarts."""
     ids = []
