@@ -81,8 +81,13 @@ def _java() -> str:
 
 
 def new_cluster_id() -> str:
-    """A random cluster id in Kafka's form (a UUID, base64url without padding)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A random cluster id in Kafka's form (a UUID, base64url without padding).
+    Never one that starts with "-", as Kafka's own generator: the storage tool's
+    command line would take it for an option (one start in 64 failed so)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
