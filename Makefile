@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # gRPC stubs are generated from contracts/ (gitignored), by the install step.
-GEN := quoting_worker/adapters/_generated/__init__.py
+GEN := messaging/_generated/__init__.py
 
 
 # The development Kafka broker's classpath, resolved from Maven Central (ops/kafka/pom.xml).
@@ -42,6 +42,7 @@ $(KAFKA_STAMP): ops/kafka/pom.xml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/mypy .

@@ -259,7 +259,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows = run(args.paths, args.seed)
     elapsed = time.perf_counter() - started
+    all_ok, exact = print_rows(args, rows, elapsed)
+    pass_rates = repeat(args) if args.repeat > 1 else []
+    print(
+        "\nA FAIL at N=1000 is sampling noise unless it persists across seeds: the paper's "
+        "symmetric std(profit)\nat γ=0.1 and 0.01 is 6-7% below the exact value (see the "
+        "module docstring); --paths 20000 passes every cell."
+    )
+    write(args, rows, all_ok, elapsed, exact, pass_rates)
+    print(f"wrote {RESULTS}")
+    return 0 if all_ok else 1
 
+
+def print_rows(
+    args: argparse.Namespace, rows: list[tuple[Result, Published, Checks]], elapsed: float
+) -> tuple[bool, dict[float, dict[str, float]]]:
+    """The table of ours vs published; whether every cell passed, and the exact
+    symmetric figures."""
     print(
         f"Avellaneda & Stoikov (2008) — {args.paths} paths per row, seed {args.seed}, "
         f"{elapsed:.1f} s; cells are ours vs published"
@@ -292,28 +308,34 @@ def main(argv: list[str] | None = None) -> int:
             f"final q ±{chk['final_q']['tolerance']:.2f}"
         )
     print("\nREPRODUCED" if all_ok else "\nNOT REPRODUCED in this run (see FAIL cells)")
+    return all_ok, exact
 
-    pass_rates: list[dict[str, float]] = []
-    if args.repeat > 1:
-        counts = [dict.fromkeys(CELLS, 0) for _ in PUBLISHED]
-        for seed in range(args.seed, args.seed + args.repeat):
-            for j, (_res, _pub, chk) in enumerate(run(args.paths, seed)):
-                for name in CELLS:
-                    counts[j][name] += bool(chk[name]["ok"])
-        pass_rates = [{k: v / args.repeat for k, v in c.items()} for c in counts]
-        print(f"\npass rate per cell over {args.repeat} seeds (from {args.seed}):")
-        print(f"{'γ':>5} {'strategy':<10} " + " ".join(f"{n:>12}" for n in CELLS))
-        for pub, rates in zip(PUBLISHED, pass_rates, strict=True):
-            print(
-                f"{pub.gamma:>5g} {pub.strategy:<10} "
-                + " ".join(f"{rates[n]:>12.0%}" for n in CELLS)
-            )
-    print(
-        "\nA FAIL at N=1000 is sampling noise unless it persists across seeds: the paper's "
-        "symmetric std(profit)\nat γ=0.1 and 0.01 is 6-7% below the exact value (see the "
-        "module docstring); --paths 20000 passes every cell."
-    )
 
+def repeat(args: argparse.Namespace) -> list[dict[str, float]]:
+    """Each cell's pass rate over --repeat seeds (printed)."""
+    counts = [dict.fromkeys(CELLS, 0) for _ in PUBLISHED]
+    for seed in range(args.seed, args.seed + args.repeat):
+        for j, (_res, _pub, chk) in enumerate(run(args.paths, seed)):
+            for name in CELLS:
+                counts[j][name] += bool(chk[name]["ok"])
+    pass_rates = [{k: v / args.repeat for k, v in c.items()} for c in counts]
+    print(f"\npass rate per cell over {args.repeat} seeds (from {args.seed}):")
+    print(f"{'γ':>5} {'strategy':<10} " + " ".join(f"{n:>12}" for n in CELLS))
+    for pub, rates in zip(PUBLISHED, pass_rates, strict=True):
+        print(
+            f"{pub.gamma:>5g} {pub.strategy:<10} " + " ".join(f"{rates[n]:>12.0%}" for n in CELLS)
+        )
+    return pass_rates
+
+
+def write(
+    args: argparse.Namespace,
+    rows: list[tuple[Result, Published, Checks]],
+    all_ok: bool,
+    elapsed: float,
+    exact: dict[float, dict[str, float]],
+    pass_rates: list[dict[str, float]],
+) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -349,8 +371,6 @@ def main(argv: list[str] | None = None) -> int:
         + "\n",
         encoding="utf-8",
     )
-    print(f"wrote {RESULTS}")
-    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":

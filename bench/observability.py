@@ -41,9 +41,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noq
 from opentelemetry.trace import SpanKind  # noqa: E402
 from quote_path import MID, MS, build, percentiles  # noqa: E402  (bench/ is on sys.path when run as a script)
 
-from common import logs, tracing  # noqa: E402
 from quoting_worker.adapters.metrics import QuoterMetrics  # noqa: E402
 from quoting_worker.core.types import BookDelta, Timer  # noqa: E402
+from telemetry import logs, tracing  # noqa: E402
 
 
 class _Discard(SpanExporter):
@@ -59,13 +59,13 @@ def requote_ab(iterations: int) -> tuple[dict[str, float], dict[str, float]]:
     plain, _, _ = build()
     hooked, _, _ = build()
     metrics = QuoterMetrics()
-    hooked.on_quote = lambda c, a: metrics.quote_timed("BTCUSDT-PERP", c, a)
+    hooked.quoter.on_quote = lambda c, a: metrics.quote_timed("BTCUSDT-PERP", c, a)
     samples: dict[str, list[int]] = {"off": [], "on": []}
     perf = time.perf_counter_ns
     for _ in range(iterations):
         for key, engine in (("off", plain), ("on", hooked)):
             engine.clock.advance(2 * MS)  # type: ignore[attr-defined]
-            engine.dirty = True
+            engine.quoter.dirty = True
             timer = Timer(engine.clock.now_ns())
             start = perf()
             out = engine.handle(timer)
@@ -83,7 +83,7 @@ def requote_ab(iterations: int) -> tuple[dict[str, float], dict[str, float]]:
 def delta_with_hook(iterations: int) -> dict[str, float]:
     engine, clock, _ = build()
     metrics = QuoterMetrics()
-    engine.on_quote = lambda c, a: metrics.quote_timed("BTCUSDT-PERP", c, a)
+    engine.quoter.on_quote = lambda c, a: metrics.quote_timed("BTCUSDT-PERP", c, a)
     samples = []
     perf = time.perf_counter_ns
     for i in range(iterations):

@@ -187,7 +187,7 @@ def bench_requote_unchanged(iterations: int) -> dict[str, float]:
     perf = time.perf_counter_ns
     for _ in range(iterations):
         clock.advance(2 * MS)
-        engine.dirty = True  # as after a config or member change
+        engine.quoter.dirty = True  # as after a config or member change
         timer = Timer(clock.now_ns())
         start = perf()
         out = engine.handle(timer)

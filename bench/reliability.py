@@ -242,6 +242,13 @@ def summarise(figures: list[dict[str, Any]]) -> dict[int, str]:
             f" {sum(r['quotes_before_reconciliation'] for r in rows)}; reconcile max"
             f" {max(rec):.2f} s; orphan lifetime max {max(life):.2f} s"
         )
+    out.update(_summarise_later_rows(figures))
+    return out
+
+
+def _summarise_later_rows(figures: list[dict[str, Any]]) -> dict[int, str]:
+    """Rows 8 to 14 of `summarise`."""
+    out: dict[int, str] = {}
     if rows := _of(figures, 8):
         inside = sum(r["placements_inside_window"] for r in rows)
         out[8] = f"placements inside the Retry-After window {inside}"

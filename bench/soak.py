@@ -237,16 +237,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
-def _watch(
-    args: argparse.Namespace,
-    make: subprocess.Popen[bytes],
-    http_port: int,
-    metrics_port: int,
-    auth_port: int,
-    started_wall: float,
-    log_path: Path,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 600
+def _viewer(
+    make: subprocess.Popen[bytes], ports: tuple[int, int], deadline: float, log_path: Path
+) -> httpx.Client:
+    """A client of the stack's API (ports: its own, the Auth stand-in's) with a viewer
+    token, once the Auth stand-in issues one."""
+    http_port, auth_port = ports
     token = None
     while token is None:
         if make.poll() is not None or time.monotonic() > deadline:
@@ -258,12 +254,18 @@ def _watch(
                 timeout=2,
             ).json()["token"]
         time.sleep(1)
-    http = httpx.Client(
+    return httpx.Client(
         base_url=f"http://127.0.0.1:{http_port}",
         headers={"Authorization": f"Bearer {token}"},
         timeout=5,
     )
-    # Until every demo pool is ACTIVE (make run resumes them once the quoter hosts them).
+
+
+def _all_active(
+    http: httpx.Client, make: subprocess.Popen[bytes], deadline: float, log_path: Path
+) -> dict[str, dict[str, Any]]:
+    """Waits until every demo pool is ACTIVE (make run resumes them once the quoter
+    hosts them); their status rows."""
     states: dict[str, dict[str, Any]] = {}
     while not states or any(row["state"] != "ACTIVE" for row in states.values()):
         if make.poll() is not None or time.monotonic() > deadline:
@@ -271,23 +273,93 @@ def _watch(
         with contextlib.suppress(httpx.HTTPError):
             states = _status(http)
         time.sleep(1)
+    return states
+
+
+class _Watch:
+    """The stack watched second by second, one Window at a time."""
+
+    def __init__(self, make: subprocess.Popen[bytes], metrics_url: str, began: float) -> None:
+        self.make = make
+        self.metrics_url = metrics_url
+        self.began = began
+        self.kafka_pid = int((KAFKA_HOME / "kafka.pid").read_text())
+        self.window = Window(start=began)
+        self.windows: list[Window] = []
+        procs = find_processes(make.pid, self.kafka_pid)
+        self.cpu_start = {name: cpu_and_rss(pids)[0] for name, pids in procs.items()}
+        self.lag_start = self._lags()
+        self.last_state: dict[str, str] = {}
+
+    def _lags(self) -> dict[str, dict[float, float]]:
+        metrics = scrape(self.metrics_url)
+        return {name: buckets(metrics, name) for name in (EVENT_LAG, CONSUME_WAIT)}
+
+    def status(self, rows: dict[str, dict[str, Any]]) -> None:
+        """The pools' states now: any that left ACTIVE is recorded and told."""
+        window, active = self.window, 0
+        for symbol, row in rows.items():
+            state = row["state"]
+            active += state == "ACTIVE"
+            if self.last_state.get(symbol) == "ACTIVE" and state != "ACTIVE":
+                event = {
+                    "at_s": round(time.monotonic() - self.began),
+                    "symbol": symbol,
+                    "state": state,
+                    "reason": row["state_reason"],
+                }
+                window.left_active.append(event)
+                print(f"soak: {symbol} left ACTIVE: {state} {row['state_reason']}", flush=True)
+            self.last_state[symbol] = state
+        window.pools_active_min = min(window.pools_active_min, active)
+        window.pools_active_last = active
+        with contextlib.suppress(httpx.HTTPError):
+            backlog = scrape(self.metrics_url).get("mm_kafka_consumer_lag_messages", {})
+            window.lag_messages_max = max([window.lag_messages_max, *backlog.values()])
+
+    def close_window(self, now: float) -> None:
+        """The window's CPU, memory and lag figures; its row printed; a new window."""
+        window = self.window
+        window.end = now
+        elapsed = window.end - window.start
+        for name, pids in find_processes(self.make.pid, self.kafka_pid).items():
+            cpu, rss = cpu_and_rss(pids)
+            window.cpu[name] = (cpu - self.cpu_start.get(name, cpu)) / elapsed
+            window.rss_mb[name] = rss
+            self.cpu_start[name] = cpu
+        lag_now = self._lags()
+        delta = {
+            name: {b: n - self.lag_start[name].get(b, 0) for b, n in counts.items()}
+            for name, counts in lag_now.items()
+        }
+        window.event_lag_p50_ms = ms(histogram_quantile(delta[EVENT_LAG], 0.5))
+        window.event_lag_p99_ms = ms(histogram_quantile(delta[EVENT_LAG], 0.99))
+        window.consume_wait_p99_ms = ms(histogram_quantile(delta[CONSUME_WAIT], 0.99))
+        window.events = int(delta[EVENT_LAG].get(float("inf"), 0))
+        self.lag_start = lag_now
+        self.windows.append(window)
+        print_row(len(self.windows), window, self.began)
+        self.window = Window(start=now)
+
+
+def _watch(
+    args: argparse.Namespace,
+    make: subprocess.Popen[bytes],
+    http_port: int,
+    metrics_port: int,
+    auth_port: int,
+    started_wall: float,
+    log_path: Path,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 600  # for the stack to start and every pool to be ACTIVE
+    http = _viewer(make, (http_port, auth_port), deadline, log_path)
+    states = _all_active(http, make, deadline, log_path)
     ready_s = time.time() - started_wall
     print(f"soak: {len(states)} pools ACTIVE {ready_s:.0f} s after `make run`", flush=True)
-
-    kafka_pid = int((KAFKA_HOME / "kafka.pid").read_text())
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    windows: list[Window] = []
-    window_s = args.window * 60
     began = time.monotonic()
     end = began + args.minutes * 60
-    last_state = {symbol: row["state"] for symbol, row in states.items()}
-    window = Window(start=began)
-    cpu_start: dict[str, float] = {}
-    procs = find_processes(make.pid, kafka_pid)
-    for name, pids in procs.items():
-        cpu_start[name] = cpu_and_rss(pids)[0]
-    metrics = scrape(metrics_url)
-    lag_start = {name: buckets(metrics, name) for name in (EVENT_LAG, CONSUME_WAIT)}
+    watch = _Watch(make, f"http://127.0.0.1:{metrics_port}/metrics", began)
+    watch.last_state = {symbol: row["state"] for symbol, row in states.items()}
     while time.monotonic() < end:
         if make.poll() is not None:
             raise SystemExit(f"make run exited with {make.returncode}; see {log_path}")
@@ -297,50 +369,11 @@ def _watch(
         except httpx.HTTPError as exc:
             print(f"soak: status unavailable: {exc}", flush=True)
             continue
-        active = 0
-        for symbol, row in rows.items():
-            state = row["state"]
-            active += state == "ACTIVE"
-            if last_state.get(symbol) == "ACTIVE" and state != "ACTIVE":
-                event = {
-                    "at_s": round(time.monotonic() - began),
-                    "symbol": symbol,
-                    "state": state,
-                    "reason": row["state_reason"],
-                }
-                window.left_active.append(event)
-                print(f"soak: {symbol} left ACTIVE: {state} {row['state_reason']}", flush=True)
-            last_state[symbol] = state
-        window.pools_active_min = min(window.pools_active_min, active)
-        window.pools_active_last = active
-        with contextlib.suppress(httpx.HTTPError):
-            backlog = scrape(metrics_url).get("mm_kafka_consumer_lag_messages", {})
-            window.lag_messages_max = max([window.lag_messages_max, *backlog.values()])
+        watch.status(rows)
         now = time.monotonic()
-        if now - window.start >= window_s or now >= end:
-            window.end = now
-            elapsed = window.end - window.start
-            procs = find_processes(make.pid, kafka_pid)
-            for name, pids in procs.items():
-                cpu, rss = cpu_and_rss(pids)
-                window.cpu[name] = (cpu - cpu_start.get(name, cpu)) / elapsed
-                window.rss_mb[name] = rss
-                cpu_start[name] = cpu
-            metrics = scrape(metrics_url)
-            lag_now = {name: buckets(metrics, name) for name in (EVENT_LAG, CONSUME_WAIT)}
-            delta = {
-                name: {b: n - lag_start[name].get(b, 0) for b, n in counts.items()}
-                for name, counts in lag_now.items()
-            }
-            window.event_lag_p50_ms = ms(histogram_quantile(delta[EVENT_LAG], 0.5))
-            window.event_lag_p99_ms = ms(histogram_quantile(delta[EVENT_LAG], 0.99))
-            window.consume_wait_p99_ms = ms(histogram_quantile(delta[CONSUME_WAIT], 0.99))
-            window.events = int(delta[EVENT_LAG].get(float("inf"), 0))
-            lag_start = lag_now
-            windows.append(window)
-            print_row(len(windows), window, began)
-            window = Window(start=now)
-    return report(args, windows, ready_s)
+        if now - watch.window.start >= args.window * 60 or now >= end:
+            watch.close_window(now)
+    return report(args, watch.windows, ready_s)
 
 
 def ms(seconds: float | None) -> float | None:

@@ -35,15 +35,17 @@ def run_transition(
     updates: Mapping[str, Any] | None = None,
     check: Callable[[M], None] | None = None,
     entity_id: object = None,
+    state_field: str = "state",
 ) -> tuple[M, str]:
     """Applies `action` (a @transition method) to a row locked by `lock()`.
 
     `check` runs after the FSM guard and may raise to refuse; `updates` are
     field values set with the transition and recorded in the audit row;
-    `entity_id` names the entity in the audit trail (its primary key by default).
+    `entity_id` names the entity in the audit trail (its primary key by default);
+    `state_field` is the model's FSMField.
     Returns the saved instance and the state it left.
     """
-    from_state = str(instance.state)  # type: ignore[attr-defined]
+    from_state = str(getattr(instance, state_field))
     method = getattr(instance, action)
     if not can_proceed(method):
         raise IllegalTransition(entity=entity_type, action=action, current_state=from_state)
@@ -60,7 +62,7 @@ def run_transition(
         action=action,
         actor=actor,
         from_state=from_state,
-        to_state=str(instance.state),  # type: ignore[attr-defined]
+        to_state=str(getattr(instance, state_field)),
         changes=changes,
         reason=reason,
     )

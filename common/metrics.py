@@ -3,8 +3,9 @@
 Celery runs the jobs in several processes (and restarts them), so their counters
 live in Redis, not in a process: `count_job` adds to a hash per metric, and
 `JobMetricsCollector` — registered once in the web process, whose /metrics the
-README names — reads them at scrape time, with the gauges that are the
-database's own state (settlements by status, the latest Q-score per member).
+README names — reads them at scrape time. The gauges that are an app's own
+state (settlements by status, the latest Q-score per member) are collected by
+that app (settlements/metrics.py, performance/metrics.py).
 Also here: every Celery task's outcome (`count_task`, from mms/celery.py's
 signals) and the outbox's backlog, read from its table at scrape time (the
 relay may be down: that is when the backlog matters).
@@ -73,15 +74,14 @@ def count_task(task: str, outcome: str) -> None:
 
 
 class JobMetricsCollector(Collector):
-    """The job counters from Redis; settlements by status and the latest Q-scores
-    from the database."""
+    """The job counters and task outcomes from Redis, the outbox's backlog from its
+    table. (Settlements by status and the latest Q-scores are the apps' own:
+    settlements/metrics.py, performance/metrics.py.)"""
 
     def describe(self) -> Iterator[Metric]:
         """The families without values: registering must not touch Redis or the DB."""
         for name, documentation in JOB_COUNTERS.items():
             yield CounterMetricFamily(name.removesuffix("_total"), documentation, labels=["symbol"])
-        yield GaugeMetricFamily("mm_settlement_count", "", labels=["status"])
-        yield GaugeMetricFamily("mm_pool_q_score", "", labels=["symbol", "participant_id"])
         yield CounterMetricFamily("mm_celery_tasks", "", labels=["task", "outcome"])
         yield GaugeMetricFamily("mm_outbox_backlog", "", labels=["topic"])
         yield GaugeMetricFamily("mm_outbox_oldest_unsent_age_seconds", "")
@@ -102,7 +102,6 @@ class JobMetricsCollector(Collector):
             task, _, outcome = _text(field).rpartition("|")
             tasks.add_metric([task, outcome], float(value))
         yield tasks
-        yield from self._database()
         yield from self._outbox()
 
     @staticmethod
@@ -131,42 +130,6 @@ class JobMetricsCollector(Collector):
             "Age of the oldest outbox row not yet published (0 when none waits).",
             value=max(0.0, age),
         )
-
-    @staticmethod
-    def _database() -> Iterator[Metric]:
-        from django.db.models import Count, Max, Q
-
-        from performance.models import PerformanceDaily
-        from settlements.enums import SettlementState
-        from settlements.models import Settlement
-
-        counts = dict(
-            Settlement.objects.values_list("state")
-            .annotate(n=Count("id"))
-            .values_list("state", "n")
-        )
-        settlements = GaugeMetricFamily(
-            "mm_settlement_count", "Settlements by status (the table).", labels=["status"]
-        )
-        for state in SettlementState.values:
-            settlements.add_metric([state], counts.get(state, 0))
-        yield settlements
-
-        scores = GaugeMetricFamily(
-            "mm_pool_q_score",
-            "The latest day's Q-score (share of its symbol's pool, 0-1) per member.",
-            labels=["symbol", "participant_id"],
-        )
-        latest = Q()
-        for row in PerformanceDaily.objects.values("symbol").annotate(day=Max("day")):
-            latest |= Q(symbol=row["symbol"], day=row["day"])
-        if latest:
-            rows = PerformanceDaily.objects.filter(latest).values_list(
-                "symbol", "participant_id", "q_score"
-            )
-            for symbol, pid, q in rows:
-                scores.add_metric([symbol, str(pid)], float(q))
-        yield scores
 
 
 def _text(value: bytes | str) -> str:

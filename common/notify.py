@@ -16,8 +16,8 @@ import logging
 
 from django.db import transaction
 
-from common import tracing
 from common.redis import redis_client
+from telemetry import tracing
 
 logger = logging.getLogger("mms.notify")
 

@@ -54,12 +54,12 @@ from django.db.models import F
 from django.utils import timezone
 from opentelemetry.trace import SpanKind
 
-from common import tracing
 from common.failpoints import failpoint
 from common.models import OutboxEvent
+from messaging.avro import AvroCodec, EncodeError
+from messaging.kafka import producer_config
 from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import producer_config
-from quoting_worker.adapters.serde import AvroCodec, EncodeError
+from telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -191,17 +191,7 @@ def relay_once(
         )
         failpoint("outbox.published")
 
-        delivered: list[int] = []
-        failures: dict[int, str] = {}
-        fatal = False
-        for index, row in enumerate(sendable[:attempted]):
-            error = reports.get(index, f"no delivery report within {flush_timeout:g} s")
-            if error is None:
-                if not failures:
-                    delivered.append(row.pk)
-            else:
-                failures[row.pk] = str(error)
-                fatal = fatal or _needs_new_producer(error)
+        delivered, failures, fatal = _sorted_reports(sendable[:attempted], reports, flush_timeout)
         if poison is not None:
             failures[poison[0].pk] = poison[1]
 
@@ -222,6 +212,33 @@ def relay_once(
         fatal=fatal,
         claimed=len(rows),
     )
+    _report(outcome, failures, poison)
+    return outcome
+
+
+def _sorted_reports(
+    rows: list[OutboxEvent], reports: dict[int, KafkaError | str | None], flush_timeout: float
+) -> tuple[list[int], dict[int, str], bool]:
+    """The rows delivered before the first failure, every failure, and whether one
+    of them needs a new producer."""
+    delivered: list[int] = []
+    failures: dict[int, str] = {}
+    fatal = False
+    for index, row in enumerate(rows):
+        error = reports.get(index, f"no delivery report within {flush_timeout:g} s")
+        if error is None:
+            if not failures:
+                delivered.append(row.pk)
+        else:
+            failures[row.pk] = str(error)
+            fatal = fatal or _needs_new_producer(error)
+    return delivered, failures, fatal
+
+
+def _report(
+    outcome: BatchOutcome, failures: dict[int, str], poison: tuple[OutboxEvent, str] | None
+) -> None:
+    """The batch counted, and its failures logged."""
     delivery_failures = len(failures) - (1 if poison is not None else 0)
     _count(
         published=outcome.published,
@@ -242,10 +259,9 @@ def relay_once(
         logger.warning(
             "outbox: %d row(s) not delivered, stopped at row %s: %s",
             delivery_failures,
-            stopped_at,
+            outcome.stopped_at,
             outcome.error,
         )
-    return outcome
 
 
 def _encode(

@@ -10,9 +10,9 @@ from typing import Any
 
 from django.db import models, transaction
 
-from common import tracing
 from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
+from telemetry import tracing
 
 
 def audit_record(

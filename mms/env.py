@@ -8,6 +8,7 @@ fails once with every missing or malformed variable named.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -161,6 +162,70 @@ def _choice(*allowed: str) -> Any:
     return parse
 
 
+_HTTP = ("http", "https")
+# (ServiceEnv field, variable, parser, default: None when required), SPEC's table
+# and this project's own variables.
+_VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str | None], ...] = (
+    ("postgres_url", "POSTGRES_URL", lambda v: _url(v, schemes=("postgres", "postgresql")), None),
+    ("redis_url", "REDIS_URL", lambda v: _url(v, schemes=("redis", "rediss")), None),
+    ("kafka_brokers", "KAFKA_BROKERS", _host_ports, "localhost:9092"),
+    # A prefix for every topic name on the broker, so stacks can share one
+    # (messaging/topics.py); empty in production.
+    ("kafka_topic_namespace", "KAFKA_TOPIC_NAMESPACE", _topic_namespace, ""),
+    ("kafka_session_timeout", "KAFKA_SESSION_TIMEOUT", parse_duration, "45s"),
+    (
+        "schema_registry_url",
+        "SCHEMA_REGISTRY_URL",
+        lambda v: _url(v, schemes=("http", "https", "mock")),
+        None,
+    ),
+    (
+        "order_service_url",
+        "ORDER_SERVICE_URL",
+        lambda v: _url(v, schemes=_HTTP),
+        "http://order-service:3000",
+    ),
+    (
+        "metadata_service_grpc_url",
+        "METADATA_SERVICE_GRPC_URL",
+        _host_ports,
+        "localhost:50051",
+    ),
+    ("http_port", "HTTP_PORT", _port, "8095"),
+    ("admin_port", "ADMIN_PORT", _port, "3001"),
+    ("metrics_port", "METRICS_PORT", _port, "9090"),
+    (
+        "performance_snapshot_interval",
+        "PERFORMANCE_SNAPSHOT_INTERVAL",
+        parse_duration,
+        "10s",
+    ),
+    (
+        "performance_snapshot_retention",
+        "PERFORMANCE_SNAPSHOT_RETENTION",
+        parse_duration,
+        "3d",
+    ),
+    ("qscore_symbol_weights", "QSCORE_SYMBOL_WEIGHTS", _decimal_map, ","),
+    (
+        "qscore_tier_uptime_floors",
+        "QSCORE_TIER_UPTIME_FLOORS",
+        _decimal_map,
+        "TIER_1=0.95,TIER_2=0.90,TIER_3=0",
+    ),
+    ("shutdown_timeout", "SHUTDOWN_TIMEOUT", parse_duration, "30s"),
+    ("order_rate_per_s", "ORDER_SERVICE_RATE_PER_S", _positive_int, "100"),
+    ("order_cancel_reserve", "ORDER_SERVICE_CANCEL_RESERVE", _positive_int, "10"),
+    (
+        "auth_service_url",
+        "AUTH_SERVICE_URL",
+        lambda v: _url(v, schemes=_HTTP),
+        "http://auth-service:3000",
+    ),
+    ("otlp_endpoint", "OPENOBSERVE_OTLP_ENDPOINT", lambda v: _url(v, schemes=_HTTP), ""),
+)
+
+
 def load_service_env() -> ServiceEnv:
     """Reads and validates everything; raises ImproperlyConfigured naming each problem."""
     env = Env(eager=False, expand_vars=False)
@@ -178,54 +243,17 @@ def load_service_env() -> ServiceEnv:
             errors[name] = str(exc)
             return None
 
-    http = ("http", "https")
     values: dict[str, Any] = {
-        "postgres_url": custom(
-            "POSTGRES_URL", lambda v: _url(v, schemes=("postgres", "postgresql"))
-        ),
-        "redis_url": custom("REDIS_URL", lambda v: _url(v, schemes=("redis", "rediss"))),
-        "kafka_brokers": custom("KAFKA_BROKERS", _host_ports, "localhost:9092"),
-        # A prefix for every topic name on the broker, so stacks can share one
-        # (messaging/topics.py); empty in production.
-        "kafka_topic_namespace": custom("KAFKA_TOPIC_NAMESPACE", _topic_namespace, "") or "",
-        "kafka_session_timeout": custom("KAFKA_SESSION_TIMEOUT", parse_duration, "45s"),
-        "schema_registry_url": custom(
-            "SCHEMA_REGISTRY_URL", lambda v: _url(v, schemes=("http", "https", "mock"))
-        ),
-        "order_service_url": custom(
-            "ORDER_SERVICE_URL", lambda v: _url(v, schemes=http), "http://order-service:3000"
-        ),
-        "metadata_service_grpc_url": custom(
-            "METADATA_SERVICE_GRPC_URL", _host_ports, "localhost:50051"
-        ),
-        "http_port": custom("HTTP_PORT", _port, "8095"),
-        "admin_port": custom("ADMIN_PORT", _port, "3001"),
-        "metrics_port": custom("METRICS_PORT", _port, "9090"),
-        "performance_snapshot_interval": custom(
-            "PERFORMANCE_SNAPSHOT_INTERVAL", parse_duration, "10s"
-        ),
-        "performance_snapshot_retention": custom(
-            "PERFORMANCE_SNAPSHOT_RETENTION", parse_duration, "3d"
-        ),
-        "qscore_symbol_weights": custom("QSCORE_SYMBOL_WEIGHTS", _decimal_map, ","),
-        "qscore_tier_uptime_floors": custom(
-            "QSCORE_TIER_UPTIME_FLOORS", _decimal_map, "TIER_1=0.95,TIER_2=0.90,TIER_3=0"
-        ),
-        "shutdown_timeout": custom("SHUTDOWN_TIMEOUT", parse_duration, "30s"),
-        "order_rate_per_s": custom("ORDER_SERVICE_RATE_PER_S", _positive_int, "100"),
-        "order_cancel_reserve": custom("ORDER_SERVICE_CANCEL_RESERVE", _positive_int, "10"),
-        "auth_service_url": custom(
-            "AUTH_SERVICE_URL", lambda v: _url(v, schemes=http), "http://auth-service:3000"
-        ),
-        "otlp_endpoint": custom("OPENOBSERVE_OTLP_ENDPOINT", lambda v: _url(v, schemes=http), ""),
+        field: custom(name, parser, default) for field, name, parser, default in _VARIABLES
     }
+    values["kafka_topic_namespace"] = values["kafka_topic_namespace"] or ""
     bools: dict[str, Any] = {
         "shadow_mode": env.bool("MM_SHADOW_MODE", False),
         "disable_auth": env.bool("DISABLE_AUTH", False),
         "debug": env.bool("DJANGO_DEBUG", False),
     }
     values["qscore"] = _qscore(env, errors)
-    # Readable lines while developing, JSON lines otherwise (common/logs.py).
+    # Readable lines while developing, JSON lines otherwise (telemetry/logs.py).
     values["log_format"] = custom(
         "LOG_FORMAT", _choice("json", "console"), "console" if bools["debug"] else "json"
     )
@@ -242,26 +270,35 @@ def load_service_env() -> ServiceEnv:
         for name, messages in messages_by_name.items():
             errors[name] = "; ".join(str(m) for m in messages)
     if not errors:
-        if not secret_key:
-            if bools["debug"]:
-                secret_key = "insecure-development-key-debug-only"  # noqa: S105
-            else:
-                errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"  # noqa: S105
-        if values["http_port"] == values["admin_port"]:
-            errors["ADMIN_PORT"] = f"must differ from HTTP_PORT ({values['http_port']})"
-        if values["order_cancel_reserve"] >= values["order_rate_per_s"]:
-            errors["ORDER_SERVICE_CANCEL_RESERVE"] = (
-                f"must be below ORDER_SERVICE_RATE_PER_S ({values['order_rate_per_s']})"
-            )
-        tiers = ("TIER_1", "TIER_2", "TIER_3")
-        floors = values["qscore_tier_uptime_floors"]
-        if set(floors) - set(tiers) or any(f > 1 for f in floors.values()):
-            errors["QSCORE_TIER_UPTIME_FLOORS"] = (
-                f"names tiers among {', '.join(tiers)}, each floor between 0 and 1: {floors}"
-            )
-        if bools["disable_auth"] and not bools["debug"]:
-            errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"
+        secret_key = _check_together(values, bools, secret_key, errors)
     if errors:
         lines = "\n".join(f"  {name}: {message}" for name, message in sorted(errors.items()))
         raise ImproperlyConfigured(f"MMS configuration is invalid:\n{lines}")
     return ServiceEnv(secret_key=secret_key, **values, **bools)
+
+
+def _check_together(
+    values: dict[str, Any], bools: dict[str, Any], secret_key: str, errors: dict[str, str]
+) -> str:
+    """What only the variables together can say is wrong (added to `errors`); the
+    secret key to use."""
+    if not secret_key:
+        if bools["debug"]:
+            secret_key = "insecure-development-key-debug-only"  # noqa: S105
+        else:
+            errors["DJANGO_SECRET_KEY"] = "is required when DJANGO_DEBUG is off"  # noqa: S105
+    if values["http_port"] == values["admin_port"]:
+        errors["ADMIN_PORT"] = f"must differ from HTTP_PORT ({values['http_port']})"
+    if values["order_cancel_reserve"] >= values["order_rate_per_s"]:
+        errors["ORDER_SERVICE_CANCEL_RESERVE"] = (
+            f"must be below ORDER_SERVICE_RATE_PER_S ({values['order_rate_per_s']})"
+        )
+    tiers = ("TIER_1", "TIER_2", "TIER_3")
+    floors = values["qscore_tier_uptime_floors"]
+    if set(floors) - set(tiers) or any(f > 1 for f in floors.values()):
+        errors["QSCORE_TIER_UPTIME_FLOORS"] = (
+            f"names tiers among {', '.join(tiers)}, each floor between 0 and 1: {floors}"
+        )
+    if bools["disable_auth"] and not bools["debug"]:
+        errors["DISABLE_AUTH"] = "true is only allowed for development, with DJANGO_DEBUG=true"
+    return secret_key

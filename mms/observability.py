@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from common import tracing
+from telemetry import tracing
 
 
 def instrument_web() -> bool:

@@ -3,9 +3,9 @@
 from django.urls import URLPattern, URLResolver, include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from common.converters import SymbolConverter
 from common.errors import json_not_found
 from common.health import healthz, readyz
+from pools.converters import SymbolConverter
 
 register_converter(SymbolConverter, "symbol")
 

@@ -34,7 +34,7 @@ from django.utils import timezone
 from common.metrics import count_job
 from participants.models import Participant
 from performance.models import PerformanceDaily, PerformanceSnapshot
-from performance.qscore import MemberDay, QScoreConfig, RestingOrder, day_scores, sample
+from performance.qscore import DayScore, MemberDay, QScoreConfig, RestingOrder, day_scores, sample
 from pools.enums import PoolState
 from pools.models import PoolConfig, PoolMember
 from pools.selectors import live_status_get
@@ -174,15 +174,61 @@ def rollup_day(
     rows). Returns the number of rows."""
     config = config or settings.QSCORE
     floors = settings.QSCORE_TIER_UPTIME_FLOORS if floors is None else floors
+    sampled, traded = _day_samples(day), _day_fills(day)
+    by_symbol = _member_days(sampled, traded, floors)
+    rows = []
+    for symbol, members in by_symbol.items():
+        scores = day_scores([m for _, m in members], config)
+        total_weight = sum((m.weight for _, m in members), ZERO)
+        for (pid, member), score in zip(members, scores, strict=True):
+            rows.append(
+                _daily_row(
+                    day,
+                    symbol,
+                    member,
+                    score,
+                    sampled.get((symbol, pid), {}),
+                    traded.get((symbol, pid), {}),
+                    total_weight,
+                )
+            )
+    fields = [
+        f.name
+        for f in PerformanceDaily._meta.concrete_fields
+        if f.name not in ("id", "participant", "symbol", "day", "created_at")
+    ]
+    with transaction.atomic():
+        PerformanceDaily.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["participant", "symbol", "day"],
+            update_fields=fields,
+        )
+    count_job("mm_performance_rollup_total", dict.fromkeys(by_symbol, 1))
+    logger.info("rolled up %s: %d rows over %d symbols", day, len(rows), len(by_symbol))
+    return len(rows)
+
+
+MemberKey = tuple[str, str]  # (symbol, participant id)
+
+
+def _day_samples(day: dt.date) -> dict[MemberKey, dict[str, Any]]:
+    """The day's snapshot aggregates per member (one query)."""
     start, end = day_bounds(day)
-    sampled: dict[tuple[str, str], dict[str, Any]] = {}
+    sampled: dict[MemberKey, dict[str, Any]] = {}
     with connection.cursor() as cursor:
         cursor.execute(_SAMPLES_SQL, {"start": start, "end": end})
         names = [c.name for c in cursor.description]
         for values in cursor.fetchall():
             row = dict(zip(names, values, strict=True))
             sampled[(row["symbol"], str(row["participant_id"]))] = row
-    traded: dict[tuple[str, str], dict[str, Any]] = {
+    return sampled
+
+
+def _day_fills(day: dt.date) -> dict[MemberKey, dict[str, Any]]:
+    """The day's fill count, maker volume and realised PnL per member."""
+    start, end = day_bounds(day)
+    return {
         (r["symbol"], str(r["participant_id"])): dict(r)
         for r in MMFill.objects.filter(filled_at__gte=start, filled_at__lt=end)
         .values("symbol", "participant_id")
@@ -192,6 +238,14 @@ def rollup_day(
             realized=Sum("realized_pnl_usdt"),
         )
     }
+
+
+def _member_days(
+    sampled: dict[MemberKey, dict[str, Any]],
+    traded: dict[MemberKey, dict[str, Any]],
+    floors: dict[str, Decimal],
+) -> dict[str, list[tuple[str, MemberDay]]]:
+    """Per symbol, each member's day as the Q-score takes it."""
     keys = set(sampled) | set(traded)
     symbols = {symbol for symbol, _ in keys}
     weights = {
@@ -223,52 +277,39 @@ def rollup_day(
                 ),
             )
         )
-    rows = []
-    for symbol, members in by_symbol.items():
-        scores = day_scores([m for _, m in members], config)
-        total_weight = sum((m.weight for _, m in members), ZERO)
-        for (pid, member), score in zip(members, scores, strict=True):
-            s, t = sampled.get((symbol, pid), {}), traded.get((symbol, pid), {})
-            rows.append(
-                PerformanceDaily(
-                    participant_id=pid,
-                    symbol=symbol,
-                    day=day,
-                    samples=member.active_samples,
-                    quoting_samples=member.quoting_samples,
-                    uptime=score.uptime,
-                    avg_spread_bps=_q(s.get("avg_spread_bps") or ZERO, SPREAD_QUANTUM),
-                    avg_depth_usdt=_q(s.get("avg_depth_usdt") or ZERO, LIQUIDITY_QUANTUM),
-                    trade_count=member.trade_count,
-                    volume_usdt=_q(member.maker_volume_usdt, LIQUIDITY_QUANTUM),
-                    realized_pnl_usdt=t.get("realized") or ZERO,
-                    liquidity_share=_q(score.liquidity_share, SCORE_QUANTUM),
-                    volume_share=_q(score.volume_share, SCORE_QUANTUM),
-                    weight_share=_q(member.weight / total_weight, SCORE_QUANTUM)
-                    if total_weight
-                    else ZERO,
-                    qualified=score.qualified,
-                    q_score=score.q_score,
-                    efficiency=score.efficiency,
-                    uptime_floor=member.uptime_floor,
-                    sla_met=score.sla_met,
-                )
-            )
-    fields = [
-        f.name
-        for f in PerformanceDaily._meta.concrete_fields
-        if f.name not in ("id", "participant", "symbol", "day", "created_at")
-    ]
-    with transaction.atomic():
-        PerformanceDaily.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["participant", "symbol", "day"],
-            update_fields=fields,
-        )
-    count_job("mm_performance_rollup_total", dict.fromkeys(by_symbol, 1))
-    logger.info("rolled up %s: %d rows over %d symbols", day, len(rows), len(by_symbol))
-    return len(rows)
+    return by_symbol
+
+
+def _daily_row(
+    day: dt.date,
+    symbol: str,
+    member: MemberDay,
+    score: DayScore,
+    s: dict[str, Any],
+    t: dict[str, Any],
+    total_weight: Decimal,
+) -> PerformanceDaily:
+    return PerformanceDaily(
+        participant_id=member.participant_id,
+        symbol=symbol,
+        day=day,
+        samples=member.active_samples,
+        quoting_samples=member.quoting_samples,
+        uptime=score.uptime,
+        avg_spread_bps=_q(s.get("avg_spread_bps") or ZERO, SPREAD_QUANTUM),
+        avg_depth_usdt=_q(s.get("avg_depth_usdt") or ZERO, LIQUIDITY_QUANTUM),
+        trade_count=member.trade_count,
+        volume_usdt=_q(member.maker_volume_usdt, LIQUIDITY_QUANTUM),
+        realized_pnl_usdt=t.get("realized") or ZERO,
+        liquidity_share=_q(score.liquidity_share, SCORE_QUANTUM),
+        volume_share=_q(score.volume_share, SCORE_QUANTUM),
+        weight_share=_q(member.weight / total_weight, SCORE_QUANTUM) if total_weight else ZERO,
+        qualified=score.qualified,
+        q_score=score.q_score,
+        efficiency=score.efficiency,
+        uptime_floor=member.uptime_floor,
+        sla_met=score.sla_met,
+    )
 
 
 def snapshots_prune(*, now: dt.datetime | None = None, keep: dt.timedelta | None = None) -> int:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
 from common.services import outbox_enqueue
+from messaging.topics import QUOTE_SIMULATED as QUOTE_SIMULATED_TOPIC
 from messaging.topics import RISK_TRIGGERED as RISK_TRIGGERED_TOPIC
 from messaging.topics import STATE_CHANGED as STATE_CHANGED_TOPIC
 from pools.models import PoolConfig
@@ -29,6 +35,37 @@ def emit_state_changed(
             "occurred_at": timezone.now().isoformat(),
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedQuote:
+    """A quote shadow mode computed and did not place (MM_SHADOW_MODE)."""
+
+    participant_id: str
+    side: str
+    level: int
+    price: Decimal
+    size: Decimal
+
+
+def emit_simulated_quotes(*, symbol: str, quotes: Sequence[SimulatedQuote], ts_ns: int) -> None:
+    """One mm.quote.simulated.v1 event per quote, in one transaction."""
+    with transaction.atomic():
+        for quote in quotes:
+            outbox_enqueue(
+                topic=QUOTE_SIMULATED_TOPIC,
+                key=symbol,
+                event_type="SimulatedQuote",
+                payload={
+                    "symbol": symbol,
+                    "participant_id": quote.participant_id,
+                    "side": quote.side,
+                    "level": quote.level,
+                    "price": str(quote.price),
+                    "size": str(quote.size),
+                    "ts_ns": ts_ns,
+                },
+            )
 
 
 def emit_risk_triggered(*, pool: PoolConfig, trigger: str, detail: str, actor: Actor) -> None:

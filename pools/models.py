@@ -149,8 +149,11 @@ class FlattenRequest(models.Model):
 
     requested_by = models.CharField(max_length=150)
     reason = models.TextField(blank=True, default="")
-    status = models.CharField(
-        max_length=16, choices=FlattenStatus.choices, default=FlattenStatus.REQUESTED
+    status = FSMField(
+        max_length=16,
+        choices=FlattenStatus.choices,
+        default=FlattenStatus.REQUESTED,
+        protected=True,
     )
     requested_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -162,6 +165,10 @@ class FlattenRequest(models.Model):
 
     def __str__(self) -> str:
         return f"flatten #{self.pk} {self.status}"
+
+    @transition(field=status, source=FlattenStatus.REQUESTED, target=FlattenStatus.COMPLETED)
+    def complete(self) -> None:
+        """Every member account's orders on every symbol were cancelled at the venue."""
 
 
 class SymbolLease(models.Model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db.models import QuerySet
@@ -10,12 +9,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from common.redis import redis_client
-from pools.enums import PoolState
-from pools.models import PoolConfig, PoolMember
+from messaging.live_status import status_key, status_parse
+from pools.enums import FlattenStatus, PoolState
+from pools.models import FlattenRequest, PoolConfig, PoolMember
 
 # The worker writes one JSON record per pool here at least every second, with
 # an expiry (SPEC Part B.10); a missing key means no worker hosts the pool.
-LIVE_STATUS_KEY = "mms:live:pool:{symbol}"
 
 
 def pool_list(*, include_archived: bool = False) -> QuerySet[PoolConfig]:
@@ -52,12 +51,34 @@ def member_get(*, pool: PoolConfig, member_id: int) -> PoolMember:
     return get_object_or_404(member_list(pool=pool), pk=member_id)
 
 
+def pools_enabled_symbols() -> list[str]:
+    """The symbols whose engines a worker should host (SPEC: `enabled`, not archived)."""
+    return list(
+        PoolConfig.objects.filter(enabled=True, archived_at__isnull=True).values_list(
+            "symbol", flat=True
+        )
+    )
+
+
+def flattens_pending() -> list[int]:
+    """The flatten requests no worker has carried out yet (SPEC Part B.13)."""
+    return list(
+        FlattenRequest.objects.filter(status=FlattenStatus.REQUESTED).values_list("pk", flat=True)
+    )
+
+
+def member_accounts_all() -> list[tuple[str, str]]:
+    """(account id, symbol) of every membership, archived pools included: a flatten
+    cancels at the venue whatever MMS may have lost track of."""
+    return sorted(set(PoolMember.objects.values_list("participant__account_id", "pool__symbol")))
+
+
 def live_status_get(*, symbols: list[str]) -> dict[str, dict[str, Any] | None]:
     """The live record per symbol, or None where the worker is down or absent."""
     if not symbols:
         return {}
-    raw = redis_client().mget([LIVE_STATUS_KEY.format(symbol=s) for s in symbols])
-    return {s: (json.loads(r) if r else None) for s, r in zip(symbols, raw, strict=True)}
+    raw = redis_client().mget([status_key(s) for s in symbols])
+    return {s: status_parse(r) for s, r in zip(symbols, raw, strict=True)}
 
 
 def pool_status(pool: PoolConfig, live: dict[str, Any] | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ them changes a pool's state any other way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from common.notify import notify_flatten, notify_pool_changed
 from common.services import apply_changes, audit_record, field_values, validate_model
 from participants.enums import ParticipantState
 from participants.models import Participant
-from pools.enums import PoolState
+from pools.enums import FlattenStatus, PoolState
 from pools.events import emit_risk_triggered, emit_state_changed
 from pools.models import FlattenRequest, PoolConfig, PoolMember
 from pools.selectors import pools_not_halted
@@ -240,6 +240,26 @@ def emergency_flatten(*, actor: Actor, reason: str) -> tuple[FlattenRequest, lis
             reason=reason,
         )
         return request, halted
+
+
+def flatten_complete(*, request_ids: Sequence[int], actor: Actor) -> list[int]:
+    """Records that the workers carried the flatten requests out (each once: one
+    already completed is left as it is). Returns the ids completed now."""
+    completed = []
+    with transaction.atomic():
+        for request in FlattenRequest.objects.select_for_update().filter(
+            pk__in=request_ids, status=FlattenStatus.REQUESTED
+        ):
+            run_transition(
+                request,
+                action="complete",
+                actor=actor,
+                entity_type="flatten",
+                updates={"completed_at": timezone.now()},
+                state_field="status",
+            )
+            completed.append(request.pk)
+    return completed
 
 
 def member_add(

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Generates the Python gRPC stubs for contracts/*.proto into
-# quoting_worker/adapters/_generated/ (gitignored; `make venv` runs this).
-# Import them as `from quoting_worker.adapters._generated import metadata_pb2`.
+# messaging/_generated/ (gitignored; `make venv` runs this).
+# Import them as `from messaging._generated import metadata_pb2`.
 # Safe to run any number of times: the folder is rebuilt from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-.venv/bin/python}"
-out=quoting_worker/adapters/_generated
+out=messaging/_generated
 # Built beside the target and swapped in, so an interrupted run leaves the old stubs.
 tmp="$(mktemp -d "${out}.tmp.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT

@@ -75,8 +75,8 @@ wait_http "${SCHEMA_REGISTRY_URL}/subjects"
 $BIN/python - <<'PY'
 import os
 from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
-from quoting_worker.adapters.serde import AvroCodec
+from messaging.kafka import ensure_topics, mms_topics
+from messaging.avro import AvroCodec
 
 topics = Topics(os.environ.get("KAFKA_TOPIC_NAMESPACE", ""))
 ensure_topics(os.environ["KAFKA_BROKERS"], mms_topics(12, topics), namespace=topics)

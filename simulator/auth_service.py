@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import logs
+from telemetry import logs
 
 ROLES = {"ops", "finance", "lp", "viewer"}
 MAX_TTL_SECONDS = 24 * 3600

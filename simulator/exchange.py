@@ -23,14 +23,13 @@ the state change it reports; a listener must not call back into the exchange.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import islice
 
-from sortedcontainers import SortedDict
-
+from simulator.book import Book
 from simulator.model import (
     ExchangeEvent,
     Filled,
@@ -118,65 +117,6 @@ class Account:
     trades: dict[str, int] = field(default_factory=dict)  # symbol → fill count
 
 
-# ---------------------------------------------------------------- the book
-
-
-@dataclass(slots=True)
-class _Level:
-    # order_id → order in arrival order: FIFO at the front, O(1) removal anywhere.
-    orders: OrderedDict[str, Order] = field(default_factory=OrderedDict)
-    total: Decimal = ZERO  # Σ remaining of `orders`, kept as they change
-
-
-class _Book:
-    """Both sides of one instrument: price → level, in SortedDicts (O(log n) per level)."""
-
-    __slots__ = ("asks", "bids")
-
-    def __init__(self) -> None:
-        self.bids = SortedDict()
-        self.asks = SortedDict()
-
-    def side(self, side: Side) -> SortedDict:
-        return self.bids if side == "BUY" else self.asks
-
-    def best(self, side: Side) -> tuple[Decimal, _Level] | None:
-        levels = self.side(side)
-        if not levels:
-            return None
-        price, level = levels.peekitem(-1 if side == "BUY" else 0)
-        return price, level
-
-    def levels(self, side: Side) -> Iterator[tuple[Decimal, _Level]]:
-        """Best first."""
-        levels = self.side(side)
-        for price in reversed(levels) if side == "BUY" else iter(levels):
-            yield price, levels[price]
-
-    def add(self, order: Order) -> Decimal:
-        """Rests `order` at the back of its level; the level's new total."""
-        levels = self.side(order.side)
-        level = levels.get(order.price)
-        if level is None:
-            level = levels[order.price] = _Level()
-        level.orders[order.order_id] = order
-        level.total += order.remaining
-        return level.total
-
-    def remove(self, order: Order, size: Decimal) -> Decimal:
-        """Takes `size` off `order`'s level, and the order itself when it is no longer
-        live; the level's new total (0 when the level is gone)."""
-        levels = self.side(order.side)
-        level: _Level = levels[order.price]
-        level.total -= size
-        if not order.live:
-            del level.orders[order.order_id]
-        if not level.orders:
-            del levels[order.price]
-            return ZERO
-        return level.total
-
-
 # ---------------------------------------------------------------- the exchange
 
 
@@ -207,7 +147,7 @@ class Exchange:
         self.on_event = on_event
         self._forget = forget_finished
         self.accounts: dict[str, Account] = {}
-        self._books = {symbol: _Book() for symbol in self.instruments}
+        self._books = {symbol: Book() for symbol in self.instruments}
         self._halted: set[str] = set()
         self._orders: dict[tuple[str, str], Order] = {}  # (account_id, client_order_id) → order
         self._live: dict[str, Order] = {}  # order_id → live order, in creation order

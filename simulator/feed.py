@@ -43,13 +43,13 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from messaging.avro import AvroCodec
+from messaging.kafka import DEFAULT_LINGER_MS, producer_config
 from messaging.topics import DELTA as DELTA_TOPIC
 from messaging.topics import ENGINE as ENGINE_TOPIC
 from messaging.topics import MARK as MARK_TOPIC
 from messaging.topics import SNAPSHOT as SNAPSHOT_TOPIC
 from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import DEFAULT_LINGER_MS, producer_config
-from quoting_worker.adapters.serde import AvroCodec
 from simulator.model import (
     ExchangeEvent,
     Filled,

@@ -22,9 +22,9 @@ import signal
 
 import grpc
 
-from common import logs
-from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
+from messaging._generated import metadata_pb2, metadata_pb2_grpc
 from simulator.model import INSTRUMENTS, InstrumentRules
+from telemetry import logs
 
 # Status names as a person types them on the command line.
 STATUS_BY_NAME = {

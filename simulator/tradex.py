@@ -39,9 +39,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from common import logs
+from messaging.avro import AvroCodec
 from messaging.topics import Topics
-from quoting_worker.adapters.serde import AvroCodec
 from simulator.exchange import Exchange
 from simulator.feed import Feed, FeedProducer, make_producer
 from simulator.market import PROFILES, Market, SimClock, SymbolProfile
@@ -57,6 +56,7 @@ from simulator.model import (
     is_house_account,
 )
 from simulator.order_service import Venue, create_app
+from telemetry import logs
 
 logger = logging.getLogger("tradex")
 

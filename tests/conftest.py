@@ -5,12 +5,6 @@ run as a separate process on a free port, so authentication is exercised over HT
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,32 +13,13 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from devstack import standins
 from devstack.kafka import KafkaNode
+from devstack.standins import free_port
+from devstack.standins import wait_http as wait_until_serving  # noqa: F401 - shared helper
 from tests.kafka import Bus, namespace_on
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_serving(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Polls `url` until it answers, the process dies, or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client() as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start")
-            try:
-                client.get(url, timeout=0.5)
-                return
-            except httpx.HTTPError:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.05)  # a short pause that also notices an early exit
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -74,20 +49,16 @@ def bus(kafka_broker: str) -> Iterator[Bus]:
 
 
 @pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """One schema registry stand-in for the session: tests use subjects of their own."""
+    with standins.schema_registry() as registry:
+        yield registry.url
+
+
+@pytest.fixture(scope="session")
 def auth_service_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "simulator.auth_service", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "SIM_AUTH_SECRET": "test-secret-" + "x" * 40},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{url}/healthz", proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with standins.auth_service(secret="test-secret-" + "x" * 40) as auth:
+        yield auth.url
 
 
 @pytest.fixture(autouse=True)

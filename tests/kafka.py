@@ -22,8 +22,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from devstack.kafka import KafkaNode
+from devstack.standins import free_port
+from messaging.kafka import ensure_topics, mms_topics
 from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import ensure_topics, mms_topics
 
 
 def unique_topic(base: str) -> str:
@@ -94,8 +95,6 @@ def namespace_on(bootstrap: str, partitions: int = 1) -> Iterator[Bus]:
 def own_kafka(home: Path) -> Iterator[KafkaNode]:
     """A Kafka node of the test's own in `home` (on free ports), for tests that
     stop, kill or restart it; stopped at the end."""
-    from tests.conftest import free_port
-
     node = KafkaNode(home=home, port=free_port(), controller_port=free_port()).start()
     try:
         yield node

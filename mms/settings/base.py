@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from common import logs
 from mms.env import load_service_env
+from telemetry import logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "trading",
     "performance",
     "settlements",
+    "demo",
     "quoting_worker",
 ]
 
@@ -50,7 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "common.logs.RequestContextMiddleware",
+    "telemetry.logs.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -157,7 +158,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
-# Structured logs (common/logs.py): JSON lines, or readable lines with LOG_FORMAT=console.
+# Structured logs (telemetry/logs.py): JSON lines, or readable lines with LOG_FORMAT=console.
 LOGGING = logs.logging_config(SERVICE.log_format, SERVICE.log_level)
 logs.configure_structlog()
 # Celery keeps Django's logging instead of replacing the root logger's handlers.

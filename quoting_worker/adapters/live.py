@@ -1,26 +1,22 @@
 """Live status out to Redis, pool changes in from the database (SPEC Part B.9, B.10).
 
-Status: one JSON record per pool, versioned, with the worker's id and a
-timestamp, written with an expiry; a missing record means no worker hosts the
-pool (the API says "down"). Changes: the database row is the authority; when
-told a symbol changed (or periodically) the worker reads the row again and
-`commands_for` turns the difference between the row and the engine into the
-engine's commands.
+Status: the engine's status as the record messaging/live_status.py places on
+Redis, versioned, with the worker's id and a timestamp. Changes: the database
+row is the authority; when told a symbol changed (or periodically) the worker
+reads the row again and `commands_for` turns the difference between the row
+and the engine into the engine's commands.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from pools.selectors import LIVE_STATUS_KEY
 from quoting_worker.adapters.store import PoolSetup
-from quoting_worker.core.engine import EngineStatus, PoolEngine
+from quoting_worker.core.engine import PoolEngine
+from quoting_worker.core.status import EngineStatus
 from quoting_worker.core.types import Command, PoolMode
-
-LIVE_TTL_SECONDS = 3  # published every second: two missed beats and the pool reads "down"
 
 
 def status_record(
@@ -31,18 +27,10 @@ def status_record(
     return record
 
 
-def status_key(symbol: str) -> str:
-    return LIVE_STATUS_KEY.format(symbol=symbol)
-
-
-def status_payload(record: dict[str, Any]) -> str:
-    return json.dumps(record, separators=(",", ":"))
-
-
 def commands_for(setup: PoolSetup, engine: PoolEngine, *, now_ns: int) -> list[Command]:
     """What the engine must be told so that it applies what the database says.
     (A resume decided from a row read before the gate last closed is dropped by
-    the runquoter as it is applied: QuoterWorker._stale_opening.)"""
+    the runquoter as it is applied: PoolActor._stale_opening.)"""
     commands: list[Command] = []
     if setup.params != engine.params:
         commands.append(Command("config", now_ns, params=setup.params))

@@ -15,7 +15,7 @@ from types import TracebackType
 
 import grpc
 
-from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
+from messaging._generated import metadata_pb2, metadata_pb2_grpc
 from quoting_worker.core.types import Instrument
 
 DEFAULT_TIMEOUT_SECONDS = 5.0

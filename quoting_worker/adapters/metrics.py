@@ -38,7 +38,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quoting_worker.core.engine import EngineStatus
+from quoting_worker.core.status import EngineStatus
 from quoting_worker.core.types import PoolMode
 
 # The quoting core decides in microseconds (bench/quote_path.py: ~5 µs for a
@@ -169,6 +169,15 @@ class QuoterMetrics:
         self.info = Gauge(
             "mm_quoter_info", "This worker (always 1).", ["worker_id", "build"], registry=r
         )
+        self._pool_families(r)
+        self._kafka_families(r)
+        self._health_families(r)
+        r.register(_Pools(self))
+        # Pre-bound children per symbol: a label lookup is a dict access and a lock.
+        self._per_symbol: dict[str, tuple[Histogram, Histogram]] = {}
+
+    def _pool_families(self, r: CollectorRegistry) -> None:
+        """What each pool's engine does: quoting time, event lag, orders, fills, trips."""
         self.quote_compute = Histogram(
             "mm_pool_quote_compute_latency_seconds",
             "One quote decision: A-S ladder, allocation and the diff against resting orders.",
@@ -213,6 +222,9 @@ class QuoterMetrics:
             registry=r,
         )
         self.fills = Counter("mm_pool_fills", "Fills of MMS orders.", ["symbol"], registry=r)
+
+    def _kafka_families(self, r: CollectorRegistry) -> None:
+        """The consumer: messages, skips, registry waits, lag as time and in messages."""
         self.kafka_messages = Counter(
             "mm_kafka_messages", "Kafka messages consumed and decoded.", ["topic"], registry=r
         )
@@ -246,6 +258,9 @@ class QuoterMetrics:
             buckets=IO_BUCKETS,
             registry=r,
         )
+
+    def _health_families(self, r: CollectorRegistry) -> None:
+        """The outside services and the process: requests, outages, retries, restarts."""
         self.order_requests = Histogram(
             "mm_order_service_request_duration_seconds",
             "Order Service HTTP requests by operation and outcome.",
@@ -286,9 +301,6 @@ class QuoterMetrics:
             ["task"],
             registry=r,
         )
-        r.register(_Pools(self))
-        # Pre-bound children per symbol: a label lookup is a dict access and a lock.
-        self._per_symbol: dict[str, tuple[Histogram, Histogram]] = {}
 
     @classmethod
     def family_names(cls) -> frozenset[str]:

@@ -1,28 +1,29 @@
-"""The quoting worker's reads and writes through the ORM (SPEC Part B.4, B.9, B.11).
+"""The quoting worker's door to the apps (SPEC Part B.4, B.9, B.11): the core's
+events and state as the apps' records and back, through their services and
+selectors (pools.services for lifecycle changes, trading.services for orders,
+fills and funding) and the reads the engine is rebuilt from.
 
-Synchronous functions: the runquoter calls them off the event loop
-(`asyncio.to_thread`), in batches. Every write of orders and fills carries the
-symbol's fencing token and is refused when the token is stale, so a worker
-that lost a symbol can never write for it again.
+Synchronous functions: the runquoter calls them on its database thread, in
+batches. Every write of orders and fills carries the symbol's fencing token
+and is refused when the token is stale, so a worker that lost a symbol can
+never write for it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import models, transaction
-from django.utils import timezone
+from django.db import models
 
 from common.actors import SYSTEM, Actor, ActorKind
 from common.exceptions import IllegalTransition
 from participants.enums import ParticipantState
+from pools import events as pool_events
 from pools import services as pool_services
 from pools.enums import PoolState
-from pools.leases import lease_check
 from pools.models import PoolConfig, PoolMember
 from quoting_worker.core.member import OpenOrder, OrderState, quantize_usdt
 from quoting_worker.core.types import (
@@ -35,7 +36,9 @@ from quoting_worker.core.types import (
     PoolMode,
     PoolParams,
     Side,
+    SimulatedQuote,
 )
+from trading import services as trading_services
 from trading.enums import TERMINAL_ORDER_STATUSES, OrderStatus
 from trading.models import MMFill, MMFundingPayment, MMOrder
 
@@ -165,16 +168,9 @@ def pool_halt(*, symbol: str, worker_id: str, trigger: str, detail: str) -> bool
 
 
 # ---------------------------------------------------------------- orders and fills
+# The core's events as trading's records (trading/services.py writes them).
 
-
-@dataclass(frozen=True, slots=True)
-class OrderChange:
-    """A status change of one order, as the venue answered."""
-
-    client_order_id: str
-    status: OrderStatus
-    venue_order_id: str | None = None
-    reason: str = ""
+OrderChange = trading_services.OrderChange
 
 
 def orders_record(
@@ -186,54 +182,23 @@ def orders_record(
     changes: Sequence[OrderChange] = (),
 ) -> None:
     """New orders (with the ns they were sent) and status changes, in one transaction."""
-    if not placed and not changes:
-        return
-    with transaction.atomic():
-        lease_check(symbol=symbol, token=token)
-        MMOrder.objects.bulk_create(
-            [
-                MMOrder(
-                    client_order_id=order.client_order_id,
-                    participant_id=order.participant_id,
-                    symbol=symbol,
-                    side=order.side.value,
-                    level=order.level,
-                    price=instrument.price(order.price_ticks),
-                    size=instrument.size(order.size_lots),
-                    status=OrderStatus.PENDING,
-                    fencing_token=token,
-                    created_at=_ts(sent_ns),
-                )
-                for order, sent_ns in placed
-            ],
-            ignore_conflicts=True,
-        )
-        now = timezone.now()
-        # One UPDATE per run of consecutive changes that set the same values (a
-        # kill's thousands of cancels are one statement, not one each), in the
-        # order the venue answered.
-        for same, run in itertools.groupby(changes, key=_change_values):
-            updates: dict[str, object] = {**dict(same), "updated_at": now}
-            if updates["status"] in TERMINAL_ORDER_STATUSES:
-                updates["closed_at"] = now
-            # A terminal order stays terminal: a late "accepted" never reopens it.
-            MMOrder.objects.filter(
-                client_order_id__in=[change.client_order_id for change in run]
-            ).exclude(status__in=TERMINAL_ORDER_STATUSES).update(**updates)
-
-
-def _change_values(change: OrderChange) -> tuple[tuple[str, object], ...]:
-    values: tuple[tuple[str, object], ...] = (("status", change.status),)
-    if change.venue_order_id:
-        values += (("venue_order_id", change.venue_order_id),)
-    if change.reason:
-        values += (("reject_reason", change.reason),)
-    return values
-
-
-def _recorded(model: type[models.Model], field: str, ids: list[str]) -> set[str]:
-    """Which of `ids` (a unique venue id column) are already stored."""
-    return set(model._default_manager.filter(**{f"{field}__in": ids}).values_list(field, flat=True))
+    trading_services.orders_record(
+        symbol=symbol,
+        token=token,
+        placed=[
+            trading_services.NewOrder(
+                client_order_id=order.client_order_id,
+                participant_id=order.participant_id,
+                side=order.side.value,
+                level=order.level,
+                price=instrument.price(order.price_ticks),
+                size=instrument.size(order.size_lots),
+                sent_at=_ts(sent_ns),
+            )
+            for order, sent_ns in placed
+        ],
+        changes=changes,
+    )
 
 
 def fills_record(
@@ -248,50 +213,24 @@ def fills_record(
     realised for its member (`realised`, by fill id; quantised to 8 places); the
     orders' filled size follows. Returns how many were new."""
     realised = realised or {}
-    fills = list(fills)
-    if not fills:
-        return 0
-    with transaction.atomic():
-        lease_check(symbol=symbol, token=token)
-        known = _recorded(MMFill, "fill_id", [f.fill_id for _, f in fills])
-        new = [(pid, f) for pid, f in fills if f.fill_id not in known]
-        orders = {
-            o.client_order_id: o
-            for o in MMOrder.objects.select_for_update().filter(
-                client_order_id__in={f.client_order_id for _, f in new}
+    return trading_services.fills_record(
+        symbol=symbol,
+        token=token,
+        fills=[
+            trading_services.NewFill(
+                fill_id=fill.fill_id,
+                client_order_id=fill.client_order_id,
+                participant_id=pid,
+                side=fill.side.value,
+                price=instrument.price(fill.price_ticks),
+                size=instrument.size(fill.size_lots),
+                fee_usdt=fill.fee,
+                realized_pnl_usdt=quantize_usdt(realised.get(fill.fill_id, Decimal(0))),
+                filled_at=_ts(fill.ts_ns),
             )
-        }
-        rows = []
-        for pid, fill in new:
-            order = orders.get(fill.client_order_id)
-            size = instrument.size(fill.size_lots)
-            rows.append(
-                MMFill(
-                    fill_id=fill.fill_id,
-                    order=order,
-                    client_order_id=fill.client_order_id,
-                    participant_id=pid,
-                    symbol=symbol,
-                    side=fill.side.value,
-                    price=instrument.price(fill.price_ticks),
-                    size=size,
-                    fee_usdt=fill.fee,
-                    realized_pnl_usdt=quantize_usdt(realised.get(fill.fill_id, Decimal(0))),
-                    liquidity="MAKER",
-                    filled_at=_ts(fill.ts_ns),
-                )
-            )
-            if order is not None:
-                order.filled_size = min(order.size, order.filled_size + size)
-                if order.filled_size == order.size:
-                    order.status = OrderStatus.FILLED
-                    order.closed_at = timezone.now()
-                elif order.status not in TERMINAL_ORDER_STATUSES:
-                    order.status = OrderStatus.PARTIALLY_FILLED
-        MMFill.objects.bulk_create(rows, ignore_conflicts=True)
-        for order in orders.values():
-            order.save(update_fields=["filled_size", "status", "closed_at", "updated_at"])
-        return len(rows)
+            for pid, fill in fills
+        ],
+    )
 
 
 def funding_record(
@@ -299,25 +238,39 @@ def funding_record(
 ) -> int:
     """Attributed funding payments, each once (unique venue payment id). Returns
     how many were new."""
-    payments = list(payments)
-    if not payments:
-        return 0
-    with transaction.atomic():
-        lease_check(symbol=symbol, token=token)
-        known = _recorded(MMFundingPayment, "payment_id", [p.payment_id for _, p in payments])
-        rows = [
-            MMFundingPayment(
+    return trading_services.funding_record(
+        symbol=symbol,
+        token=token,
+        payments=[
+            trading_services.NewFundingPayment(
                 payment_id=payment.payment_id,
                 participant_id=pid,
-                symbol=symbol,
                 amount_usdt=payment.amount,
                 paid_at=_ts(payment.ts_ns),
             )
             for pid, payment in payments
-            if payment.payment_id not in known
-        ]
-        MMFundingPayment.objects.bulk_create(rows, ignore_conflicts=True)
-        return len(rows)
+        ],
+    )
+
+
+def simulated_quotes_record(
+    *, symbol: str, instrument: Instrument, quotes: Sequence[SimulatedQuote], ts_ns: int
+) -> None:
+    """Shadow mode's quotes as mm.quote.simulated.v1 events (through the outbox)."""
+    pool_events.emit_simulated_quotes(
+        symbol=symbol,
+        quotes=[
+            pool_events.SimulatedQuote(
+                participant_id=quote.participant_id,
+                side=quote.side.value,
+                level=quote.level,
+                price=instrument.price(quote.price_ticks),
+                size=instrument.size(quote.size_lots),
+            )
+            for quote in quotes
+        ],
+        ts_ns=ts_ns,
+    )
 
 
 # ---------------------------------------------------------------- restart

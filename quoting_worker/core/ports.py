@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Protocol
-
-from quoting_worker.core.types import Action
 
 
 class Clock(Protocol):
     def now_ns(self) -> int:
         """Nanoseconds since the epoch; never goes backwards within a run."""
-        ...
-
-
-class ActionSink(Protocol):
-    async def execute(self, symbol: str, actions: Sequence[Action]) -> None:
-        """Carries out the engine's actions (orders, cancels, halts, snapshot requests)."""
         ...
 
 

@@ -10,7 +10,11 @@ import pytest
 from django.db import OperationalError, connection
 
 from quoting_worker.adapters.journal import conninfo
-from quoting_worker.worker import DATABASE_CHECK_INTERVAL_S, DatabaseCalls, database_answers
+from quoting_worker.runner.durable import (
+    DATABASE_CHECK_INTERVAL_S,
+    DatabaseCalls,
+    database_answers,
+)
 
 # Outside a test transaction: the check closes a connection left in one.
 pytestmark = pytest.mark.django_db(transaction=True)

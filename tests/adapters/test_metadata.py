@@ -14,7 +14,8 @@ from decimal import Decimal
 import grpc
 import pytest
 
-from quoting_worker.adapters._generated import metadata_pb2, metadata_pb2_grpc
+from devstack import standins
+from messaging._generated import metadata_pb2, metadata_pb2_grpc
 from quoting_worker.adapters.metadata import (
     InstrumentNotFound,
     InvalidInstrument,
@@ -26,34 +27,10 @@ from quoting_worker.core.types import Instrument
 from tests.conftest import ROOT, free_port
 
 
-def _wait_until_grpc_serving(target: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as channel:
-        ready = grpc.channel_ready_future(channel)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} at start")
-            try:
-                ready.result(timeout=0.2)
-                return
-            except grpc.FutureTimeoutError:
-                continue
-    raise RuntimeError(f"metadata simulator at {target} not serving within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def metadata_target() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "simulator.metadata_service", "--port", str(port)], cwd=ROOT
-    )
-    target = f"127.0.0.1:{port}"
-    try:
-        _wait_until_grpc_serving(target, proc, timeout=30.0)
-        yield target
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with standins.metadata_service() as metadata:
+        yield metadata.target
 
 
 def _get(target: str, symbol: str, timeout: float = 5.0) -> tuple[Instrument, bool]:
@@ -113,7 +90,7 @@ def test_the_stand_in_serves_the_instruments_it_is_given() -> None:
     )
     target = f"127.0.0.1:{port}"
     try:
-        _wait_until_grpc_serving(target, proc, timeout=30.0)
+        standins.wait_grpc(target, proc, timeout=30.0)
         instrument, halted = _get(target, "LT07USDT-PERP")
         with pytest.raises(InstrumentNotFound):
             _get(target, "BTCUSDT-PERP")

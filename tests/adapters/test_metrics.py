@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from quoting_worker.adapters.metrics import PoolSample, QuoterMetrics
-from quoting_worker.core.engine import EngineStatus, MemberView
+from quoting_worker.core.status import EngineStatus, MemberView
 from quoting_worker.core.types import PoolMode
 from tests.conftest import free_port
 
@@ -161,7 +161,7 @@ def test_a_revoked_partition_drops_its_lag() -> None:
 
 
 def test_a_reject_reason_is_its_code_or_other() -> None:
-    from quoting_worker.worker import reject_reason_label
+    from quoting_worker.runner.actor import reject_reason_label
 
     assert reject_reason_label("POST_ONLY_WOULD_CROSS") == "POST_ONLY_WOULD_CROSS"
     assert reject_reason_label("RATE_LIMITED") == "RATE_LIMITED"

@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from common import outbox_relay, tracing
+from common import outbox_relay
 from common.actors import Actor
 from common.models import OutboxEvent
 from common.outbox_relay import (
@@ -40,11 +40,12 @@ from common.outbox_relay import (
     run_relay,
 )
 from messaging import topics as names
+from messaging.avro import AvroCodec
+from messaging.kafka import consumer_config
 from pools import services
 from pools.events import RISK_TRIGGERED_TOPIC, STATE_CHANGED_TOPIC
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import consumer_config
-from quoting_worker.adapters.serde import AvroCodec
+from telemetry import tracing
 from tests.conftest import ROOT, free_port
 from tests.factories import PoolFactory
 from tests.kafka import Bus, namespace_on, read_to_end, unique_group

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quoting_worker.adapters.partitioning import murmur2, partition_for
+from messaging.partitioning import murmur2, partition_for
 from quoting_worker.adapters.translate import ticks, to_event
 from quoting_worker.core.types import (
     BookDelta,

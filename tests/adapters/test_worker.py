@@ -16,10 +16,10 @@ import pytest
 
 from common.actors import Actor
 from common.redis import redis_client
+from messaging.avro import AvroCodec
 from participants.models import Participant
 from pools import services
 from pools.models import PoolConfig, SymbolLease
-from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import Command, PoolMode
 from quoting_worker.worker import QuoterWorker
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
@@ -177,7 +177,7 @@ def test_a_pause_closes_the_gate_before_the_worker_can_read_the_row_again(
     busy = threading.Event()
     _quoting(market, worker, order_service)
 
-    worker._db_thread.submit(busy.wait, 20)  # every re-read now waits behind this
+    worker.database.executor.submit(busy.wait, 20)  # every re-read now waits behind this
     try:
         services.pool_pause(pool=PoolConfig.objects.get(symbol=SYMBOL), actor=OPS)
         engine = worker.hosted[SYMBOL].engine
@@ -209,7 +209,7 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
     market, running = start_worker()
     worker = running.worker
     read, answer = threading.Event(), threading.Event()
-    setups_of = worker._setups
+    setups_of = worker.control.setups
     held: list[PoolMode] = []
 
     def read_then_hold(*args: Any) -> Any:
@@ -220,19 +220,23 @@ def test_a_row_read_before_a_notice_closed_the_gate_never_opens_it_again(
             answer.wait(20)
         return setups
 
-    apply = worker._apply
     applied: list[str] = []  # the commands the engine was given
 
-    async def recorded(hosted: Any, event: Any, *args: Any) -> None:
+    _quoting(market, worker, order_service)
+    actor = worker.hosted[SYMBOL]
+    engine = actor.engine
+    apply = actor._apply
+
+    async def recorded(event: Any, *args: Any) -> None:
         if isinstance(event, Command):
             applied.append(event.kind)
-        await apply(hosted, event, *args)
+        await apply(event, *args)
 
-    _quoting(market, worker, order_service)
-    engine = worker.hosted[SYMBOL].engine
-    worker._setups = read_then_hold
-    worker._apply = recorded
-    rereading = asyncio.run_coroutine_threadsafe(worker._sync(every_enabled=True), worker.loop)
+    worker.control.setups = read_then_hold  # type: ignore[method-assign]
+    actor._apply = recorded  # type: ignore[method-assign]
+    rereading = asyncio.run_coroutine_threadsafe(
+        worker.control.sync(every_enabled=True), worker.loop
+    )
     try:
         assert read.wait(10)
         assert held == [PoolMode.ACTIVE]
@@ -311,8 +315,8 @@ def test_a_release_asked_for_twice_at_once_happens_once(
 
     async def release_twice() -> None:
         await asyncio.gather(
-            worker._release(SYMBOL, reason="shutdown"),
-            worker._release(SYMBOL, reason="partition revoked"),
+            worker.ownership.release(SYMBOL, reason="shutdown"),
+            worker.ownership.release(SYMBOL, reason="partition revoked"),
         )
 
     asyncio.run_coroutine_threadsafe(release_twice(), worker.loop).result(timeout=30)

@@ -28,14 +28,14 @@ from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
 from common.notify import POOL_CHANGED_CHANNEL
 from common.redis import redis_client
+from messaging.avro import AvroCodec
+from messaging.live_status import status_key
+from messaging.partitioning import partition_for
 from messaging.topics import ENGINE as ENGINE_TOPIC
 from participants.models import Participant
 from pools import services
 from pools.models import FlattenRequest, PoolConfig, SymbolLease
-from quoting_worker.adapters.live import status_key
 from quoting_worker.adapters.order_service import OrderServiceUnavailable
-from quoting_worker.adapters.partitioning import partition_for
-from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import PoolMode, Timer
 from quoting_worker.worker import QuoterWorker, WorkerConfig
 from tests.adapters.order_service_fixture import SimAdmin, run_order_service
@@ -490,7 +490,7 @@ def test_the_venues_timer_is_renewed_per_member_account_and_fires_when_renewals_
     timer on the symbol is renewed (here with a 0.9 s timeout, renewed every
     0.3 s); a worker that stops renewing (dead, or cut off from the venue) has
     its orders cancelled by the venue itself."""
-    monkeypatch.setattr("quoting_worker.worker.DEAD_MANS_SWITCH_MS", 900)
+    monkeypatch.setattr("quoting_worker.runner.upkeep.DEAD_MANS_SWITCH_MS", 900)
     pool = btc_pool()
     with running_worker(make_config(broker, worker_id="worker-d")) as running:
         market.open()

@@ -22,9 +22,9 @@ from confluent_kafka import Producer
 from django.conf import settings
 
 from common.redis import redis_client
-from quoting_worker.adapters.kafka_config import producer_config
-from quoting_worker.adapters.live import status_key
-from quoting_worker.adapters.serde import AvroCodec
+from messaging.avro import AvroCodec
+from messaging.kafka import producer_config
+from messaging.live_status import status_key
 from quoting_worker.worker import QuoterWorker, WorkerConfig
 from tests.kafka import Bus
 

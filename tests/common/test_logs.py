@@ -1,4 +1,4 @@
-"""Structured logs (common/logs.py): the fields every line carries, secrets kept
+"""Structured logs (telemetry/logs.py): the fields every line carries, secrets kept
 out, and the two formats."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import structlog
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from common import logs, tracing
-from common.logs import RequestContextMiddleware
+from telemetry import logs, tracing
+from telemetry.logs import RequestContextMiddleware
 
 
 @pytest.fixture

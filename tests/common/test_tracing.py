@@ -1,4 +1,4 @@
-"""Tracing (common/tracing.py): off costs nothing and carries nothing; on, context
+"""Tracing (telemetry/tracing.py): off costs nothing and carries nothing; on, context
 crosses Kafka headers, HTTP headers, outbox rows and pool-change notices."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from common import tracing
 from common.actors import Actor
 from common.models import OutboxEvent
 from common.notify import POOL_CHANGED_CHANNEL
 from common.redis import redis_client
 from pools import services
+from telemetry import tracing
 from tests.factories import PoolFactory
 
 

@@ -8,9 +8,10 @@ from dataclasses import replace
 from decimal import Decimal
 
 from quoting_worker.core.allocation import level_lots
-from quoting_worker.core.engine import NOT_FOUND_BEFORE_GIVING_UP, PoolEngine
+from quoting_worker.core.engine import PoolEngine
 from quoting_worker.core.ids import parse
 from quoting_worker.core.member import OpenOrder, OrderState
+from quoting_worker.core.orders import NOT_FOUND_BEFORE_GIVING_UP
 from quoting_worker.core.types import (
     BookDelta,
     CancelAll,
@@ -312,7 +313,7 @@ def test_a_late_fill_of_a_forgotten_order_still_reaches_its_member() -> None:
     world.send(OrderCancelled(order.client_order_id, world.now()))
     # Forgotten once final (the owner map holds live orders only, so it stays
     # bounded); as after a restart, the id alone must name the member.
-    assert order.client_order_id not in world.engine.owner
+    assert order.client_order_id not in world.engine.orders.owner
     world.send(fill_of(order, "late-1", lots=2, ts=world.now()))
     member = world.engine.members[order.participant_id].runtime
     assert member.position_lots == 2 if order.side is Side.BUY else -2
@@ -327,7 +328,7 @@ def test_the_owner_map_holds_the_orders_under_way_only_through_many_requotes() -
         placed = places(world.actions)
     live = {coid for m in world.engine.members.values() for coid in m.runtime.open_orders}
     assert live
-    assert set(world.engine.owner) == live
+    assert set(world.engine.orders.owner) == live
 
 
 def test_a_fill_for_no_member_is_kept_aside_not_guessed() -> None:
@@ -436,7 +437,7 @@ def test_restore_rebuilds_positions_orders_and_the_days_guard() -> None:
     ]
     twin = PoolEngine(instrument=BTC, params=PARAMS, members=MEMBERS, clock=world.clock)
     twin.restore(
-        fills=[(engine.owner[f.client_order_id], f) for f in fills],
+        fills=[(engine.orders.owner[f.client_order_id], f) for f in fills],
         open_orders=open_orders,
         day_baseline_pnl=engine.guards.day_baseline_pnl,
         day=engine.guards.day,
@@ -444,7 +445,7 @@ def test_restore_rebuilds_positions_orders_and_the_days_guard() -> None:
     twin.handle(MarkPrice(BTC.price(MID + 10), world.now()))
     assert twin.status().members == engine.status().members
     assert twin.status().day_pnl_usdt == engine.status().day_pnl_usdt
-    assert twin.own_levels == engine.own_levels
+    assert twin.orders.own_levels == engine.orders.own_levels
     # A replayed fill is still a duplicate after the restart.
     assert twin.handle(fills[0]) == []
 
@@ -493,7 +494,7 @@ def test_an_unconfirmed_cancel_is_queried_and_sent_again() -> None:
         world.send(OrderQueryResult(order.client_order_id, False, False, world.now()))
     runtime = world.engine.members[order.participant_id].runtime
     assert order.client_order_id not in runtime.open_orders
-    assert order.client_order_id not in world.engine.cancelling
+    assert order.client_order_id not in world.engine.orders.cancelling
 
 
 def test_a_pool_made_active_gives_a_silent_feed_one_threshold_before_halting() -> None:
@@ -543,4 +544,4 @@ def test_reconciliation_cancels_strangers_and_queries_the_missing() -> None:
     # The stranger's cancel is confirmed by a query that finds it gone.
     for _ in range(NOT_FOUND_BEFORE_GIVING_UP):
         world.send(OrderQueryResult(stranger, False, False, world.now()))
-    assert stranger not in world.engine.cancelling
+    assert stranger not in world.engine.orders.cancelling

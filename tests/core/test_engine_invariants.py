@@ -129,7 +129,7 @@ class EngineMachine(RuleBasedStateMachine):
             # Every order still open is being cancelled.
             for member in self.engine.members.values():
                 for coid in member.runtime.open_orders:
-                    assert coid in self.engine.cancelling, f"{coid} left resting"
+                    assert coid in self.engine.orders.cancelling, f"{coid} left resting"
 
     def _snapshot(self, mid: int) -> None:
         self.book_bids = {mid - 5 - 10 * i: 300 for i in range(8)}
@@ -382,7 +382,7 @@ class EngineMachine(RuleBasedStateMachine):
             for order in member.runtime.open_orders.values():
                 side = totals[order.side]
                 side[order.price_ticks] = side.get(order.price_ticks, 0) + order.remaining_lots
-        assert totals == self.engine.own_levels
+        assert totals == self.engine.orders.own_levels
 
     @invariant()
     def a_suspension_keeps_the_gate_closed(self) -> None:
@@ -392,8 +392,8 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def cancels_only_name_known_orders(self) -> None:
-        for coid in self.engine.cancelling:
-            assert coid in self.engine.owner
+        for coid in self.engine.orders.cancelling:
+            assert coid in self.engine.orders.owner
 
 
 # Examples come from the profile (tests/core/conftest.py); each runs up to 60 steps.

@@ -58,7 +58,7 @@ def quoting_then_suspended() -> tuple[World, list[PlaceOrder], list[Action]]:
 def confirm_cancels(world: World) -> list[Action]:
     """The venue confirms every cancel the engine has asked for."""
     out: list[Action] = []
-    for coid in sorted(world.engine.cancelling):
+    for coid in sorted(world.engine.orders.cancelling):
         out += world.send(OrderCancelled(coid, world.now()))
     return out
 

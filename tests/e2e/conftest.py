@@ -6,8 +6,6 @@ against the test database and Redis."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.adapters.conftest import schema_registry_url  # noqa: F401 - shared fixture
+from devstack import standins
 from tests.adapters.test_metadata import metadata_target  # noqa: F401 - shared fixture
-from tests.conftest import ROOT, free_port, wait_until_serving
+from tests.conftest import free_port
 from tests.kafka import Bus, namespace_on
 
 
@@ -66,31 +64,18 @@ class TradeXAdmin:
 @contextlib.contextmanager
 def running_tradex(broker: Bus, registry: str, tmp: Path, *args: str) -> Iterator[TradeXAdmin]:
     port = free_port()
-    log = tmp / f"tradex-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "simulator",
-                "--port",
-                str(port),
-                *broker.simulator_args,
-                "--registry",
-                registry,
-                *args,
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    tradex = standins.tradex(
+        *broker.simulator_args,
+        "--registry",
+        registry,
+        *args,
+        port=port,
+        log=tmp / f"tradex-{port}.log",
+    )
     try:
-        wait_until_serving(f"{url}/healthz", proc)
-        yield TradeXAdmin(url)
+        yield TradeXAdmin(tradex.url)
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        tradex.stop(timeout=15)
 
 
 @pytest.fixture

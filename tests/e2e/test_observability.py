@@ -26,10 +26,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import logs, tracing
 from messaging.topics import CONSUMED as CONSUMED_TOPICS
 from pools import services
 from pools.models import PoolConfig
+from telemetry import logs, tracing
 from tests.adapters.worker_harness import RunningWorker, wait_for
 from tests.conftest import free_port
 from tests.e2e.conftest import TradeXAdmin, running_tradex

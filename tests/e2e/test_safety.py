@@ -49,7 +49,7 @@ from pools import services
 from pools.models import PoolConfig
 from quoting_worker.core.ids import ClientOrderIds
 from quoting_worker.core.types import InstrumentStatus, Side
-from quoting_worker.worker import DEAD_MANS_SWITCH_MS
+from quoting_worker.runner.upkeep import DEAD_MANS_SWITCH_MS
 from tests.adapters.worker_harness import (
     TEST_SESSION_TIMEOUT_MS,
     live_status,

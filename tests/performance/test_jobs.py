@@ -22,10 +22,10 @@ from django.db import connection
 from django.test import Client
 
 from common.redis import redis_client
+from messaging.live_status import LIVE_STATUS_KEY
 from performance import jobs
 from performance.models import PerformanceDaily, PerformanceSnapshot
 from performance.qscore import QScoreConfig, SampleRow, day_scores, member_days
-from pools.selectors import LIVE_STATUS_KEY
 from tests.conftest import ROOT
 from tests.factories import FillFactory, MemberFactory, ParticipantFactory, PoolFactory
 from tests.otlp_receiver import otlp_collector

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from messaging.kafka import DEFAULT_SESSION_TIMEOUT_MS
+from messaging.partitioning import partition_for
 from messaging.topics import DELTA
 from pools import services
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import DEFAULT_SESSION_TIMEOUT_MS
-from quoting_worker.adapters.partitioning import partition_for
 from quoting_worker.core.types import PoolMode
 from quoting_worker.worker import QuoterWorker
 from tests.adapters.worker_harness import (

@@ -45,14 +45,14 @@ import pytest
 from confluent_kafka import Producer
 
 from common.actors import Actor
+from devstack.standins import wait_grpc
+from messaging.avro import AvroCodec
+from messaging.kafka import producer_config
 from pools import services
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import producer_config
-from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core.types import PoolMode, Side
 from quoting_worker.worker import QuoterWorker
 from simulator.model import instrument_options
-from tests.adapters.test_metadata import _wait_until_grpc_serving
 from tests.adapters.worker_harness import RunningWorker, wait_for, worker_config
 from tests.conftest import ROOT, free_port, wait_until_serving
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
@@ -94,7 +94,7 @@ def metadata(tmp_path: Path) -> Iterator[str]:
     args = [sys.executable, "-m", "simulator.metadata_service", "--port", str(port), *INSTRUMENTS]
     with _process(args, tmp_path / "metadata.log") as proc:
         target = f"127.0.0.1:{port}"
-        _wait_until_grpc_serving(target, proc, timeout=30.0)
+        wait_grpc(target, proc, timeout=30.0)
         yield target
 
 
@@ -233,9 +233,14 @@ class SteppedMarket:
 def _tracked(engine: Any) -> tuple[int, int, int]:
     """(orders the engine tracks in any per-order map, its members' open orders,
     those of them in flight: being cancelled or of unknown outcome)."""
-    in_flight = set(engine.cancelling) | set(engine.unknown)
-    ids = in_flight | set(engine.cancel_sent_ns) | set(engine.last_query_ns) | set(engine.owner)
-    ids |= set(engine.not_found)
+    in_flight = set(engine.orders.cancelling) | set(engine.orders.unknown)
+    ids = (
+        in_flight
+        | set(engine.orders.cancel_sent_ns)
+        | set(engine.orders.last_query_ns)
+        | set(engine.orders.owner)
+    )
+    ids |= set(engine.orders.not_found)
     open_orders = {c for m in engine.members.values() for c in m.runtime.open_orders}
     return len(ids | open_orders), len(open_orders), len(in_flight)
 
@@ -267,10 +272,10 @@ async def _structures(worker: QuoterWorker) -> dict[str, Any]:
             for (all_ids, open_orders, flight), bound in zip(tracked, bounds, strict=True)
             if open_orders - flight > bound or all_ids > 2 * bound
         ),
-        "owner_max": max((len(e.owner) for e in engines), default=0),
+        "owner_max": max((len(e.orders.owner) for e in engines), default=0),
         "sink_settled": len(worker.sink._settled),
         "sink_unknown_since": len(worker.sink.unknown_since),
-        "status_changes": sum(len(v) for v in worker._status_changes.values()),
+        "status_changes": sum(len(a.status_changes) for a in worker.hosted.values()),
         "budget_waiters": worker.client.budget.waiting,
     }
 
@@ -293,8 +298,10 @@ def _engines_state(worker: QuoterWorker) -> dict[str, Any]:
             "synced": h.engine.book.synced,
             "mark": str(h.engine.mark),
             "sigma": h.engine.vol.sigma(time.time_ns()),
-            "own": {side.value: dict(levels) for side, levels in h.engine.own_levels.items()},
-            "unknown": len(h.engine.unknown),
+            "own": {
+                side.value: dict(levels) for side, levels in h.engine.orders.own_levels.items()
+            },
+            "unknown": len(h.engine.orders.unknown),
             "queue": h.queue.qsize(),
             "sends": h.sends.qsize(),
         }
@@ -338,8 +345,8 @@ def _stop(running: RunningWorker) -> None:
 def _quoting_engine(engine: Any) -> bool:
     return (
         engine.gate() == ""
-        and sum(engine.own_levels[Side.BUY].values()) > 0
-        and sum(engine.own_levels[Side.SELL].values()) > 0
+        and sum(engine.orders.own_levels[Side.BUY].values()) > 0
+        and sum(engine.orders.own_levels[Side.SELL].values()) > 0
     )
 
 

@@ -49,12 +49,12 @@ from django.db import DatabaseError, connection, transaction
 from common.actors import Actor
 from common.models import OutboxEvent
 from devstack.kafka import KafkaNode
+from messaging.avro import AvroCodec
+from messaging.kafka import consumer_config, ensure_topics, producer_config
 from messaging.topics import PUBLISHED as PUBLISHED_TOPICS
 from pools import services
 from pools.events import STATE_CHANGED_TOPIC
 from pools.models import PoolConfig
-from quoting_worker.adapters.kafka_config import consumer_config, ensure_topics, producer_config
-from quoting_worker.adapters.serde import AvroCodec
 from tests.conftest import ROOT
 from tests.factories import PoolFactory
 from tests.figures import record as record_figures

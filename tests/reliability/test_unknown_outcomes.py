@@ -82,7 +82,7 @@ def test_unknown_placement_outcomes_are_resolved_by_client_order_id_and_never_do
         tradex.faults()
         services.pool_pause(pool=row(pool), actor=OPS, reason="row 3")
         engine = worker.hosted[ETH].engine
-        wait_for("every unknown outcome resolved", lambda: not engine.unknown, timeout=30)
+        wait_for("every unknown outcome resolved", lambda: not engine.orders.unknown, timeout=30)
         wait_for("the book empty", lambda: book_empty(tradex), timeout=30)
         unknown = worker.client.outcomes["place.unknown"]
         at_end = duplicates(tradex)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.adapters.conftest import schema_registry_url  # noqa: F401 - a shared fixture
-
 
 @pytest.fixture(autouse=True)
 def _auth_service() -> None:

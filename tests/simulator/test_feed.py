@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from messaging.avro import AvroCodec
+from messaging.kafka import consumer_config
 from quoting_worker.adapters import translate
-from quoting_worker.adapters.kafka_config import consumer_config
-from quoting_worker.adapters.serde import AvroCodec
 from quoting_worker.core import types as core
 from quoting_worker.core.book import OrderBook
 from simulator.feed import (

@@ -17,12 +17,13 @@ from confluent_kafka.admin import AdminClient
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from common import outbox_relay, tracing
+from common import outbox_relay
 from common.outbox_relay import BatchOutcome
 from messaging import topics as names
+from messaging.avro import AvroCodec, EncodeError, RegistryUnavailableError
+from messaging.kafka import TopicSetupError, admin_config, ensure_topics
 from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import TopicSetupError, admin_config, ensure_topics
-from quoting_worker.adapters.serde import AvroCodec, EncodeError, RegistryUnavailableError
+from telemetry import tracing
 
 logger = logging.getLogger("mms.outbox")
 

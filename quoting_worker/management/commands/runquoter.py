@@ -22,8 +22,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from common import tracing
 from quoting_worker.worker import QuoterWorker, WorkerConfig, tune_garbage_collector
+from telemetry import tracing
 
 logger = logging.getLogger("mms.quoter")
 

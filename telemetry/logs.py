@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from common import tracing
+from telemetry import tracing
 
 SECRET_KEY = re.compile(r"pass(word)?|secret|token|authori[sz]ation|api[_-]?key|cookie", re.I)
 SECRET_TEXT = (

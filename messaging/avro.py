@@ -42,7 +42,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.read import SchemaResolutionError
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "contracts" / "avro"
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "contracts" / "avro"
 MAGIC_BYTE = 0
 HEADER_SIZE = 5  # magic byte + 4-byte schema id
 TYPE_KEY = "type"

@@ -14,8 +14,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from messaging import topics as names
-from messaging.topics import Topics
-from quoting_worker.adapters.kafka_config import (
+from messaging.kafka import (
     MARKET_DATA_RETENTION_MS,
     TopicMismatchError,
     consumer_config,
@@ -23,6 +22,7 @@ from quoting_worker.adapters.kafka_config import (
     mms_topics,
     producer_config,
 )
+from messaging.topics import Topics
 from tests.kafka import unique_group, unique_topic
 
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]

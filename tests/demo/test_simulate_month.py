@@ -14,9 +14,9 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from common.redis import redis_client
+from messaging.live_status import LIVE_STATUS_KEY
 from performance.models import PerformanceDaily
 from pools.models import SymbolLease
-from pools.selectors import LIVE_STATUS_KEY
 from quoting_worker.core.member import MemberRuntime
 from quoting_worker.core.types import Fill, Instrument, Side
 from settlements.models import Settlement

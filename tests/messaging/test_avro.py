@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from quoting_worker.adapters.serde import (
+from messaging.avro import (
     SCHEMA_DIR,
     AvroCodec,
     DecodeError,
@@ -420,7 +420,7 @@ def test_a_decode_waits_out_a_registry_outage_instead_of_dropping_or_crashing(
     is down: the decode waits (retries counted), neither skipped nor raised, and
     returns the record once the registry is back on its port; a worker stopping
     meanwhile gives up with the registry's error (the message is read again)."""
-    from quoting_worker.worker import decode_patiently
+    from quoting_worker.runner.consumer import decode_patiently
 
     store, port = tmp_path / "registry.json", free_port()
     topic, record = SAMPLES[1]

@@ -227,28 +227,7 @@ class Command(BaseCommand):
                 break
             offset = int(minute * MINUTE_NS)
             pay_funding_until(offset)
-            mid = path[int(minute)]
-            exposure = float(instrument.size(runtime.position_lots)) * mid / limit
-            lean = max(-0.4, min(0.4, exposure))
-            side = Side.BUY if rng.random() < 0.5 - lean else Side.SELL
-            away = rng.randint(1, 4)
-            mid_ticks = int(mid / float(instrument.tick_size))
-            price_ticks = mid_ticks - away if side is Side.BUY else mid_ticks + 1 + away
-            usdt = rng.lognormvariate(math.log(400), 0.6)
-            lots = max(instrument.min_lots, int(usdt / (mid * float(instrument.lot_size))))
-            while instrument.notional(price_ticks, lots) < instrument.min_notional:
-                lots += 1
-            notional = instrument.notional(price_ticks, lots)
-            member.fills += 1
-            fill = Fill(
-                fill_id=f"sim-{symbol}-{member.participant_id[:8]}-{member.fills}",
-                client_order_id=f"sim-{member.participant_id[:8]}-{member.fills}",
-                side=side,
-                price_ticks=price_ticks,
-                size_lots=lots,
-                fee=(notional * REBATE).quantize(USDT, rounding=ROUND_HALF_EVEN),
-                ts_ns=t0 + offset,
-            )
+            fill = self._fill(member, symbol, instrument, path[int(minute)], limit, t0 + offset)
             realised[fill.fill_id] = runtime.realised_by(fill)
             runtime.apply_fill(fill)
             fills.append((member.participant_id, fill))
@@ -263,6 +242,35 @@ class Command(BaseCommand):
                 realised={f.fill_id: realised[f.fill_id] for _, f in chunk},
             )
         return store.funding_record(symbol=symbol, token=token, payments=payments)
+
+    @staticmethod
+    def _fill(
+        member: Member, symbol: str, instrument: Instrument, mid: float, limit: float, ts_ns: int
+    ) -> Fill:
+        """A maker fill a few ticks from `mid`, leaning against the member's
+        inventory (so positions stay bounded), paying the maker rebate."""
+        rng = member.rng
+        exposure = float(instrument.size(member.runtime.position_lots)) * mid / limit
+        lean = max(-0.4, min(0.4, exposure))
+        side = Side.BUY if rng.random() < 0.5 - lean else Side.SELL
+        away = rng.randint(1, 4)
+        mid_ticks = int(mid / float(instrument.tick_size))
+        price_ticks = mid_ticks - away if side is Side.BUY else mid_ticks + 1 + away
+        usdt = rng.lognormvariate(math.log(400), 0.6)
+        lots = max(instrument.min_lots, int(usdt / (mid * float(instrument.lot_size))))
+        while instrument.notional(price_ticks, lots) < instrument.min_notional:
+            lots += 1
+        notional = instrument.notional(price_ticks, lots)
+        member.fills += 1
+        return Fill(
+            fill_id=f"sim-{symbol}-{member.participant_id[:8]}-{member.fills}",
+            client_order_id=f"sim-{member.participant_id[:8]}-{member.fills}",
+            side=side,
+            price_ticks=price_ticks,
+            size_lots=lots,
+            fee=(notional * REBATE).quantize(USDT, rounding=ROUND_HALF_EVEN),
+            ts_ns=ts_ns,
+        )
 
     @staticmethod
     def _snapshots(

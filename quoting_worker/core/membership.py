@@ -1,0 +1,80 @@
+"""The pool's members (SPEC Part A "Multi-participant", Part B.3): who quotes
+in the pool, with what weight and limit, and what they hold together.
+
+`Membership` owns the members by participant id and the two lookups the
+venue's answers need (by the client order id's short id, by account). A
+member whose status is not ACTIVE keeps its position and history but quotes
+nothing (weight 0); a member removed from the pool is gone from it (its
+orders are cancelled by the caller). q, the pool's net position, is the sum
+over its current members (SPEC Part B.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from quoting_worker.core.allocation import limit_lots, weight_units
+from quoting_worker.core.member import MemberRuntime
+from quoting_worker.core.types import Action, Instrument, MemberSpec, MemberStatus
+
+
+@dataclass(slots=True)
+class Member:
+    """A pool member as the engine holds it: its spec, its orders and position
+    (`runtime`), and what quoting needs of it."""
+
+    spec: MemberSpec
+    runtime: MemberRuntime
+    weight: int  # weight_units(spec.weight); 0 when the member may not quote
+    limit_mark: Decimal | None = None  # the mark `limit` was computed at
+    limit: int = 0  # max_position_usdt in lots at limit_mark
+
+
+class Membership:
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.members: dict[str, Member] = {}
+        self.by_short: dict[str, str] = {}  # a client order id's short id → participant
+        self.by_account: dict[str, str] = {}  # account id → participant
+
+    def update(
+        self, specs: Iterable[MemberSpec], *, cancel: Callable[[Member], list[Action]]
+    ) -> list[Action]:
+        """Adds, updates and removes members; `cancel(member)` withdraws the orders
+        of one removed or no longer allowed to quote."""
+        wanted = {spec.participant_id: spec for spec in specs}
+        actions: list[Action] = []
+        for pid in [p for p in self.members if p not in wanted]:
+            gone = self.members.pop(pid)
+            actions.extend(cancel(gone))
+            self.by_short.pop(gone.spec.short_id, None)
+            self.by_account.pop(gone.spec.account_id, None)
+        for pid, spec in wanted.items():
+            member = self.members.get(pid)
+            weight = weight_units(spec.weight) if spec.status is MemberStatus.ACTIVE else 0
+            if member is None:
+                member = Member(spec, MemberRuntime(pid, self.instrument), weight)
+                self.members[pid] = member
+            else:
+                member.spec, member.weight, member.limit_mark = spec, weight, None
+                if weight == 0:
+                    actions.extend(cancel(member))
+            self.by_short[spec.short_id] = pid
+            self.by_account[spec.account_id] = pid
+        return actions
+
+    def q_lots(self) -> int:
+        """The pool's net position in lots."""
+        return sum(m.runtime.position_lots for m in self.members.values())
+
+    def total_pnl(self, mark: Decimal) -> Decimal:
+        return sum((m.runtime.total_pnl(mark) for m in self.members.values()), Decimal(0))
+
+    def limit_lots(self, member: Member, mark: Decimal) -> int:
+        """The member's position limit in lots at this mark (recomputed when the mark moves)."""
+        if member.limit_mark != mark:
+            member.limit_mark = mark
+            member.limit = limit_lots(member.spec.max_position_usdt, mark, self.instrument)
+        return member.limit

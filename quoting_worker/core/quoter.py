@@ -1,0 +1,200 @@
+"""The Quoter: when one pool quotes, and what it sends when it does.
+
+It owns the re-quote decision and its state: the last quote (when, off which
+microprice, the ladder), whether something changed since (`dirty`: a fill,
+members, config, a snapshot), whether an order went while nothing else
+changed (`refill`). Asked to quote, it:
+
+1. throttles: not within `quote_interval_ms` of the last quote, and not
+   unless the microprice (net of the pool's own orders) moved at least
+   `price_threshold_bps` or something changed; a freed slot alone is
+   refilled at the last quote's prices, not re-priced (core/engine.py says
+   why);
+2. prices: never off a stale book, never before σ is warmed up; the
+   Avellaneda-Stoikov ladder at the pool's inventory;
+3. allocates and diffs (core/quoting.py): the members' targets, then the
+   cancels and placements that make what rests match them, each placement
+   through the pre-trade check; in shadow mode the targets are reported as
+   simulated quotes instead.
+
+The engine decides whether the gate is open (mode, instrument, sync,
+suspension); the Quoter trusts that and reads the market through the book and
+the volatility tracker it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from time import perf_counter_ns
+
+from quoting_worker.core.allocation import level_lots
+from quoting_worker.core.avellaneda import ASEngine, Ladder
+from quoting_worker.core.book import OrderBook
+from quoting_worker.core.ids import ClientOrderIds
+from quoting_worker.core.membership import Membership
+from quoting_worker.core.orders import OrderTracking
+from quoting_worker.core.quoting import LastQuote, LevelSizes, Targets, member_targets, quote_diff
+from quoting_worker.core.risk import NS_PER_MS, PoolRiskGuards, PreTradeCheck
+from quoting_worker.core.types import Action, Instrument, PoolParams, Side, SimulatedQuote
+from quoting_worker.core.volatility import VolatilityTracker
+
+# The largest single order the pre-trade check lets through, as a multiple of
+# the pool's per-level size: a fat-finger stop, not a sizing rule.
+MAX_ORDER_MULTIPLE = 2
+
+
+class Quoter:
+    """One pool's re-quote decision and its output. Owned by its PoolEngine."""
+
+    def __init__(
+        self,
+        *,
+        instrument: Instrument,
+        book: OrderBook,
+        membership: Membership,
+        orders: OrderTracking,
+        guards: PoolRiskGuards,
+        ids: ClientOrderIds,
+        shadow: bool,
+    ) -> None:
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.book = book
+        self.membership = membership
+        self.orders = orders
+        self.guards = guards
+        self.pretrade = PreTradeCheck(instrument)
+        self.ids = ids
+        self.shadow = shadow
+        self.last = LastQuote()
+        self.dirty = True
+        # An order went (cancelled, rejected, given up) while nothing else changed:
+        # its slot is refilled at the last quote's prices, not re-priced.
+        self.refill = False
+        # Told each quote's decision time and the allocation's share of it, in ns
+        # (the worker's latency histograms); None costs nothing.
+        self.on_quote: Callable[[int, int], None] | None = None
+
+    def configure(self, params: PoolParams) -> None:
+        """New pool parameters: the ladder's model, the level sizes, the throttle."""
+        self.params = params
+        self.as_engine = ASEngine(params, self.instrument.tick_size)
+        self.level_sizes = LevelSizes(params.order_size_usdt, self.instrument)
+        self.interval_ns = params.quote_interval_ms * NS_PER_MS
+        self.threshold = params.price_threshold_bps / 10_000
+
+    def withdrawn(self) -> None:
+        """Every quote was cancelled: the next one is priced afresh."""
+        self.last.micro = None
+        self.last.shadow.clear()
+
+    def book_fresh(self, now_ns: int) -> bool:
+        """Whether the book was heard from within the staleness threshold at `now_ns`."""
+        return self.guards.check_stale(now_ns, self.book.last_received_ns, self.params) is None
+
+    def maybe(self, now: int, mark: Decimal, vol: VolatilityTracker) -> list[Action]:
+        """A quote if one is due (the gate is the caller's: it is open)."""
+        last = self.last
+        if last.ns is not None and now - last.ns < self.interval_ns:
+            return []
+        own = self.orders.own_levels
+        micro = self.book.microprice(own[Side.BUY], own[Side.SELL])
+        if micro is None:
+            return []
+        if (
+            not self.dirty
+            and last.micro is not None
+            and abs(micro - last.micro) < self.threshold * last.micro
+        ):
+            if self.refill and last.ladder is not None:
+                return self._quote(now, last.micro, mark, vol, refill=last.ladder)
+            return []
+        return self._quote(now, micro, mark, vol)
+
+    def _quote(
+        self,
+        now: int,
+        micro: float,
+        mark: Decimal,
+        vol: VolatilityTracker,
+        *,
+        refill: Ladder | None = None,
+    ) -> list[Action]:
+        """A new ladder from `micro`, or, given `refill` (the last quote's ladder),
+        the same prices again for whatever slot has no order."""
+        if not self.book_fresh(now):
+            # Never a quote off old data. The halt is the timer's to decide (the
+            # engine's `_on_timer`): here the data may only be old because newer
+            # messages still wait in the queue behind a backlog.
+            return []
+        sigma = vol.sigma(now)
+        mid = self.book.mid_ticks()
+        if sigma is None or mid is None:
+            return []  # warming up: no quotes until σ is known
+        started = perf_counter_ns()
+        best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
+        self.refill = False
+        if refill is not None:
+            ladder = refill
+        else:
+            q = float(self.instrument.size(self.membership.q_lots()))
+            ladder = self.as_engine.ladder(
+                microprice_ticks=micro,
+                mid_ticks=mid,
+                q=q,
+                sigma=sigma,
+                best_bid=best_bid,
+                best_ask=best_ask,
+            )
+            self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
+            self.dirty = False
+        allocating = perf_counter_ns()
+        targets = self._targets(ladder, mark)
+        allocated = perf_counter_ns()
+        if self.shadow:
+            actions = self._simulate(targets)
+        else:
+            actions = self._diff(targets, mid, best_bid, best_ask)
+        if self.on_quote is not None:
+            self.on_quote(perf_counter_ns() - started, allocated - allocating)
+        return actions
+
+    def _targets(self, ladder: Ladder, mark: Decimal) -> Targets:
+        members = list(self.membership.members.values())
+        return member_targets(
+            ladder,
+            members,
+            limits=[self.membership.limit_lots(m, mark) for m in members],
+            level_of=self.level_sizes,
+            min_lots=self.instrument.min_lots,
+        )
+
+    def _diff(
+        self, targets: Targets, mid: float, best_bid: int | None, best_ask: int | None
+    ) -> list[Action]:
+        max_lots = MAX_ORDER_MULTIPLE * max(
+            1, level_lots(self.params.order_size_usdt, max(1, int(mid)), self.instrument)
+        )
+        return quote_diff(
+            targets,
+            members=self.membership.members,
+            orders=self.orders,
+            refuse=self.pretrade.refuse_reason,
+            params=self.params,
+            max_order_lots=max_lots,
+            mid=mid,
+            best_bid=best_bid,
+            best_ask=best_ask,
+            new_id=self.ids.new,
+            symbol=self.symbol,
+        )
+
+    def _simulate(self, targets: Targets) -> list[Action]:
+        if targets == self.last.shadow:
+            return []
+        self.last.shadow = dict(targets)
+        return [
+            SimulatedQuote(pid, side, level, price, lots)
+            for (pid, side, level), (price, lots) in sorted(targets.items())
+        ]
