@@ -87,6 +87,15 @@ class _Pools(Collector):
             by_name["mm_pool_quoting"].add_metric([symbol], 1.0 if status.quoting else 0.0)
             by_name["mm_pool_day_pnl"].add_metric([symbol], float(status.day_pnl_usdt))
             by_name["mm_pool_inventory"].add_metric([symbol], float(status.q))
+            model = (
+                ("mm_pool_sigma", status.sigma),
+                ("mm_pool_reservation_price", status.reservation_price),
+                ("mm_pool_half_spread", status.half_spread),
+                ("mm_pool_quoted_spread", status.quoted_spread),
+            )
+            for name, value in model:
+                if value is not None:
+                    by_name[name].add_metric([symbol], float(value))
             by_name["mm_pool_event_queue_depth"].add_metric([symbol], sample.queue_depth)
             if sample.book_received_ns:
                 staleness = max(0.0, (now - sample.book_received_ns) / 1e9)
@@ -125,6 +134,26 @@ class _Pools(Collector):
             GaugeMetricFamily("mm_pool_day_pnl", "The pool's UTC-day PnL, USDT.", labels=pool),
             GaugeMetricFamily(
                 "mm_pool_inventory", "The pool's net position, base units.", labels=pool
+            ),
+            GaugeMetricFamily(
+                "mm_pool_sigma",
+                "The volatility σ the pool quotes with, price units per √hour.",
+                labels=pool,
+            ),
+            GaugeMetricFamily(
+                "mm_pool_reservation_price",
+                "The last quote's reservation price r = s − q·γ·σ²·τ, price units.",
+                labels=pool,
+            ),
+            GaugeMetricFamily(
+                "mm_pool_half_spread",
+                "The last quote's A-S half-spread δ before the bps clamp, price units.",
+                labels=pool,
+            ),
+            GaugeMetricFamily(
+                "mm_pool_quoted_spread",
+                "Best ask quoted − best bid quoted, price units.",
+                labels=pool,
             ),
             GaugeMetricFamily(
                 "mm_pool_event_queue_depth", "Events waiting for the engine.", labels=pool

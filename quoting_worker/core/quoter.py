@@ -148,6 +148,7 @@ class Quoter:
                 best_ask=best_ask,
             )
             self.last.ns, self.last.micro, self.last.ladder = now, micro, ladder
+            self.last.ladder_micro = micro
             self.dirty = False
         allocating = perf_counter_ns()
         targets = self._targets(ladder, mark)

@@ -44,8 +44,9 @@ class LastQuote:
     mode) the targets last reported."""
 
     ns: int | None = None
-    micro: float | None = None
+    micro: float | None = None  # None after a withdrawal: the next quote re-prices
     ladder: Ladder | None = None
+    ladder_micro: float | None = None  # the microprice `ladder` was made off (ticks)
     shadow: Targets = field(default_factory=dict)
 
 

@@ -3,7 +3,11 @@ runquoter publishes to Redis every second and the performance snapshots read.
 
 `pool_status(engine)` builds the read-safe snapshot from the engine's public
 state (mode, gate, book, last ladder, members and their orders); it changes
-nothing.
+nothing. The model's figures are the last quote's, in price units, as the
+engine computed them: the microprice it quoted off, r = s − q·γ·σ²·τ and
+δ = γ·σ²·τ/2 + ln(1 + γ/κ)/γ (before the bps clamp); σ is the tracker's now.
+`gate_reason` says why a pool does not quote: the order gate's reason, or,
+with the gate open, a stale book, a one-sided book or σ still warming up.
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ class EngineStatus:
     mid: Decimal | None
     refused: dict[str, int]
     halt: str
+    # The microprice (net of the pool's own orders) the last quote was made off,
+    # in price units; None before the first quote.
+    microprice: float | None = None
+    # Best ask quoted − best bid quoted, price units (None unless both sides rest).
+    quoted_spread: Decimal | None = None
 
 
 def member_view(member: Member, instrument: Instrument, mark: Decimal | None) -> MemberView:
@@ -104,26 +113,51 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
     )
 
 
+def why_not_quoting(engine: PoolEngine, now_ns: int) -> str:
+    """Why the pool places nothing now; "" when it may quote. The order gate's
+    reason first, then what the quoter waits for with the gate open."""
+    gate = engine.gate()
+    if gate:
+        return gate
+    book = engine.book
+    if not engine.book_fresh(now_ns):
+        silent_ms = (now_ns - book.last_received_ns) // 1_000_000
+        return f"book stale: no message for {silent_ms} ms"
+    if book.mid_ticks() is None:
+        return "book one-sided"
+    vol = engine.vol
+    if vol.sigma(now_ns) is None:
+        return f"σ warming up: {vol.samples} of {vol.min_samples} price increments"
+    return ""
+
+
 def pool_status(engine: PoolEngine) -> EngineStatus:
     instrument = engine.instrument
-    ladder = engine.quoter.last.ladder
+    tick = float(instrument.tick_size)
+    last = engine.quoter.last
+    ladder = last.ladder
     quoted = engine.orders.own_levels
     bid, ask = engine.book.best_bid(), engine.book.best_ask()
-    gate = engine.gate()
+    now = engine.clock.now_ns()
+    reason = why_not_quoting(engine, now)
+    best_bid = instrument.price(max(quoted[Side.BUY])) if quoted[Side.BUY] else None
+    best_ask = instrument.price(min(quoted[Side.SELL])) if quoted[Side.SELL] else None
     return EngineStatus(
         symbol=engine.symbol,
         mode=engine.mode,
-        quoting=gate == "" and bool(quoted[Side.BUY] or quoted[Side.SELL]),
-        gate_reason=gate,
+        quoting=reason == "" and bool(quoted[Side.BUY] or quoted[Side.SELL]),
+        gate_reason=reason,
         q=instrument.size(engine.q_lots()),
-        sigma=engine.vol.sigma(engine.clock.now_ns()),
-        reservation_price=ladder.r * float(instrument.tick_size) if ladder else None,
+        sigma=engine.vol.sigma(now),
+        reservation_price=ladder.r if ladder else None,
         half_spread=ladder.half_spread if ladder else None,
-        best_bid_quoted=instrument.price(max(quoted[Side.BUY])) if quoted[Side.BUY] else None,
-        best_ask_quoted=instrument.price(min(quoted[Side.SELL])) if quoted[Side.SELL] else None,
+        best_bid_quoted=best_bid,
+        best_ask_quoted=best_ask,
         day_pnl_usdt=engine.day_pnl(),
         members=tuple(member_view(m, instrument, engine.mark) for m in engine.members.values()),
         mid=None if bid is None or ask is None else instrument.price(bid + ask) / 2,
         refused=dict(engine.quoter.pretrade.refused),
         halt=engine.halt_reason,
+        microprice=None if last.ladder_micro is None else last.ladder_micro * tick,
+        quoted_spread=None if best_bid is None or best_ask is None else best_ask - best_bid,
     )

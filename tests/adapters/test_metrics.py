@@ -4,6 +4,7 @@ values as Prometheus scrapes them over HTTP."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
@@ -168,3 +169,36 @@ def test_a_reject_reason_is_its_code_or_other() -> None:
     assert reject_reason_label("price 123.4 is off the tick grid") == "OTHER"
     assert reject_reason_label("A" * 49) == "OTHER"
     assert reject_reason_label("") == "OTHER"
+
+
+def test_the_model_as_the_pool_quotes_it_is_exported_and_absent_before_a_quote() -> None:
+    metrics = QuoterMetrics()
+    quoted = replace(
+        status(PoolMode.ACTIVE),
+        sigma=120.0,
+        reservation_price=2989.92,
+        half_spread=720.645,
+        microprice=3000.0,
+        quoted_spread=Decimal("3.1"),
+    )
+    metrics.sample("ETHUSDT-PERP", PoolSample(quoted, queue_depth=0, book_received_ns=0, mark=None))
+    metrics.sample(
+        "BTCUSDT-PERP",
+        PoolSample(
+            replace(status(PoolMode.PAUSED), symbol="BTCUSDT-PERP"),
+            queue_depth=0,
+            book_received_ns=0,
+            mark=None,
+        ),
+    )
+    port = free_port()
+    server = metrics.serve(port, addr="127.0.0.1")
+    try:
+        got = scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        server.shutdown()
+    eth = (("symbol", "ETHUSDT-PERP"),)
+    assert got["mm_pool_sigma"] == {eth: 120.0}
+    assert got["mm_pool_reservation_price"] == {eth: 2989.92}
+    assert got["mm_pool_half_spread"] == {eth: 720.645}
+    assert got["mm_pool_quoted_spread"] == {eth: 3.1}
