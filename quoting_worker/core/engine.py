@@ -51,7 +51,7 @@ from quoting_worker.core.orders import OrderTracking
 from quoting_worker.core.ports import Clock
 from quoting_worker.core.quoter import Quoter
 from quoting_worker.core.restart import rebuild
-from quoting_worker.core.risk import Breach, PoolRiskGuards
+from quoting_worker.core.risk import INSTRUMENT_HALTED, Breach, PoolRiskGuards
 from quoting_worker.core.status import EngineStatus, pool_status
 from quoting_worker.core.types import (
     Action,
@@ -322,11 +322,19 @@ class PoolEngine:
     def _on_rejected(self, reject: OrderRejected) -> list[Action]:
         """A reject counts towards the storm guard once per order (the venue says it
         twice: the HTTP answer and the engine topic), and only while ACTIVE: the
-        rejects of orders in flight when a pool halts must not re-trip it."""
+        rejects of orders in flight when a pool halts must not re-trip it.
+
+        A reject that says the instrument is halted is the exchange halt itself
+        (SPEC Part B.24), however it arrives before the feed's status event: it
+        trips EXCHANGE_HALT, the trigger ops must read, never REJECT_STORM. The
+        instrument's state stays the feed's and the Metadata Service's to say."""
         tracked = self.orders.tracked(reject.client_order_id)
         self._drop_order(reject.client_order_id)
         if not tracked or self.mode is not PoolMode.ACTIVE:
             return []
+        if reject.reason == INSTRUMENT_HALTED:
+            detail = f"{self.symbol} halted by the exchange (an order rejected {INSTRUMENT_HALTED})"
+            return self._trip(Breach("EXCHANGE_HALT", detail))
         breach = self.guards.on_reject(self.params)
         if breach is not None:
             return self._trip(breach)

@@ -33,6 +33,9 @@ from quoting_worker.core.types import Instrument, PoolParams, Side
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 NS_PER_MS = 1_000_000
+# The venue's reject code for an order on a halted instrument
+# (contracts/order-service.openapi.yaml, Reject.code; engine.event.v1 reason).
+INSTRUMENT_HALTED = "INSTRUMENT_HALTED"
 
 
 def utc_day(ts_ns: int) -> int:

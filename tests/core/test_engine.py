@@ -545,3 +545,31 @@ def test_reconciliation_cancels_strangers_and_queries_the_missing() -> None:
     for _ in range(NOT_FOUND_BEFORE_GIVING_UP):
         world.send(OrderQueryResult(stranger, False, False, world.now()))
     assert stranger not in world.engine.orders.cancelling
+
+
+def test_a_halted_instrument_reject_trips_the_exchange_halt_before_the_status_event() -> None:
+    """Under load the venue's INSTRUMENT_HALTED rejects arrive before the feed's
+    status event: the trigger is EXCHANGE_HALT, once, never REJECT_STORM."""
+    world = World(params=with_params(reject_storm_count=3))
+    orders = places(world.active())
+    out = world.send(OrderRejected(orders[0].client_order_id, "INSTRUMENT_HALTED", world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["EXCHANGE_HALT"]
+    assert world.engine.mode is PoolMode.HALTED
+    assert world.engine.halt_reason.startswith("EXCHANGE_HALT:")
+    assert any(isinstance(a, CancelAll) for a in out)
+    # The rest of the in-flight placements, and then the feed's own word: no second trip.
+    later = []
+    for order in orders[1:]:
+        later += world.send(OrderRejected(order.client_order_id, "INSTRUMENT_HALTED", world.now()))
+    later += world.send(InstrumentStatus(halted=True, ts_ns=world.now()))
+    assert not any(isinstance(a, RiskTriggered) for a in later)
+    assert world.engine.halt_reason.startswith("EXCHANGE_HALT:")
+
+
+def test_other_reject_codes_still_count_towards_the_storm() -> None:
+    world = World(params=with_params(reject_storm_count=3))
+    orders = places(world.active())
+    out = []
+    for order in orders[:3]:
+        out += world.send(OrderRejected(order.client_order_id, "INVALID_TICK", world.now()))
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["REJECT_STORM"]
