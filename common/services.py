@@ -4,11 +4,13 @@ row and, where a topic exists for the event, the outbox row."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import models, transaction
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
 
 from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
@@ -49,6 +51,32 @@ def outbox_enqueue(*, topic: str, key: str, event_type: str, payload: Mapping[st
         payload=dict(payload),
         trace_context=tracing.carrier(),
     )
+
+
+OUTBOX_PRUNE_BATCH = 5_000
+
+
+def outbox_prune(
+    *, now: datetime | None = None, keep: timedelta | None = None, batch: int = OUTBOX_PRUNE_BATCH
+) -> int:
+    """Deletes outbox rows published more than `keep` (OUTBOX_RETENTION) before
+    `now`, in batches of `batch` short statements, oldest id first (the primary
+    key's order: published rows sit at the front). An unpublished row is never
+    deleted, however old: the relay still owes it to Kafka. Returns how many went."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    cutoff = (now or timezone.now()) - (keep or settings.OUTBOX_RETENTION)
+    removed = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM outbox WHERE id IN ("
+                " SELECT id FROM outbox WHERE published_at < %s ORDER BY id LIMIT %s)",
+                [cutoff, batch],
+            )
+            removed += cursor.rowcount
+            if cursor.rowcount < batch:
+                return removed
 
 
 def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:

@@ -138,6 +138,8 @@ class ServiceEnv:
     shadow_mode: bool
     performance_snapshot_interval: timedelta
     performance_snapshot_retention: timedelta
+    order_retention_days: int
+    outbox_retention_days: int
     qscore: QScoreConfig
     qscore_symbol_weights: dict[str, Decimal]
     qscore_tier_uptime_floors: dict[str, Decimal]
@@ -206,6 +208,8 @@ _VARIABLES: tuple[tuple[str, str, Callable[[str], Any], str | None], ...] = (
         parse_duration,
         "3d",
     ),
+    ("order_retention_days", "ORDER_RETENTION_DAYS", _positive_int, "30"),
+    ("outbox_retention_days", "OUTBOX_RETENTION_DAYS", _positive_int, "7"),
     ("qscore_symbol_weights", "QSCORE_SYMBOL_WEIGHTS", _decimal_map, ","),
     (
         "qscore_tier_uptime_floors",

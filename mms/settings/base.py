@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dj_database_url
@@ -148,6 +149,8 @@ AUTH_TIMEOUT_SECONDS = 2.0
 # Performance snapshots, the daily rollup and the Q-score (performance/qscore.py).
 PERFORMANCE_SNAPSHOT_INTERVAL = SERVICE.performance_snapshot_interval
 PERFORMANCE_SNAPSHOT_RETENTION = SERVICE.performance_snapshot_retention
+ORDER_RETENTION = dt.timedelta(days=SERVICE.order_retention_days)
+OUTBOX_RETENTION = dt.timedelta(days=SERVICE.outbox_retention_days)
 QSCORE = SERVICE.qscore
 QSCORE_SYMBOL_WEIGHTS = SERVICE.qscore_symbol_weights  # leaderboard; a symbol not named: 1
 QSCORE_TIER_UPTIME_FLOORS = SERVICE.qscore_tier_uptime_floors

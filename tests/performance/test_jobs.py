@@ -378,7 +378,10 @@ def test_install_schedules_creates_the_jobs_once_and_keeps_an_admins_edit() -> N
         "performance.snapshot",
         "performance.rollup",
         "settlements.monthly",
+        "trading.prune_orders",
+        "common.prune_outbox",
     }
+    assert tasks["order retention"].crontab.hour == "0"
     assert tasks["performance snapshot"].interval.every == 10
     monthly = tasks["monthly settlement"].crontab
     assert (monthly.minute, monthly.hour, monthly.day_of_month, str(monthly.timezone)) == (
@@ -389,7 +392,7 @@ def test_install_schedules_creates_the_jobs_once_and_keeps_an_admins_edit() -> N
     )
     PeriodicTask.objects.filter(name="performance daily rollup").update(enabled=False)
     call_command("install_schedules")
-    assert PeriodicTask.objects.count() == 3
+    assert PeriodicTask.objects.count() == 5
     assert not PeriodicTask.objects.get(name="performance daily rollup").enabled  # kept
     call_command("install_schedules", "--reset")
     assert PeriodicTask.objects.get(name="performance daily rollup").enabled

@@ -17,10 +17,14 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 SNAPSHOT = "performance snapshot"
 ROLLUP = "performance daily rollup"
 SETTLEMENT = "monthly settlement"
+ORDER_RETENTION = "order retention"
+OUTBOX_RETENTION = "outbox retention"
 
 
 class Command(BaseCommand):
-    help = "Create the Celery beat schedules of the snapshot, rollup and settlement jobs."
+    help = (
+        "Create the Celery beat schedules of the snapshot, rollup, settlement and retention jobs."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--reset", action="store_true", help="restore the default schedules")
@@ -33,10 +37,13 @@ class Command(BaseCommand):
         )
         nightly = _utc_crontab(minute="5", hour="0", day_of_month="*")
         monthly = _utc_crontab(minute="30", hour="0", day_of_month="1")
+        pruning = _utc_crontab(minute="20", hour="0", day_of_month="*")
         wanted = {
             SNAPSHOT: {"task": "performance.snapshot", "interval": interval, "crontab": None},
             ROLLUP: {"task": "performance.rollup", "crontab": nightly, "interval": None},
             SETTLEMENT: {"task": "settlements.monthly", "crontab": monthly, "interval": None},
+            ORDER_RETENTION: {"task": "trading.prune_orders", "crontab": pruning, "interval": None},
+            OUTBOX_RETENTION: {"task": "common.prune_outbox", "crontab": pruning, "interval": None},
         }
         for name, fields in wanted.items():
             task, created = PeriodicTask.objects.get_or_create(name=name, defaults=fields)
