@@ -172,6 +172,7 @@ class QuoterWorker:
                 self.control.reread_forever,
                 self.upkeep.tick_forever,
                 self.upkeep.reconcile_forever,
+                self.upkeep.check_positions_forever,
                 self.upkeep.renew_dead_mans_switches_forever,
                 self.upkeep.record_statuses_forever,
             )

@@ -8,6 +8,8 @@ for tests and local runs, plus simulator-only admin routes:
     POST /admin/book     rests a best bid/ask per symbol (another maker, when no
                          market model runs)
     POST /admin/halt     an instrument's trading status
+    POST /admin/positions moves an account's position without a fill (a trade
+                         MMS never hears of: the reconciliation's tests)
     POST /admin/reset    forget every order, switch, fault and log line
     GET  /admin/stats    requests by route and outcome, live orders, the
                          duplicate-live-order count (must stay 0)
@@ -36,6 +38,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import uvicorn
@@ -232,6 +235,12 @@ class OrderServiceHttp:
         orders = self.venue.open_orders(account_id, request.query_params.get("symbol"))
         return JSONResponse({"orders": [order_json(order) for order in orders]})
 
+    async def position(self, request: Request, _: bool) -> Response:
+        account_id = _query_param(request, "account_id")
+        symbol = _query_param(request, "symbol")
+        size = self.venue.position(account_id, symbol)
+        return JSONResponse({"account_id": account_id, "symbol": symbol, "position": str(size)})
+
     async def query(self, request: Request, _: bool) -> Response:
         account_id = _query_param(request, "account_id")
         order = self.venue.get(account_id, request.path_params["client_order_id"])
@@ -313,6 +322,20 @@ class OrderServiceHttp:
             self.after_request()
         return JSONResponse({"symbol": symbol, "halted": halted})
 
+    async def adjust_position(self, request: Request) -> Response:
+        """Simulator-only: moves an account's position by `delta` without a fill (a
+        trade MMS never hears of), for the position reconciliation's tests."""
+        try:
+            body = await _json(request)
+            account_id, symbol = body.get("account_id"), body.get("symbol")
+            if not isinstance(account_id, str) or not isinstance(symbol, str):
+                raise BadRequest("account_id and symbol must be strings")
+            delta = Decimal(str(body.get("delta")))
+        except (BadRequest, InvalidOperation) as exc:
+            return _error(400, "BAD_REQUEST", f"delta must be a decimal string: {exc}")
+        size = self.venue.adjust_position(account_id, symbol, delta)
+        return JSONResponse({"account_id": account_id, "symbol": symbol, "position": str(size)})
+
     async def reset(self, request: Request) -> Response:
         self.venue.reset()
         self.faults = Faults()
@@ -369,6 +392,7 @@ class OrderServiceHttp:
             Route("/v1/orders", venue_route("place", self.place), methods=["POST"]),
             Route("/v1/orders", venue_route("open_orders", self.open_orders), methods=["GET"]),
             Route(coid, venue_route("query", self.query), methods=["GET"]),
+            Route("/v1/positions", venue_route("position", self.position), methods=["GET"]),
             Route(coid, venue_route("cancel", self.cancel), methods=["DELETE"]),
             Route(
                 "/v1/market-data/snapshot-request",
@@ -384,6 +408,7 @@ class OrderServiceHttp:
             Route("/admin/faults", self.get_faults, methods=["GET"]),
             Route("/admin/book", self.set_book, methods=["POST"]),
             Route("/admin/halt", self.set_halt, methods=["POST"]),
+            Route("/admin/positions", self.adjust_position, methods=["POST"]),
             Route("/admin/reset", self.reset, methods=["POST"]),
             Route("/admin/stats", self.stats, methods=["GET"]),
             Route("/admin/requests", self.get_requests, methods=["GET"]),

@@ -195,6 +195,18 @@ class Venue:
     def open_orders(self, account_id: str, symbol: str | None) -> list[Order]:
         return self.exchange.open_orders(account_id, symbol)
 
+    def position(self, account_id: str, symbol: str) -> Decimal:
+        """The account's signed position on `symbol`, base units (0 if it never traded)."""
+        account = self.exchange.accounts.get(account_id)
+        return Decimal(0) if account is None else account.positions.get(symbol, Decimal(0))
+
+    def adjust_position(self, account_id: str, symbol: str, delta: Decimal) -> Decimal:
+        """Simulator-only: a trade MMS never hears of (a lost fill, a manual trade);
+        the account's new position."""
+        positions = self.exchange.account(account_id).positions
+        positions[symbol] = positions.get(symbol, Decimal(0)) + delta
+        return positions[symbol]
+
     def request_snapshot(self, symbol: str) -> None:
         self.snapshot_requests[symbol] += 1
         if self.on_snapshot_request is not None:

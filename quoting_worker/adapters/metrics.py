@@ -114,6 +114,9 @@ class _Pools(Collector):
                 )
                 by_name["mm_pool_member_inventory"].add_metric(labels, float(member.position))
                 by_name["mm_pool_member_open_orders"].add_metric(labels, member.open_orders)
+                by_name["mm_pool_member_position_mismatch"].add_metric(
+                    labels, float(member.position_mismatch)
+                )
         by_name["mm_quoter_hosted_pools"].add_metric([], len(self._metrics.samples))
         return iter(families)
 
@@ -121,6 +124,12 @@ class _Pools(Collector):
     def _families() -> list[GaugeMetricFamily]:
         pool, member = ["symbol"], ["symbol", "participant_id"]
         return [
+            GaugeMetricFamily(
+                "mm_pool_member_position_mismatch",
+                "The venue's position of the member's account minus MMS's, base units,"
+                " once two checks in a row agree on it (0 while they match).",
+                labels=member,
+            ),
             GaugeMetricFamily("mm_quoter_hosted_pools", "Pools this worker hosts.", labels=[]),
             GaugeMetricFamily("mm_pool_member_count", "Members of the pool.", labels=pool),
             GaugeMetricFamily(

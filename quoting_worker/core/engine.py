@@ -79,6 +79,7 @@ from quoting_worker.core.types import (
     RiskTriggered,
     Timer,
     VenueOpenOrders,
+    VenuePosition,
 )
 from quoting_worker.core.volatility import VolatilityTracker
 
@@ -182,6 +183,9 @@ class PoolEngine:
                 return self._on_query_result(event)
             case VenueOpenOrders():
                 return self._on_venue_open_orders(event)
+            case VenuePosition():
+                self.membership.venue_position(event.account_id, event.size)
+                return []
             case FundingPayment():
                 return self._on_funding(event)
             case InstrumentStatus():

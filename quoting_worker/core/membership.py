@@ -30,6 +30,12 @@ class Member:
     weight: int  # weight_units(spec.weight); 0 when the member may not quote
     limit_mark: Decimal | None = None  # the mark `limit` was computed at
     limit: int = 0  # max_position_usdt in lots at limit_mark
+    # Reconciliation with the venue (`Membership.venue_position`): its last word,
+    # the difference then (venue − MMS), and the difference confirmed by two
+    # checks in a row (0 while they agree or a difference was seen only once).
+    venue_position: Decimal | None = None
+    venue_difference: Decimal = Decimal(0)
+    position_mismatch: Decimal = Decimal(0)
 
 
 class Membership:
@@ -64,6 +70,23 @@ class Membership:
             self.by_short[spec.short_id] = pid
             self.by_account[spec.account_id] = pid
         return actions
+
+    def venue_position(self, account_id: str, size: Decimal) -> Member | None:
+        """The venue's position of a member account, compared with the member's
+        own (from the fills MMS stored). A difference counts only when the next
+        check finds the same one: a fill the venue made but MMS has not heard
+        yet differs once; a lost fill, or a trade outside MMS, stays. Returns
+        the member, or None for an account not in the pool."""
+        pid = self.by_account.get(account_id)
+        if pid is None:
+            return None
+        member = self.members[pid]
+        difference = size - self.instrument.size(member.runtime.position_lots)
+        confirmed = difference != 0 and difference == member.venue_difference
+        member.position_mismatch = difference if confirmed else Decimal(0)
+        member.venue_difference = difference
+        member.venue_position = size
+        return member
 
     def q_lots(self) -> int:
         """The pool's net position in lots."""

@@ -43,6 +43,10 @@ class MemberView:
     # The venue-acknowledged orders resting now: (side, price, remaining size).
     # The performance snapshots score them (performance/qscore.py).
     orders: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    # Reconciliation: the venue's last word on the account's position (None
+    # before the first check) and venue − MMS once two checks agree on it.
+    venue_position: Decimal | None = None
+    position_mismatch: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,8 @@ class EngineStatus:
     microprice: float | None = None
     # Best ask quoted − best bid quoted, price units (None unless both sides rest).
     quoted_spread: Decimal | None = None
+    # Every member's position agrees with the venue's (no confirmed mismatch).
+    positions_reconciled: bool = True
 
 
 def member_view(member: Member, instrument: Instrument, mark: Decimal | None) -> MemberView:
@@ -110,6 +116,8 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
             for o in rt.open_orders.values()
             if o.state is OrderState.OPEN and o.remaining_lots > 0
         ),
+        venue_position=member.venue_position,
+        position_mismatch=member.position_mismatch,
     )
 
 
@@ -160,4 +168,5 @@ def pool_status(engine: PoolEngine) -> EngineStatus:
         halt=engine.halt_reason,
         microprice=None if last.ladder_micro is None else last.ladder_micro * tick,
         quoted_spread=None if best_bid is None or best_ask is None else best_ask - best_bid,
+        positions_reconciled=all(m.position_mismatch == 0 for m in engine.members.values()),
     )

@@ -188,6 +188,16 @@ class VenueOpenOrders:
 
 
 @dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """Reconciliation: one member account's position on this symbol at the venue,
+    signed base units, as of `ts_ns` (the request's send time)."""
+
+    account_id: str
+    size: Decimal
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class InstrumentStatus:
     halted: bool
     ts_ns: int
@@ -263,6 +273,7 @@ Event = (
     | PlaceOutcomeUnknown
     | OrderQueryResult
     | VenueOpenOrders
+    | VenuePosition
     | InstrumentStatus
     | Timer
     | Command

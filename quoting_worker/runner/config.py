@@ -34,6 +34,9 @@ class WorkerConfig:
     reread_interval_s: float = 5.0
     timer_interval_s: float = 0.05
     reconcile_interval_s: float = 10.0
+    # Each member account's position compared with the venue's this often (a
+    # request per member: less often than the open orders).
+    position_check_interval_s: float = 30.0
     # The Order Service request budget of this process (a token bucket of one
     # second's burst); `cancel_reserve` tokens are kept for cancels and renewals.
     order_rate_per_s: int = 100

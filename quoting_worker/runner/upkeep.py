@@ -9,10 +9,12 @@
 - the venue's dead-man's switch (RELIABILITY.md), renewed per member account
   and symbol of every ACTIVE pool;
 - reconciliation: every member account's open orders at the venue compared
-  with the engine's (strangers cancelled, missing ones queried);
+  with the engine's (strangers cancelled, missing ones queried), and its
+  position with the member's (a difference two checks confirm is reported in
+  the status and the metrics);
 - the venue's answers' status changes to mm_orders, in batches.
 
-Doors: the five `*_forever` loops.
+Doors: the six `*_forever` loops.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from quoting_worker.adapters.identity import WORKER_KEY
 from quoting_worker.adapters.live import status_record
 from quoting_worker.adapters.metrics import PoolSample, QuoterMetrics
 from quoting_worker.adapters.order_service import OrderServiceClient
-from quoting_worker.core.types import PoolMode, Timer, VenueOpenOrders
+from quoting_worker.core.types import PoolMode, Timer, VenueOpenOrders, VenuePosition
 from quoting_worker.runner.actor import Clock, PoolActor
 from quoting_worker.runner.config import WorkerConfig
 
@@ -145,6 +147,33 @@ class Upkeep:
                         account, frozenset(o.client_order_id for o in listed), asked_ns
                     )
                     actor.put(event, None, None)
+
+    async def check_positions_forever(self) -> None:
+        """Every position check interval, each member account's position at the
+        venue goes to its engine to compare with the member's (a difference
+        the next check confirms shows in the status and the metrics)."""
+        while True:
+            await asyncio.sleep(self.config.position_check_interval_s)
+            for actor in list(self.hosted.values()):
+                for member in list(actor.engine.members.values()):
+                    await self._check_position(
+                        actor, member.spec.account_id, member.spec.participant_id
+                    )
+
+    async def _check_position(self, actor: PoolActor, account: str, participant_id: str) -> None:
+        """One account's position at the venue, to the engine's queue."""
+        asked_ns = self.clock.now_ns()
+        try:
+            size = await self.client.position(account, actor.symbol)
+        except Exception:
+            logger.warning(
+                "%s: the venue's position of %s could not be read",
+                actor.symbol,
+                account,
+                extra={"symbol": actor.symbol, "participant_id": participant_id},
+            )
+            return
+        actor.put(VenuePosition(account, size, asked_ns), None, None)
 
     async def renew_dead_mans_switches_forever(self) -> None:
         """Every member account's timer on every ACTIVE symbol is renewed once per

@@ -64,6 +64,10 @@ class SimAdmin:
     def halt(self, symbol: str, halted: bool = True) -> None:
         self._post("/admin/halt", {"symbol": symbol, "halted": halted})
 
+    def adjust_position(self, account_id: str, symbol: str, delta: str) -> None:
+        """A trade MMS never hears of: the account's venue position moves by `delta`."""
+        self._post("/admin/positions", {"account_id": account_id, "symbol": symbol, "delta": delta})
+
     def stats(self) -> dict[str, Any]:
         return self._get("/admin/stats")
 

@@ -866,3 +866,46 @@ def test_a_worker_with_another_config_hosts_nothing_beside_a_running_one(
                 timeout=30,
             )
         assert watch.overlaps == []
+
+
+def test_a_position_the_venue_holds_but_mms_never_heard_of_is_reported_until_it_clears(
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    """Positions reconciled with the venue (issue 19, item 4): a difference the
+    next check confirms shows in the live status and the metric, and goes when
+    the venue and MMS agree again. The pool keeps its state: the desk decides."""
+    pool = btc_pool()
+    bob = str(pool.bob.pk)
+    config = dataclasses.replace(make_config(broker), position_check_interval_s=0.2)
+    with running_worker(config) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+
+        def bobs(status: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if status is None else member_view(status, bob)
+
+        checked = wait_for(
+            "the venue's positions in the status",
+            lambda: (s := live_status()) and bobs(s)["venue_position"] is not None and s,  # type: ignore[index]
+        )
+        assert checked["positions_reconciled"] is True
+        assert bobs(checked)["venue_position"] == "0"  # type: ignore[index]
+
+        venue.adjust_position("acct-bob", SYMBOL, "0.005")  # a fill MMS never heard of
+        mismatched = wait_for(
+            "the mismatch confirmed",
+            lambda: (s := live_status()) and bobs(s)["position_mismatch"] == "0.005" and s,  # type: ignore[index]
+        )
+        assert mismatched["positions_reconciled"] is False
+        assert member_view(mismatched, str(pool.alice.pk))["position_mismatch"] == "0"
+        labels = {"symbol": SYMBOL, "participant_id": bob}
+        gauge = running.worker.metrics.registry.get_sample_value
+        wait_for("the metric", lambda: gauge("mm_pool_member_position_mismatch", labels) == 0.005)
+        assert pool.refresh().state == "PAUSED"  # reported, not acted on
+
+        venue.adjust_position("acct-bob", SYMBOL, "-0.005")
+        cleared = wait_for(
+            "the mismatch cleared",
+            lambda: (s := live_status()) and s["positions_reconciled"] and s,
+        )
+        assert bobs(cleared)["position_mismatch"] == "0"  # type: ignore[index]

@@ -33,6 +33,7 @@ from quoting_worker.core.types import (
     SimulatedQuote,
     Timer,
     VenueOpenOrders,
+    VenuePosition,
 )
 from tests.core.engine_world import (
     BTC,
@@ -573,3 +574,32 @@ def test_other_reject_codes_still_count_towards_the_storm() -> None:
     for order in orders[:3]:
         out += world.send(OrderRejected(order.client_order_id, "INVALID_TICK", world.now()))
     assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["REJECT_STORM"]
+
+
+def test_a_venue_position_difference_counts_only_when_the_next_check_confirms_it() -> None:
+    world = World()
+    bid = next(o for o in places(world.active()) if o.side is Side.BUY and o.level == 0)
+    world.send(fill_of(bid, "f-1", lots=4, ts=world.now()))  # MMS: acct-a long 0.004
+    engine = world.engine
+    account, pid = MEMBERS[0].account_id, MEMBERS[0].participant_id
+
+    def view() -> object:
+        return next(m for m in engine.status().members if m.participant_id == pid)
+
+    # The venue has traded 0.002 more that MMS has not heard of yet: once, not counted.
+    assert world.send(VenuePosition(account, Decimal("0.006"), world.now())) == []
+    assert view().position_mismatch == 0  # type: ignore[attr-defined]
+    assert view().venue_position == Decimal("0.006")  # type: ignore[attr-defined]
+    # The fill arrives: agreement.
+    world.send(fill_of(bid, "f-2", lots=2, ts=world.now()))
+    world.send(VenuePosition(account, Decimal("0.006"), world.now()))
+    assert view().position_mismatch == 0  # type: ignore[attr-defined]
+    assert engine.status().positions_reconciled
+    # A fill MMS never gets: the same difference twice in a row is a mismatch.
+    world.send(VenuePosition(account, Decimal("0.009"), world.now()))
+    world.send(VenuePosition(account, Decimal("0.009"), world.now()))
+    assert view().position_mismatch == Decimal("0.003")  # type: ignore[attr-defined]
+    assert not engine.status().positions_reconciled
+    assert engine.mode is PoolMode.ACTIVE  # reported, not acted on
+    # An account not in the pool changes nothing.
+    assert world.send(VenuePosition("acct-stranger", Decimal(1), world.now())) == []

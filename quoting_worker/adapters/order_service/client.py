@@ -51,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -509,6 +509,20 @@ class OrderServiceClient:
             params={"account_id": account_id, "symbol": symbol},
         )
         return [VenueOrder.from_json(order) for order in _body(response).get("orders", [])]
+
+    async def position(self, account_id: str, symbol: str) -> Decimal:
+        """The account's signed position on `symbol` at the venue, base units."""
+        response = await self._checked(
+            RequestClass.QUERY,
+            "GET",
+            "/v1/positions",
+            params={"account_id": account_id, "symbol": symbol},
+        )
+        raw = _body(response).get("position")
+        try:
+            return Decimal(str(raw))
+        except InvalidOperation as exc:
+            raise ValueError(f"the venue's position {raw!r} is not a decimal") from exc
 
     async def renew_dead_mans_switch(
         self, account_id: str, symbol: str, timeout_ms: int
