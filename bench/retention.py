@@ -93,10 +93,13 @@ def _participant() -> str:
     return str(pid)
 
 
-def _count_and_mb(cursor: Any, table: str) -> tuple[int, float]:
-    cursor.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}")  # noqa: S608
-    rows, size = cursor.fetchone()
-    return int(rows), round(size / 2**20, 1)
+def _count_and_mb(cursor: Any, table: str) -> tuple[int, float, float]:
+    """Rows, then the table's MB (heap with TOAST) and its indexes' MB."""
+    cursor.execute(
+        f"SELECT count(*), pg_table_size('{table}'), pg_indexes_size('{table}') FROM {table}"  # noqa: S608
+    )
+    rows, heap, indexes = cursor.fetchone()
+    return int(rows), round(heap / 2**20, 1), round(indexes / 2**20, 1)
 
 
 def _timed_batches(prune: Any, **kwargs: Any) -> tuple[int, float, float]:
@@ -129,8 +132,9 @@ def simulate(args: argparse.Namespace) -> list[dict[str, Any]]:
     fill_every = max(1, round(1 / args.filled_share))
     days: list[dict[str, Any]] = []
     print(
-        f"{'day':>3} {'orders in':>10} {'out':>10} {'held':>10} {'MB':>7} {'prune s':>8}"
-        f" {'max batch s':>11} | {'outbox in':>9} {'out':>9} {'held':>9} {'MB':>6}"
+        f"{'day':>3} {'orders in':>10} {'out':>10} {'held':>10} {'MB':>7} {'idx MB':>7}"
+        f" {'prune s':>8} {'max batch s':>11} | {'outbox in':>9} {'out':>9} {'held':>9}"
+        f" {'MB':>6}"
     )
     for day in range(args.days):
         start = START + dt.timedelta(days=day)
@@ -163,26 +167,28 @@ def simulate(args: argparse.Namespace) -> list[dict[str, Any]]:
         with connection.cursor() as cursor:
             cursor.execute("VACUUM mm_orders")
             cursor.execute("VACUUM outbox")
-            held, mb = _count_and_mb(cursor, "mm_orders")
-            outbox_held, outbox_mb = _count_and_mb(cursor, "outbox")
+            held, mb, index_mb = _count_and_mb(cursor, "mm_orders")
+            outbox_held, outbox_mb, outbox_index_mb = _count_and_mb(cursor, "outbox")
         row = {
             "day": day + 1,
             "orders_in": args.orders_per_day,
             "orders_out": out,
             "orders_held": held,
             "orders_mb": mb,
+            "orders_index_mb": index_mb,
             "orders_prune_s": round(prune_s, 2),
             "orders_longest_batch_s": round(longest, 3),
             "outbox_in": outbox_n,
             "outbox_out": outbox_out,
             "outbox_held": outbox_held,
             "outbox_mb": outbox_mb,
+            "outbox_index_mb": outbox_index_mb,
             "outbox_prune_s": round(outbox_s, 2),
             "outbox_longest_batch_s": round(outbox_longest, 3),
         }
         days.append(row)
         print(
-            f"{day + 1:>3} {args.orders_per_day:>10,} {out:>10,} {held:>10,} {mb:>7} "
+            f"{day + 1:>3} {args.orders_per_day:>10,} {out:>10,} {held:>10,} {mb:>7} {index_mb:>7} "
             f"{prune_s:>8.2f} {longest:>11.3f} | {outbox_n:>9,} {outbox_out:>9,}"
             f" {outbox_held:>9,} {outbox_mb:>6}",
             flush=True,

@@ -60,8 +60,10 @@ class MMFill(models.Model):
     makes applying the same fill twice impossible."""
 
     fill_id = models.CharField(max_length=96, unique=True)
+    # The order, until retention deletes it (trading/retention.py): the fill keeps
+    # its client_order_id, and settlements read fills, never orders.
     order = models.ForeignKey(
-        MMOrder, on_delete=models.PROTECT, null=True, blank=True, related_name="fills"
+        MMOrder, on_delete=models.SET_NULL, null=True, blank=True, related_name="fills"
     )
     client_order_id = models.CharField(max_length=96)
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="fills")

@@ -10,5 +10,5 @@ from trading.retention import orders_prune
 
 @shared_task(name="trading.prune_orders", ignore_result=True)
 def prune_orders() -> int:
-    """Terminal, never-filled orders older than ORDER_RETENTION_DAYS (daily)."""
+    """Terminal orders closed more than ORDER_RETENTION_DAYS ago (daily)."""
     return orders_prune()

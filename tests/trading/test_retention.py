@@ -1,7 +1,7 @@
-"""Retention (SPEC Part B.18): terminal, never-filled orders and published
-outbox rows go once past their retention, in small batches; open orders,
-orders of unknown outcome, filled orders, unpublished outbox rows and recent
-rows stay; fills are never touched."""
+"""Retention (SPEC Part B.18): terminal orders and published outbox rows go
+once past their retention, in small batches; open orders, orders of unknown
+outcome, unpublished outbox rows and recent rows stay; fills stay, unlinked
+from a deleted order but with its client order id."""
 
 from __future__ import annotations
 
@@ -29,20 +29,27 @@ def order(status: str, closed_at: dt.datetime | None, **kwargs: object) -> MMOrd
     return OrderFactory(status=status, closed_at=closed_at, created_at=OLD, **kwargs)
 
 
-def test_only_terminal_never_filled_orders_past_the_retention_go() -> None:
+def test_terminal_orders_past_the_retention_go_and_their_fills_stay_unlinked() -> None:
     member = ParticipantFactory()
+    filled = order("FILLED", OLD, participant=member)
+    partly = order("CANCELLED", OLD, participant=member)  # partly filled, then cancelled
     gone = [
         order("CANCELLED", OLD, participant=member),
         order("REJECTED", OLD, participant=member),
         order("CANCELLED", OLD - dt.timedelta(days=300), participant=member),
-    ]
-    filled = order("FILLED", OLD, participant=member)
-    partly = order("CANCELLED", OLD, participant=member)  # partly filled, then cancelled
-    for kept_order in (filled, partly):
-        FillFactory(order=kept_order, client_order_id=kept_order.client_order_id)
-    kept = [
         filled,
         partly,
+    ]
+    fills = [
+        FillFactory(order=o, client_order_id=o.client_order_id, participant=member)
+        for o in (filled, partly)
+    ]
+    recent_filled = order("FILLED", RECENT, participant=member)
+    recent_fill = FillFactory(
+        order=recent_filled, client_order_id=recent_filled.client_order_id, participant=member
+    )
+    kept = [
+        recent_filled,
         order("CANCELLED", RECENT, participant=member),
         order("OPEN", None, participant=member),
         order("PENDING", None, participant=member),  # unknown outcome: the rebuild needs it
@@ -50,13 +57,19 @@ def test_only_terminal_never_filled_orders_past_the_retention_go() -> None:
         # Terminal without a close time (never written so, but never guessed at).
         order("CANCELLED", None, participant=member),
     ]
-    fills_before = MMFill.objects.count()
 
     assert orders_prune(now=NOW, keep=dt.timedelta(days=30), batch=2) == len(gone)
 
     left = set(MMOrder.objects.values_list("client_order_id", flat=True))
     assert left == {o.client_order_id for o in kept}
-    assert MMFill.objects.count() == fills_before
+    # Every fill is still there, with its order's id; only the link to the row went.
+    for fill, its_order in zip(fills, (filled, partly), strict=True):
+        fill.refresh_from_db()
+        assert fill.order_id is None
+        assert fill.client_order_id == its_order.client_order_id
+    recent_fill.refresh_from_db()
+    assert recent_fill.order_id == recent_filled.pk
+    assert MMFill.objects.count() == 3
     assert orders_prune(now=NOW, keep=dt.timedelta(days=30), batch=2) == 0  # nothing twice
 
 
