@@ -44,8 +44,10 @@ class MemberView:
     # The performance snapshots score them (performance/qscore.py).
     orders: tuple[tuple[str, Decimal, Decimal], ...] = ()
     # Reconciliation: the venue's last word on the account's position (None
-    # before the first check) and venue − MMS once two checks agree on it.
+    # before the first check; `position` has moved on since), venue − MMS at
+    # that check, and venue − MMS once two checks in a row agree on it.
     venue_position: Decimal | None = None
+    venue_difference: Decimal = Decimal(0)
     position_mismatch: Decimal = Decimal(0)
 
 
@@ -117,6 +119,7 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
             if o.state is OrderState.OPEN and o.remaining_lots > 0
         ),
         venue_position=member.venue_position,
+        venue_difference=member.venue_difference,
         position_mismatch=member.position_mismatch,
     )
 

@@ -590,6 +590,7 @@ def test_a_venue_position_difference_counts_only_when_the_next_check_confirms_it
     assert world.send(VenuePosition(account, Decimal("0.006"), world.now())) == []
     assert view().position_mismatch == 0  # type: ignore[attr-defined]
     assert view().venue_position == Decimal("0.006")  # type: ignore[attr-defined]
+    assert view().venue_difference == Decimal("0.002")  # type: ignore[attr-defined]
     # The fill arrives: agreement.
     world.send(fill_of(bid, "f-2", lots=2, ts=world.now()))
     world.send(VenuePosition(account, Decimal("0.006"), world.now()))
