@@ -9,10 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from common.actors import Actor
+from common.batches import delete_in_batches
 from common.models import AuditLog, OutboxEvent
 from telemetry import tracing
 
@@ -63,20 +64,13 @@ def outbox_prune(
     `now`, in batches of `batch` short statements, oldest id first (the primary
     key's order: published rows sit at the front). An unpublished row is never
     deleted, however old: the relay still owes it to Kafka. Returns how many went."""
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
     cutoff = (now or timezone.now()) - (keep or settings.OUTBOX_RETENTION)
-    removed = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM outbox WHERE id IN ("
-                " SELECT id FROM outbox WHERE published_at < %s ORDER BY id LIMIT %s)",
-                [cutoff, batch],
-            )
-            removed += cursor.rowcount
-            if cursor.rowcount < batch:
-                return removed
+    return delete_in_batches(
+        "DELETE FROM outbox WHERE id IN ("
+        " SELECT id FROM outbox WHERE published_at < %s ORDER BY id LIMIT %s)",
+        [cutoff],
+        batch,
+    )
 
 
 def field_values(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from common.batches import delete_in_batches
 from common.metrics import count_job
 from participants.models import Participant
 from performance.models import PerformanceDaily, PerformanceSnapshot
@@ -336,15 +337,10 @@ def snapshots_prune(*, now: dt.datetime | None = None, keep: dt.timedelta | None
 
 
 def _delete_range(start: dt.datetime, end: dt.datetime) -> int:
-    removed = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM mm_performance_snapshots WHERE id IN ("
-                " SELECT id FROM mm_performance_snapshots"
-                " WHERE taken_at >= %s AND taken_at < %s LIMIT %s)",
-                [start, end, PRUNE_BATCH],
-            )
-            removed += cursor.rowcount
-            if cursor.rowcount < PRUNE_BATCH:
-                return removed
+    return delete_in_batches(
+        "DELETE FROM mm_performance_snapshots WHERE id IN ("
+        " SELECT id FROM mm_performance_snapshots"
+        " WHERE taken_at >= %s AND taken_at < %s LIMIT %s)",
+        [start, end],
+        PRUNE_BATCH,
+    )

@@ -24,9 +24,9 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from common.batches import delete_in_batches
 from trading.enums import OrderStatus
 
 logger = logging.getLogger(__name__)
@@ -40,23 +40,16 @@ def orders_prune(
 ) -> int:
     """Deletes terminal orders closed more than `keep` (ORDER_RETENTION) before
     `now` (their fills kept, unlinked); returns how many went."""
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
     cutoff = (now or timezone.now()) - (keep or settings.ORDER_RETENTION)
-    removed = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "WITH doomed AS ("
-                " SELECT id FROM mm_orders WHERE closed_at < %s AND status = ANY(%s)"
-                " ORDER BY closed_at LIMIT %s FOR UPDATE SKIP LOCKED),"
-                " unlinked AS ("
-                " UPDATE mm_fills SET order_id = NULL WHERE order_id IN (SELECT id FROM doomed))"
-                " DELETE FROM mm_orders WHERE id IN (SELECT id FROM doomed)",
-                [cutoff, list(PRUNABLE), batch],
-            )
-            removed += cursor.rowcount
-            if cursor.rowcount < batch:
-                break
+    removed = delete_in_batches(
+        "WITH doomed AS ("
+        " SELECT id FROM mm_orders WHERE closed_at < %s AND status = ANY(%s)"
+        " ORDER BY closed_at LIMIT %s FOR UPDATE SKIP LOCKED),"
+        " unlinked AS ("
+        " UPDATE mm_fills SET order_id = NULL WHERE order_id IN (SELECT id FROM doomed))"
+        " DELETE FROM mm_orders WHERE id IN (SELECT id FROM doomed)",
+        [cutoff, list(PRUNABLE)],
+        batch,
+    )
     logger.info("orders pruned", extra={"removed": removed, "cutoff": cutoff.isoformat()})
     return removed

@@ -13,7 +13,7 @@ with the gate open, a stale book, a one-sided book or σ still warming up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from quoting_worker.core.member import OrderState
@@ -22,6 +22,10 @@ from quoting_worker.core.types import Instrument, PoolMode, Side
 
 if TYPE_CHECKING:
     from quoting_worker.core.engine import PoolEngine
+
+# An average of fill prices is shown to the tick and this many places more (an
+# exact average is a repeating decimal: it was published with 60 digits).
+AVG_PRICE_EXTRA_PLACES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,9 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
         participant_id=member.spec.participant_id,
         position_lots=rt.position_lots,
         position=instrument.size(rt.position_lots),
-        avg_entry_price=rt.avg_entry_price,
+        avg_entry_price=rt.avg_entry_price.quantize(
+            instrument.tick_size.scaleb(-AVG_PRICE_EXTRA_PLACES), rounding=ROUND_HALF_EVEN
+        ),
         realised_pnl_usdt=rt.realised_pnl_usdt,
         unrealised_pnl_usdt=rt.unrealised_pnl(mark) if mark else Decimal(0),
         fees_usdt=rt.fees_usdt,

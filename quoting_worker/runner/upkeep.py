@@ -34,6 +34,7 @@ from quoting_worker.adapters.identity import WORKER_KEY
 from quoting_worker.adapters.live import status_record
 from quoting_worker.adapters.metrics import PoolSample, QuoterMetrics
 from quoting_worker.adapters.order_service import OrderServiceClient
+from quoting_worker.core.membership import Member
 from quoting_worker.core.types import PoolMode, Timer, VenueOpenOrders, VenuePosition
 from quoting_worker.runner.actor import Clock, PoolActor
 from quoting_worker.runner.config import WorkerConfig
@@ -126,27 +127,26 @@ class Upkeep:
         ones queried."""
         while True:
             await asyncio.sleep(self.config.reconcile_interval_s)
-            for actor in list(self.hosted.values()):
-                for member in list(actor.engine.members.values()):
-                    account = member.spec.account_id
-                    asked_ns = self.clock.now_ns()
-                    try:
-                        listed = await self.client.open_orders(account, actor.symbol)
-                    except Exception:
-                        logger.warning(
-                            "%s: reconciliation of %s failed",
-                            actor.symbol,
-                            account,
-                            extra={
-                                "symbol": actor.symbol,
-                                "participant_id": member.spec.participant_id,
-                            },
-                        )
-                        continue
-                    event = VenueOpenOrders(
-                        account, frozenset(o.client_order_id for o in listed), asked_ns
+            for actor, member in self._every_member():
+                account = member.spec.account_id
+                asked_ns = self.clock.now_ns()
+                try:
+                    listed = await self.client.open_orders(account, actor.symbol)
+                except Exception:
+                    logger.warning(
+                        "%s: reconciliation of %s failed",
+                        actor.symbol,
+                        account,
+                        extra={
+                            "symbol": actor.symbol,
+                            "participant_id": member.spec.participant_id,
+                        },
                     )
-                    actor.put(event, None, None)
+                    continue
+                event = VenueOpenOrders(
+                    account, frozenset(o.client_order_id for o in listed), asked_ns
+                )
+                actor.put(event, None, None)
 
     async def check_positions_forever(self) -> None:
         """Every position check interval, each member account's position at the
@@ -154,11 +154,18 @@ class Upkeep:
         the next check confirms shows in the status and the metrics)."""
         while True:
             await asyncio.sleep(self.config.position_check_interval_s)
-            for actor in list(self.hosted.values()):
-                for member in list(actor.engine.members.values()):
-                    await self._check_position(
-                        actor, member.spec.account_id, member.spec.participant_id
-                    )
+            for actor, member in self._every_member():
+                await self._check_position(
+                    actor, member.spec.account_id, member.spec.participant_id
+                )
+
+    def _every_member(self) -> list[tuple[PoolActor, Member]]:
+        """Each hosted pool's members as they are now (the walks await between them)."""
+        return [
+            (actor, member)
+            for actor in list(self.hosted.values())
+            for member in list(actor.engine.members.values())
+        ]
 
     async def _check_position(self, actor: PoolActor, account: str, participant_id: str) -> None:
         """One account's position at the venue, to the engine's queue."""

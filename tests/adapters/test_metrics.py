@@ -81,6 +81,16 @@ def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return out
 
 
+def served_scrape(metrics: QuoterMetrics) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """One scrape of `metrics` served over HTTP, as Prometheus reads it."""
+    port = free_port()
+    server = metrics.serve(port, addr="127.0.0.1")
+    try:
+        return scrape(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        server.shutdown()
+
+
 def test_the_spec_metrics_are_served_with_their_labels_over_http() -> None:
     metrics = QuoterMetrics()
     metrics.info.labels("w-1", "abc").set(1)
@@ -97,12 +107,7 @@ def test_the_spec_metrics_are_served_with_their_labels_over_http() -> None:
     metrics.quote_timed("ETHUSDT-PERP", 250_000, 40_000)
     metrics.order_request("place", "ok", 0.004)
     metrics.kill_switches.labels("ETHUSDT-PERP", "STALE_DATA").inc()
-    port = free_port()
-    server = metrics.serve(port, addr="127.0.0.1")
-    try:
-        got = scrape(f"http://127.0.0.1:{port}/metrics")
-    finally:
-        server.shutdown()
+    got = served_scrape(metrics)
     eth = (("symbol", "ETHUSDT-PERP"),)
 
     def of(pid: str) -> tuple[tuple[str, str], ...]:
@@ -191,12 +196,7 @@ def test_the_model_as_the_pool_quotes_it_is_exported_and_absent_before_a_quote()
             mark=None,
         ),
     )
-    port = free_port()
-    server = metrics.serve(port, addr="127.0.0.1")
-    try:
-        got = scrape(f"http://127.0.0.1:{port}/metrics")
-    finally:
-        server.shutdown()
+    got = served_scrape(metrics)
     eth = (("symbol", "ETHUSDT-PERP"),)
     assert got["mm_pool_sigma"] == {eth: 120.0}
     assert got["mm_pool_reservation_price"] == {eth: 2989.92}
