@@ -27,12 +27,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from common.batches import delete_in_batches
-from trading.enums import OrderStatus
+from trading.enums import TERMINAL_ORDER_STATUSES
 
 logger = logging.getLogger(__name__)
 
 PRUNE_BATCH = 5_000
-PRUNABLE = (OrderStatus.CANCELLED.value, OrderStatus.REJECTED.value, OrderStatus.FILLED.value)
+PRUNABLE = sorted(status.value for status in TERMINAL_ORDER_STATUSES)
 
 
 def orders_prune(
@@ -48,7 +48,7 @@ def orders_prune(
         " unlinked AS ("
         " UPDATE mm_fills SET order_id = NULL WHERE order_id IN (SELECT id FROM doomed))"
         " DELETE FROM mm_orders WHERE id IN (SELECT id FROM doomed)",
-        [cutoff, list(PRUNABLE)],
+        [cutoff, PRUNABLE],
         batch,
     )
     logger.info("orders pruned", extra={"removed": removed, "cutoff": cutoff.isoformat()})

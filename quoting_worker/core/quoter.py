@@ -181,7 +181,7 @@ class Quoter:
             targets,
             members=self.membership.members,
             orders=self.orders,
-            refuse=self.pretrade.refuse_reason,
+            pretrade=self.pretrade,
             params=self.params,
             max_order_lots=max_lots,
             mid=mid,

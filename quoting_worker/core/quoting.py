@@ -30,6 +30,7 @@ from quoting_worker.core.avellaneda import Ladder
 from quoting_worker.core.member import OpenOrder, OrderState
 from quoting_worker.core.membership import Member
 from quoting_worker.core.orders import OrderTracking
+from quoting_worker.core.risk import PreTradeCheck
 from quoting_worker.core.types import Action, Instrument, PlaceOrder, PoolParams, Side
 
 Slot = tuple[str, Side, int]  # (participant_id, side, level)
@@ -72,22 +73,6 @@ class LevelSizes:
             )
             self._cache[price] = cached
         return cached
-
-
-class Refuse(Protocol):
-    def __call__(
-        self,
-        *,
-        side: Side,
-        price_ticks: int,
-        size_lots: int,
-        mid_ticks: float,
-        best_bid: int | None,
-        best_ask: int | None,
-        params: PoolParams,
-        max_order_lots: int,
-        resting_prices: set[int],
-    ) -> str | None: ...
 
 
 class NewId(Protocol):
@@ -151,7 +136,7 @@ def quote_diff(
     *,
     members: Mapping[str, Member],
     orders: OrderTracking,
-    refuse: Refuse,
+    pretrade: PreTradeCheck,
     params: PoolParams,
     max_order_lots: int,
     mid: float,
@@ -190,7 +175,7 @@ def quote_diff(
         pid, side, level = slot
         member = members[pid]
         prices = kept.setdefault((pid, side), set())
-        reason = refuse(
+        reason = pretrade.refuse_reason(
             side=side,
             price_ticks=price,
             size_lots=lots,

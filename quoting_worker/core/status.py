@@ -106,9 +106,7 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
         participant_id=member.spec.participant_id,
         position_lots=rt.position_lots,
         position=instrument.size(rt.position_lots),
-        avg_entry_price=rt.avg_entry_price.quantize(
-            instrument.tick_size.scaleb(-AVG_PRICE_EXTRA_PLACES), rounding=ROUND_HALF_EVEN
-        ),
+        avg_entry_price=_shown_price(rt.avg_entry_price, instrument),
         realised_pnl_usdt=rt.realised_pnl_usdt,
         unrealised_pnl_usdt=rt.unrealised_pnl(mark) if mark else Decimal(0),
         fees_usdt=rt.fees_usdt,
@@ -130,9 +128,10 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
     )
 
 
-def why_not_quoting(engine: PoolEngine, now_ns: int) -> str:
+def why_not_quoting(engine: PoolEngine, now_ns: int, sigma: float | None) -> str:
     """Why the pool places nothing now; "" when it may quote. The order gate's
-    reason first, then what the quoter waits for with the gate open."""
+    reason first, then what the quoter waits for with the gate open (`sigma`:
+    the tracker's σ at `now_ns`)."""
     gate = engine.gate()
     if gate:
         return gate
@@ -142,10 +141,18 @@ def why_not_quoting(engine: PoolEngine, now_ns: int) -> str:
         return f"book stale: no message for {silent_ms} ms"
     if book.mid_ticks() is None:
         return "book one-sided"
-    vol = engine.vol
-    if vol.sigma(now_ns) is None:
+    if sigma is None:
+        vol = engine.vol
         return f"σ warming up: {vol.samples} of {vol.min_samples} price increments"
     return ""
+
+
+def _shown_price(price: Decimal, instrument: Instrument) -> Decimal:
+    """`price` to the tick and AVG_PRICE_EXTRA_PLACES more; 0 as "0" (not "0E-13")."""
+    if not price:
+        return Decimal(0)
+    quantum = instrument.tick_size.scaleb(-AVG_PRICE_EXTRA_PLACES)
+    return price.quantize(quantum, rounding=ROUND_HALF_EVEN)
 
 
 def pool_status(engine: PoolEngine) -> EngineStatus:
@@ -156,7 +163,8 @@ def pool_status(engine: PoolEngine) -> EngineStatus:
     quoted = engine.orders.own_levels
     bid, ask = engine.book.best_bid(), engine.book.best_ask()
     now = engine.clock.now_ns()
-    reason = why_not_quoting(engine, now)
+    sigma = engine.vol.sigma(now)
+    reason = why_not_quoting(engine, now, sigma)
     best_bid = instrument.price(max(quoted[Side.BUY])) if quoted[Side.BUY] else None
     best_ask = instrument.price(min(quoted[Side.SELL])) if quoted[Side.SELL] else None
     return EngineStatus(
@@ -165,7 +173,7 @@ def pool_status(engine: PoolEngine) -> EngineStatus:
         quoting=reason == "" and bool(quoted[Side.BUY] or quoted[Side.SELL]),
         gate_reason=reason,
         q=instrument.size(engine.q_lots()),
-        sigma=engine.vol.sigma(now),
+        sigma=sigma,
         reservation_price=ladder.r if ladder else None,
         half_spread=ladder.half_spread if ladder else None,
         best_bid_quoted=best_bid,
