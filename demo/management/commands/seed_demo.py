@@ -62,9 +62,12 @@ POOLS: dict[str, dict[str, Any]] = {
     },
     "PEPEUSDT-PERP": {
         **_COMMON,
-        # At 0.00001 a price unit is 100,000 times the symbol's price: γ and κ scale
-        # with 1/price² and 1/price.
-        "gamma": D("100000"),
+        # κ scales with 1/price (ln(1 + γ/κ)/γ ≈ 1/κ is a price: one tick here). γ
+        # does not: q is in base units, so the skew q·γ·σ²·τ over the price is
+        # (q·price)·γ·(σ/price)²·τ, the same for the same notional and relative σ.
+        # BTC's γ gives PEPE a skew of about 1 bp per 10,000 USDT of inventory
+        # (100,000 made r 0.38 against a price of 0.00001 at 1,000 USDT).
+        "gamma": D("0.00001"),
         "kappa": D("1000000000"),
         "min_spread_bps": D("3"),
         "max_spread_bps": D("120"),
