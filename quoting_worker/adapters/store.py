@@ -69,23 +69,7 @@ class PoolSetup:
 
 
 def pool_params(pool: PoolConfig) -> PoolParams:
-    return PoolParams(
-        gamma=float(pool.gamma),
-        kappa=float(pool.kappa),
-        tau_hours=float(pool.tau),
-        vol_lookback_seconds=pool.vol_lookback_seconds,
-        num_levels=pool.num_levels,
-        level_spacing_bps=float(pool.level_spacing_bps),
-        min_spread_bps=float(pool.min_spread_bps),
-        max_spread_bps=float(pool.max_spread_bps),
-        order_size_usdt=pool.order_size_usdt,
-        max_pool_position_usdt=pool.max_pool_position_usdt,
-        max_pool_loss_usdt=pool.max_pool_loss_usdt,
-        check_staleness=pool.check_staleness,
-        staleness_threshold_ms=pool.staleness_threshold_ms,
-        quote_interval_ms=pool.quote_interval_ms,
-        price_threshold_bps=float(pool.price_threshold_bps),
-    )
+    return PoolParams.of(vars(pool))
 
 
 def _member_spec(member: PoolMember) -> MemberSpec:

@@ -290,6 +290,7 @@ class PoolEngine:
         order = member.runtime.open_orders.get(fill.client_order_id)
         member.runtime.apply_fill(fill)
         self.orders.filled(member, order, fill.client_order_id, fill.size_lots)
+        self.quoter.shares.fill(member.spec.participant_id, fill.side, fill.size_lots, fill.ts_ns)
         self.quoter.dirty = True
         breach = self._check_exposure()
         if breach is not None:
@@ -428,7 +429,9 @@ class PoolEngine:
         self.quoter.configure(params)
 
     def _set_members(self, specs: Iterable[MemberSpec]) -> list[Action]:
-        return self.membership.update(specs, cancel=self.orders.cancel_member)
+        actions = self.membership.update(specs, cancel=self.orders.cancel_member)
+        self.quoter.shares.weighted({pid: m.weight for pid, m in self.members.items()})
+        return actions
 
     # ------------------------------------------------------------------ risk
 

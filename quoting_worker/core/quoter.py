@@ -15,7 +15,8 @@ changed (`refill`). Asked to quote, it:
 3. allocates and diffs (core/quoting.py): the members' targets, then the
    cancels and placements that make what rests match them, each placement
    through the pre-trade check; in shadow mode the targets are reported as
-   simulated quotes instead.
+   simulated quotes instead. At each price the members' placements go in
+   fair queue order (core/fairness.py).
 
 The engine decides whether the gate is open (mode, instrument, sync,
 suspension); the Quoter trusts that and reads the market through the book and
@@ -31,6 +32,7 @@ from time import perf_counter_ns
 from quoting_worker.core.allocation import level_lots
 from quoting_worker.core.avellaneda import ASEngine, Ladder
 from quoting_worker.core.book import OrderBook
+from quoting_worker.core.fairness import FillShares
 from quoting_worker.core.ids import ClientOrderIds
 from quoting_worker.core.membership import Membership
 from quoting_worker.core.orders import OrderTracking
@@ -68,6 +70,9 @@ class Quoter:
         self.ids = ids
         self.shadow = shadow
         self.last = LastQuote()
+        # The day's fills against each member's share of size: who stands first
+        # at a price (core/fairness.py).
+        self.shares = FillShares()
         self.dirty = True
         # An order went (cancelled, rejected, given up) while nothing else changed:
         # its slot is refilled at the last quote's prices, not re-priced.
@@ -151,7 +156,7 @@ class Quoter:
             self.last.ladder_micro = micro
             self.dirty = False
         allocating = perf_counter_ns()
-        targets = self._targets(ladder, mark)
+        targets = self._targets(ladder, mark, now)
         allocated = perf_counter_ns()
         if self.shadow:
             actions = self._simulate(targets)
@@ -161,15 +166,20 @@ class Quoter:
             self.on_quote(perf_counter_ns() - started, allocated - allocating)
         return actions
 
-    def _targets(self, ladder: Ladder, mark: Decimal) -> Targets:
+    def _targets(self, ladder: Ladder, mark: Decimal, now: int) -> Targets:
+        """The members' targets, each level's in queue order: the member furthest
+        behind its share of fills first (core/fairness.py)."""
         members = list(self.membership.members.values())
-        return member_targets(
+        members = self.shares.queue([m.spec.participant_id for m in members], members, now)
+        targets = member_targets(
             ladder,
             members,
             limits=[self.membership.limit_lots(m, mark) for m in members],
             level_of=self.level_sizes,
             min_lots=self.instrument.min_lots,
         )
+        self.shares.quoted((pid, side, lots) for (pid, side, _), (_, lots) in targets.items())
+        return targets
 
     def _diff(
         self, targets: Targets, mid: float, best_bid: int | None, best_ask: int | None

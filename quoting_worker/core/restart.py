@@ -5,7 +5,8 @@ Positions, PnL and the order-owner map come back from the persisted fills,
 funding payments and orders, each with the participant it was attributed to;
 the day's loss guard from its stored baseline. A former member's fills are
 not part of the pool's q any more, and are left out. Ids seen here are
-remembered, so a redelivered fill or payment is not booked twice.
+remembered, so a redelivered fill or payment is not booked twice. The day's
+fills also rebuild the members' fill deficits (core/fairness.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def rebuild(
         engine.seen_fills.add(fill.fill_id)
         engine.orders.owner.setdefault(fill.client_order_id, pid)
         member.runtime.apply_fill(fill)
+        engine.quoter.shares.fill(pid, fill.side, fill.size_lots, fill.ts_ns)
     for pid, payment in funding:
         member = members.get(pid)
         if member is None or payment.payment_id in engine.seen_funding:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
+from quoting_worker.core.fairness import FillShares
 from quoting_worker.core.member import OrderState
 from quoting_worker.core.membership import Member
 from quoting_worker.core.types import Instrument, PoolMode, Side
@@ -53,6 +54,11 @@ class MemberView:
     venue_position: Decimal | None = None
     venue_difference: Decimal = Decimal(0)
     position_mismatch: Decimal = Decimal(0)
+    # Fair queue position (core/fairness.py), over the UTC day in base units:
+    # the maker volume filled, and the fill deficit (entitled − filled; the
+    # member furthest behind stands first at the next placement).
+    day_maker_size: Decimal = Decimal(0)
+    fill_deficit: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +90,15 @@ class EngineStatus:
     positions_reconciled: bool = True
 
 
-def member_view(member: Member, instrument: Instrument, mark: Decimal | None) -> MemberView:
+def member_view(
+    member: Member,
+    instrument: Instrument,
+    mark: Decimal | None,
+    shares: FillShares,
+    now_ns: int,
+) -> MemberView:
     rt = member.runtime
+    pid = member.spec.participant_id
     bid_depth = sum(
         (
             instrument.notional(o.price_ticks, o.remaining_lots)
@@ -125,6 +138,8 @@ def member_view(member: Member, instrument: Instrument, mark: Decimal | None) ->
         venue_position=member.venue_position,
         venue_difference=member.venue_difference,
         position_mismatch=member.position_mismatch,
+        day_maker_size=instrument.size(shares.volume(pid, now_ns)),
+        fill_deficit=instrument.size(round(shares.deficit(pid, now_ns))),
     )
 
 
@@ -179,7 +194,10 @@ def pool_status(engine: PoolEngine) -> EngineStatus:
         best_bid_quoted=best_bid,
         best_ask_quoted=best_ask,
         day_pnl_usdt=engine.day_pnl(),
-        members=tuple(member_view(m, instrument, engine.mark) for m in engine.members.values()),
+        members=tuple(
+            member_view(m, instrument, engine.mark, engine.quoter.shares, now)
+            for m in engine.members.values()
+        ),
         mid=None if bid is None or ask is None else instrument.price(bid + ask) / 2,
         refused=dict(engine.quoter.pretrade.refused),
         halt=engine.halt_reason,

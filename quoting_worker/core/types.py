@@ -12,9 +12,11 @@ Timestamps are integer nanoseconds from the engine's clock port.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class Side(StrEnum):
@@ -232,6 +234,28 @@ class PoolParams:
     price_collar_bps: float = 500.0
     vol_min_samples: int = 20
     sigma_floor: float | None = None
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> PoolParams:
+        """From a pool's configuration by its stored field names (mm_pool_configs:
+        `tau` is τ in hours); the stored Decimals the model takes as floats."""
+        return cls(
+            gamma=float(config["gamma"]),
+            kappa=float(config["kappa"]),
+            tau_hours=float(config["tau"]),
+            vol_lookback_seconds=int(config["vol_lookback_seconds"]),
+            num_levels=int(config["num_levels"]),
+            level_spacing_bps=float(config["level_spacing_bps"]),
+            min_spread_bps=float(config["min_spread_bps"]),
+            max_spread_bps=float(config["max_spread_bps"]),
+            order_size_usdt=Decimal(config["order_size_usdt"]),
+            max_pool_position_usdt=Decimal(config["max_pool_position_usdt"]),
+            max_pool_loss_usdt=Decimal(config["max_pool_loss_usdt"]),
+            check_staleness=bool(config["check_staleness"]),
+            staleness_threshold_ms=int(config["staleness_threshold_ms"]),
+            quote_interval_ms=int(config["quote_interval_ms"]),
+            price_threshold_bps=float(config["price_threshold_bps"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)

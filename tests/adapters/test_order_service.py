@@ -821,6 +821,30 @@ def test_a_placement_waits_for_a_crossable_cancel_of_an_earlier_batch(sim: SimAd
     assert sim.stats()["live_orders"] == 1
 
 
+def test_orders_at_one_price_reach_the_venue_in_the_batchs_order(sim: SimAdmin) -> None:
+    """Fair queue position: the engine orders a price's placements by fill
+    deficit, and the venue queues them as they arrive; so the sink sends each
+    once the one before it at that price is answered (a slow first one is not
+    overtaken), while other prices go at once."""
+    slow = order(ticks=600_000)  # ALPHA's placements take 300 ms
+    behind = order(ticks=600_000, account=BRAVO)
+    elsewhere = order(ticks=599_990, account=BRAVO)
+    events, collect = _collector()
+
+    async def scenario() -> None:
+        async with connect(sim) as client:
+            sim.faults(latency_ms=300, routes=["place"], accounts=[ALPHA])
+            sink = OrderServiceSink(client, instruments={BTC.symbol: BTC}, on_event=collect)
+            await sink.execute(BTC.symbol, [slow, behind, elsewhere])
+
+    run(scenario)
+    assert _names(events) == [
+        ("OrderAccepted", elsewhere.client_order_id),  # another price: not held up
+        ("OrderAccepted", slow.client_order_id),
+        ("OrderAccepted", behind.client_order_id),  # sent only after `slow` was answered
+    ]
+
+
 def test_a_placement_waits_for_a_cancel_all_of_its_account_sent_before_it(
     sim: SimAdmin,
 ) -> None:

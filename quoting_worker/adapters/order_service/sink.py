@@ -105,7 +105,11 @@ class OrderServiceSink:
       could cross (a post-only order that crosses a resting one of the pool is
       a reject, or a self-trade) and the cancel-alls under way for its account
       and symbol. The engine already counts an order being cancelled as
-      resting, so a placement overlapping its cancel never exceeds a limit.
+      resting, so a placement overlapping its cancel never exceeds a limit;
+    - a batch's placements at one side and price go one after another, in the
+      batch's order, each once the previous one is answered: the venue's
+      queue at that price then has the engine's order (fair queue position,
+      core/fairness.py). Different prices go side by side.
     Cancels and cancel-alls otherwise go at once, so a kill's cancel-all never
     waits behind a placement; a cancel whose account the same batch cancels all
     of (a pause, halt or kill) is left to that cancel-all, and sent only if the
@@ -274,7 +278,17 @@ class OrderServiceSink:
                 self._settle_placing(coid, OrderCancelled(coid, 0))
             raise
         failpoint("place.recorded")
-        await asyncio.gather(*(self._place(symbol, p) for p in places))
+        # Orders at one price go one after another, each once the previous one is
+        # answered, so the venue queues them in the engine's order (fair queue
+        # position, core/fairness.py); prices go side by side.
+        at_price: dict[tuple[Side, int], list[PlaceOrder]] = {}
+        for place in places:
+            at_price.setdefault((place.side, place.price_ticks), []).append(place)
+        await asyncio.gather(*(self._place_in_turn(symbol, queue) for queue in at_price.values()))
+
+    async def _place_in_turn(self, symbol: str, queue: list[PlaceOrder]) -> None:
+        for place in queue:
+            await self._place(symbol, place)
 
     def _blockers(self, symbol: str, place: PlaceOrder) -> list[asyncio.Future[Any]]:
         """What `place` must wait for: the cancels registered before it that it
