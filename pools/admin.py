@@ -73,6 +73,14 @@ POOL_LIFECYCLES = (
         text_needed=_halted_selected,
     ),
     Lifecycle(
+        name="unwind",
+        label="Unwind (reducing orders only)",
+        role=Role.OPS,
+        run=lambda pool, actor, text: services.pool_unwind(pool=pool, actor=actor, note=text),
+        text_field="note",
+        text_label="Note (required: why, and what the desk expects)",
+    ),
+    Lifecycle(
         name="archive",
         label="Archive",
         role=Role.OPS,
@@ -176,6 +184,17 @@ class PoolConfigAdmin(ServiceModelAdmin):
                     "max_pool_loss_usdt",
                     "check_staleness",
                     "staleness_threshold_ms",
+                )
+            },
+        ),
+        (
+            "Inventory and unwinding",
+            {
+                "fields": (
+                    "target_inventory",
+                    "unwind_band_bps",
+                    "unwind_max_loss_usdt",
+                    "unwind_time_limit_s",
                 )
             },
         ),

@@ -40,6 +40,13 @@ class PoolConfig(models.Model):
     staleness_threshold_ms = models.PositiveIntegerField(default=5000)
     quote_interval_ms = models.PositiveIntegerField(default=250)
     price_threshold_bps = _dec(12, 4, default=Decimal("1"))
+    # The inventory the A-S skew aims at (q₀, base units; SPEC B.20).
+    target_inventory = _dec(38, 12, default=Decimal(0))
+    # UNWINDING: reducing orders within this many bps of mid; a further loss
+    # beyond this since the unwind began halts it; it ends PAUSED after this long.
+    unwind_band_bps = _dec(12, 4, default=Decimal("50"))
+    unwind_max_loss_usdt = _dec(default=Decimal(0))
+    unwind_time_limit_s = models.PositiveIntegerField(default=3600)
 
     state = FSMField(default=S.PAUSED, choices=S.choices, protected=True)
     state_reason = models.TextField(blank=True, default="")
@@ -77,6 +84,16 @@ class PoolConfig(models.Model):
                 violation_error_message="min_spread_bps must be ≤ max_spread_bps",
             ),
             models.CheckConstraint(
+                condition=models.Q(unwind_band_bps__gt=0)
+                & models.Q(unwind_max_loss_usdt__gte=0)
+                & models.Q(unwind_time_limit_s__gte=1),
+                name="pool_unwind_limits",
+                violation_error_message=(
+                    "unwind_band_bps must be > 0, unwind_max_loss_usdt ≥ 0 and "
+                    "unwind_time_limit_s ≥ 1"
+                ),
+            ),
+            models.CheckConstraint(
                 condition=models.Q(order_size_usdt__gt=0)
                 & models.Q(max_pool_position_usdt__gte=0)
                 & models.Q(max_pool_loss_usdt__gte=0),
@@ -93,17 +110,25 @@ class PoolConfig(models.Model):
     def enable(self) -> None:
         """PAUSED → ACTIVE, marking the pool to be hosted at start-up."""
 
-    @transition(field=state, source=S.ACTIVE, target=S.PAUSED)
+    @transition(field=state, source=[S.ACTIVE, S.UNWINDING], target=S.PAUSED)
     def pause(self) -> None:
-        """ACTIVE → PAUSED: the gate closes and resting orders are cancelled."""
+        """ACTIVE or UNWINDING → PAUSED: the gate closes and resting orders are cancelled."""
 
     @transition(field=state, source=[S.PAUSED, S.HALTED], target=S.ACTIVE)
     def resume(self) -> None:
         """PAUSED or HALTED → ACTIVE; from HALTED only with a person's review note."""
 
-    @transition(field=state, source=[S.PAUSED, S.ACTIVE], target=S.HALTED)
+    @transition(field=state, source=[S.PAUSED, S.ACTIVE, S.UNWINDING], target=S.HALTED)
     def halt(self) -> None:
         """Kill switch: any state but HALTED → HALTED."""
+
+    @transition(field=state, source=[S.PAUSED, S.HALTED], target=S.UNWINDING)
+    def unwind(self) -> None:
+        """PAUSED or HALTED → UNWINDING, by a person with a note: reducing orders only."""
+
+    @transition(field=state, source=S.UNWINDING, target=S.PAUSED)
+    def finish_unwind(self) -> None:
+        """UNWINDING → PAUSED when every member is flat or the time limit is reached."""
 
 
 class PoolMember(models.Model):

@@ -43,8 +43,14 @@ POOL_CONFIG_FIELDS = (
     "staleness_threshold_ms",
     "quote_interval_ms",
     "price_threshold_bps",
+    "target_inventory",
+    "unwind_band_bps",
+    "unwind_max_loss_usdt",
+    "unwind_time_limit_s",
 )
 MEMBER_FIELDS = ("weight", "max_position_usdt")
+# The states in which the quoting worker places orders (UNWINDING: reducing ones).
+PLACING_STATES = frozenset({PoolState.ACTIVE, PoolState.UNWINDING})
 
 
 def _check_config(pool: PoolConfig) -> None:
@@ -99,9 +105,9 @@ def _update(pool: PoolConfig, config: Mapping[str, Any], actor: Actor) -> None:
     unknown = set(config) - set(POOL_CONFIG_FIELDS)
     if unknown:
         raise InvalidInput(f"not a pool config field: {sorted(unknown)}", field=min(unknown))
-    if config.get("enabled") is False and pool.state == PoolState.ACTIVE:
+    if config.get("enabled") is False and pool.state in PLACING_STATES:
         raise Conflict(
-            "an ACTIVE pool cannot be disabled; pause it first",
+            f"an {pool.state} pool cannot be disabled; pause it first",
             field="enabled",
             current_state=str(pool.state),
         )
@@ -119,7 +125,7 @@ def pool_archive(*, pool: PoolConfig, actor: Actor) -> PoolConfig:
     """DELETE /pools/{symbol}: a pool is never hard-deleted; it must not be ACTIVE."""
     with transaction.atomic():
         locked = lock(PoolConfig, pk=pool.pk)
-        if locked.state == PoolState.ACTIVE:
+        if locked.state in PLACING_STATES:
             raise IllegalTransition(entity="pool", action="delete", current_state=locked.state)
         if locked.archived_at is None:
             changes = apply_changes(locked, {"enabled": False, "archived_at": timezone.now()})
@@ -193,6 +199,32 @@ def pool_resume(*, pool: PoolConfig, actor: Actor, note: str = "") -> PoolConfig
         return _pool_transition(pool, action="resume", actor=actor, reason=note, check=check)
 
 
+def pool_unwind(*, pool: PoolConfig, actor: Actor, note: str) -> PoolConfig:
+    """PAUSED or HALTED → UNWINDING (SPEC B.20): only a person, with a note."""
+
+    def check(locked: PoolConfig) -> None:
+        if actor.kind is not ActorKind.USER:
+            raise IllegalTransition(entity="pool", action="unwind", current_state=str(locked.state))
+        if not note.strip():
+            raise InvalidInput("unwinding a pool needs a note", field="note")
+
+    with transaction.atomic():
+        return _pool_transition(pool, action="unwind", actor=actor, reason=note, check=check)
+
+
+def pool_unwind_finished(*, pool: PoolConfig, actor: Actor, reason: str) -> PoolConfig | None:
+    """UNWINDING → PAUSED, as the quoting worker saw it end (every member flat,
+    or the time limit). None when the pool had left UNWINDING meanwhile (a
+    person paused or killed it): nothing to record."""
+    with transaction.atomic():
+        locked = lock(PoolConfig, pk=pool.pk)
+        if locked.state != PoolState.UNWINDING:
+            return None
+        return _pool_transition(
+            locked, action="finish_unwind", actor=actor, reason=f"unwind over: {reason}"
+        )
+
+
 def pool_halt(*, pool: PoolConfig, actor: Actor, trigger: str, detail: str) -> PoolConfig:
     """The kill switch of one pool (risk guards, exchange halt, emergency kill)."""
     with transaction.atomic():
@@ -202,10 +234,11 @@ def pool_halt(*, pool: PoolConfig, actor: Actor, trigger: str, detail: str) -> P
 
 
 def pool_boot_pause(*, pool: PoolConfig, actor: Actor, reason: str) -> PoolConfig | None:
-    """At boot or takeover: an ACTIVE pool goes PAUSED before anything else; others stay."""
+    """At boot or takeover: an ACTIVE or UNWINDING pool goes PAUSED before anything
+    else (a person decides again); others stay."""
     with transaction.atomic():
         locked = lock(PoolConfig, pk=pool.pk)
-        if locked.state != PoolState.ACTIVE:
+        if locked.state not in PLACING_STATES:
             return None
         return _pool_transition(locked, action="pause", actor=actor, reason=reason)
 
@@ -325,13 +358,14 @@ def member_update(*, member: PoolMember, updates: Mapping[str, Any], actor: Acto
 
 
 def member_remove(*, member: PoolMember, actor: Actor) -> None:
-    """Only when the member is flat, or while the pool is not ACTIVE (SPEC Part B.3):
+    """Only when the member is flat, or while the pool places no orders (not ACTIVE
+    or UNWINDING; SPEC Part B.3):
     q must never lose a position the pool still carries while it quotes."""
     with transaction.atomic():
         pool = lock(PoolConfig, pk=member.pool_id)
         locked = lock(PoolMember, pk=member.pk)
         position = member_position(participant_id=locked.participant_id, symbol=pool.symbol)
-        if pool.state == PoolState.ACTIVE and position != 0:
+        if pool.state in PLACING_STATES and position != 0:
             raise Conflict(
                 f"the member holds {position} {pool.symbol}; pause the pool or flatten first",
                 position=str(position),

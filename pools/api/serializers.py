@@ -61,6 +61,33 @@ class PoolConfigInputSerializer(InputSerializer):
     )
     quote_interval_ms = serializers.IntegerField(min_value=1, max_value=3_600_000, required=False)
     price_threshold_bps = _bps(required=False)
+    target_inventory = serializers.DecimalField(
+        max_digits=38,
+        decimal_places=12,
+        required=False,
+        help_text="q₀, base units: the inventory the A-S skew aims at (default 0)",
+    )
+    unwind_band_bps = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        min_value=Decimal("0.0001"),
+        max_value=Decimal(10_000),
+        required=False,
+        help_text="UNWINDING: reducing orders only within this many bps of mid",
+    )
+    unwind_max_loss_usdt = serializers.DecimalField(
+        max_digits=24,
+        decimal_places=8,
+        min_value=Decimal(0),
+        required=False,
+        help_text="UNWINDING: a further loss beyond this since the unwind began halts it",
+    )
+    unwind_time_limit_s = serializers.IntegerField(
+        min_value=1,
+        max_value=7 * 86_400,
+        required=False,
+        help_text="UNWINDING: it ends PAUSED after this many seconds",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -100,6 +127,10 @@ class PoolOutputSerializer(serializers.ModelSerializer[PoolConfig]):
             "staleness_threshold_ms",
             "quote_interval_ms",
             "price_threshold_bps",
+            "target_inventory",
+            "unwind_band_bps",
+            "unwind_max_loss_usdt",
+            "unwind_time_limit_s",
             "state_reason",
             "state_changed_at",
             "state_changed_by",

@@ -9,6 +9,7 @@ urlpatterns = [
     path("pools/<symbol:symbol>/enable", views.PoolEnableApi.as_view(), name="pool-enable"),
     path("pools/<symbol:symbol>/pause", views.PoolPauseApi.as_view(), name="pool-pause"),
     path("pools/<symbol:symbol>/resume", views.PoolResumeApi.as_view(), name="pool-resume"),
+    path("pools/<symbol:symbol>/unwind", views.PoolUnwindApi.as_view(), name="pool-unwind"),
     path("pools/<symbol:symbol>/status", views.PoolStatusApi.as_view(), name="pool-status"),
     path("pools/<symbol:symbol>/members", views.MemberListApi.as_view(), name="member-list"),
     path(

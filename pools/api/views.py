@@ -93,7 +93,9 @@ class PoolDetailApi(APIView):
     @extend_schema(
         request=None,
         responses={200: PoolOutputSerializer, **error_responses(401, 403, 404, 409)},
-        description="Archive the pool (never a hard delete). The pool must not be ACTIVE.",
+        description=(
+            "Archive the pool (never a hard delete). The pool must not be ACTIVE or UNWINDING."
+        ),
     )
     def delete(self, request: Request, symbol: str) -> Response:
         pool = services.pool_archive(
@@ -129,7 +131,9 @@ class PoolEnableApi(_PoolActionApi):
 
 
 @extend_schema(
-    request=ReasonSerializer, responses=_ACTION_RESPONSES, description="ACTIVE → PAUSED."
+    request=ReasonSerializer,
+    responses=_ACTION_RESPONSES,
+    description="ACTIVE or UNWINDING → PAUSED.",
 )
 class PoolPauseApi(_PoolActionApi):
     def act(self, request: Request, pool: Any, data: dict[str, Any]) -> Any:
@@ -146,6 +150,23 @@ class PoolResumeApi(_PoolActionApi):
 
     def act(self, request: Request, pool: Any, data: dict[str, Any]) -> Any:
         return services.pool_resume(pool=pool, actor=request_actor(request), note=data["note"])
+
+
+@extend_schema(
+    request=NoteSerializer,
+    responses=_ACTION_RESPONSES,
+    description=(
+        "PAUSED or HALTED → UNWINDING (SPEC B.20), by a person with a note: each member "
+        "quotes only the side that brings its position back to flat, never more than the "
+        "position, within unwind_band_bps of mid. It ends PAUSED when every member is "
+        "flat, after unwind_time_limit_s, or on a pause; a kill halts it."
+    ),
+)
+class PoolUnwindApi(_PoolActionApi):
+    input_serializer = NoteSerializer
+
+    def act(self, request: Request, pool: Any, data: dict[str, Any]) -> Any:
+        return services.pool_unwind(pool=pool, actor=request_actor(request), note=data["note"])
 
 
 class PoolStatusListApi(APIView):

@@ -43,6 +43,7 @@ def commands_for(setup: PoolSetup, engine: PoolEngine, *, now_ns: int) -> list[C
             PoolMode.ACTIVE: "resume",
             PoolMode.PAUSED: "pause",
             PoolMode.HALTED: "kill",
+            PoolMode.UNWINDING: "unwind",
         }[setup.mode]
         commands.append(Command(kind, now_ns, reason="database state"))
     return commands

@@ -132,6 +132,17 @@ def pool_boot_pause(*, symbol: str, worker_id: str, reason: str) -> PoolMode:
     return PoolMode(PoolConfig.objects.get(symbol=symbol).state)
 
 
+def pool_unwind_finished(*, symbol: str, worker_id: str, reason: str) -> bool:
+    """The engine ended an unwind (every member flat, or its time limit): the pool
+    goes PAUSED through the one service function. False when it had left
+    UNWINDING meanwhile (a person paused or killed it)."""
+    pool = PoolConfig.objects.get(symbol=symbol)
+    done = pool_services.pool_unwind_finished(
+        pool=pool, actor=quoter_actor(worker_id), reason=reason
+    )
+    return done is not None
+
+
 def pool_halt(*, symbol: str, worker_id: str, trigger: str, detail: str) -> bool:
     """A kill-switch breach: the pool goes HALTED through the one service function.
     False when it already was (the breach is then already on record)."""

@@ -8,14 +8,25 @@ halt, simulated quotes). The runquoter's per-symbol actor
 one queue, so the quoting loop needs no locks. Same events and clock, same
 actions: a run can be replayed exactly.
 
-The order gate is open only while all of these hold: the pool is ACTIVE, the
-instrument is known to trade (unknown after a start until the Metadata
+The order gate is open only while all of these hold: the pool is ACTIVE (or
+UNWINDING, below), the instrument is known to trade (unknown after a start until the Metadata
 Service or the feed says), the book is synced and fresh, a mark price is
 known, σ is warmed up.
 Entering PAUSED or HALTED cancels every order of every member (each known
 order, plus a venue cancel-all per member account for orders MMS lost track
 of). A risk breach closes the gate at once, cancels, and asks the authority
 to HALT; only an explicit resume opens it again.
+
+UNWINDING (SPEC Part B.20), entered by a person from PAUSED or HALTED:
+per member only the side that reduces its position is quoted, never more
+than the position (counting every order of that side that may still be live),
+with the A-S skew, within `unwind_band_bps` of mid; |position| never grows.
+Stale data, an exchange halt and a reject storm halt it as they halt an ACTIVE
+pool; the position guard does not (the position only shrinks), and the loss
+guard only once the pool's PnL falls `unwind_max_loss_usdt` below what it was
+when the unwind began (the loss that halted it does not halt it again). It
+ends PAUSED, with an `UnwindFinished` for the authority, when every member is
+flat or after `unwind_time_limit_s`.
 
 The engine owns the pool's mode, its guards and the routing of events to
 the rooms that keep state: the book, the volatility tracker, the membership
@@ -78,6 +89,7 @@ from quoting_worker.core.types import (
     RequestSnapshot,
     RiskTriggered,
     Timer,
+    UnwindFinished,
     VenueOpenOrders,
     VenuePosition,
 )
@@ -142,7 +154,10 @@ class PoolEngine:
         # Why the adapter cannot keep a durable record now (the database is down):
         # the gate is closed until it can ("" when it can). Self-clearing, no halt.
         self.suspended = ""
-        self.active_since_ns = clock.now_ns() if mode is PoolMode.ACTIVE else 0
+        self.active_since_ns = clock.now_ns() if mode.places else 0
+        # UNWINDING: when it began, and the pool's total PnL below which it halts.
+        self.unwind_since_ns = clock.now_ns() if mode is PoolMode.UNWINDING else 0
+        self.unwind_floor_pnl: Decimal | None = None
         # Between hold() and release() quoting waits: a backlog of events is applied
         # and quoted once, off the newest state (see `hold`).
         self.holding = False
@@ -253,7 +268,7 @@ class PoolEngine:
 
     def _on_instrument_status(self, status: InstrumentStatus) -> list[Action]:
         self.instrument_halted = status.halted
-        if status.halted and self.mode is PoolMode.ACTIVE:
+        if status.halted and self.mode.places:
             return self._trip(Breach("EXCHANGE_HALT", f"{self.symbol} halted by the exchange"))
         self.quoter.dirty = True
         return self._maybe_quote()
@@ -261,7 +276,7 @@ class PoolEngine:
     def _on_timer(self, timer: Timer) -> list[Action]:
         now = self.clock.now_ns()
         actions: list[Action] = []
-        if self.mode is PoolMode.ACTIVE:
+        if self.mode.places:
             # Was the feed alive when this tick was queued? Every book message that
             # arrived before it is applied by now (one queue, in order), so a backlog
             # behind a slow write is not taken for a silent feed; a silent feed is.
@@ -272,6 +287,10 @@ class PoolEngine:
                 breach = self._check_exposure()
             if breach is not None:
                 return self._trip(breach)
+            if self.mode is PoolMode.UNWINDING:
+                finished = self._unwind_over(now)
+                if finished:
+                    return self._finish_unwind(finished)
         actions.extend(self.orders.due_queries(now))
         actions.extend(self._maybe_quote())
         return actions
@@ -295,6 +314,10 @@ class PoolEngine:
         breach = self._check_exposure()
         if breach is not None:
             return self._trip(breach)
+        if self.mode is PoolMode.UNWINDING:
+            finished = self._unwind_over(self.clock.now_ns())
+            if finished:
+                return self._finish_unwind(finished)
         return self._maybe_quote()
 
     def _on_funding(self, payment: FundingPayment) -> list[Action]:
@@ -335,7 +358,7 @@ class PoolEngine:
         instrument's state stays the feed's and the Metadata Service's to say."""
         tracked = self.orders.tracked(reject.client_order_id)
         self._drop_order(reject.client_order_id)
-        if not tracked or self.mode is not PoolMode.ACTIVE:
+        if not tracked or not self.mode.places:
             return []
         if reject.reason == INSTRUMENT_HALTED:
             detail = f"{self.symbol} halted by the exchange (an order rejected {INSTRUMENT_HALTED})"
@@ -346,7 +369,7 @@ class PoolEngine:
         return self._maybe_quote()
 
     def _on_query_result(self, result: OrderQueryResult) -> list[Action]:
-        asks, gone = self.orders.query_result(result, active=self.mode is PoolMode.ACTIVE)
+        asks, gone = self.orders.query_result(result, active=self.mode.places)
         if not gone:
             return asks
         self._drop_order(result.client_order_id)
@@ -356,7 +379,7 @@ class PoolEngine:
         pid = self.by_account.get(venue.account_id)
         if pid is None:
             return []
-        return self.orders.venue_open_orders(pid, venue, active=self.mode is PoolMode.ACTIVE)
+        return self.orders.venue_open_orders(pid, venue, active=self.mode.places)
 
     def _drop_order(self, coid: str) -> None:
         if self.orders.drop(coid):
@@ -373,6 +396,8 @@ class PoolEngine:
             self.guards.reset_rejects()
             self.quoter.dirty = True
             return self._maybe_quote()
+        if kind == "unwind":
+            return self._start_unwind()
         if kind == "pause":
             self.mode = PoolMode.PAUSED
             return self._cancel_everything(f"pause: {command.reason}")
@@ -446,7 +471,60 @@ class PoolEngine:
             breach = self.guards.check_loss(
                 self.clock.now_ns(), self.membership.total_pnl(mark), self.params
             )
+        if self.mode is PoolMode.UNWINDING:
+            return self._check_unwind_loss(mark)
         return breach if self.mode is PoolMode.ACTIVE else None
+
+    # ------------------------------------------------------------------ unwinding
+
+    def _start_unwind(self) -> list[Action]:
+        """A person moved the pool to UNWINDING (the authority allows it from PAUSED
+        or HALTED only): reducing orders from now on."""
+        if self.mode is PoolMode.UNWINDING:
+            return []
+        now = self.clock.now_ns()
+        self.mode = PoolMode.UNWINDING
+        self.unwind_since_ns = now
+        self.active_since_ns = now
+        self.unwind_floor_pnl = None  # set at the first look with a mark
+        self.halt_reason = ""
+        self.guards.reset_rejects()
+        self.quoter.dirty = True
+        finished = self._unwind_over(now)
+        if finished:
+            return self._finish_unwind(finished)
+        return self._maybe_quote()
+
+    def _check_unwind_loss(self, mark: Decimal) -> Breach | None:
+        """The loss guard while unwinding: from the pool's total PnL when the unwind
+        first saw a mark, a further loss of `unwind_max_loss_usdt` halts it."""
+        total = self.membership.total_pnl(mark)
+        if self.unwind_floor_pnl is None:
+            self.unwind_floor_pnl = total - self.params.unwind_max_loss_usdt
+            return None
+        if total < self.unwind_floor_pnl:
+            lost = self.unwind_floor_pnl + self.params.unwind_max_loss_usdt - total
+            return Breach(
+                "LOSS",
+                f"unwinding: lost {lost:.2f} USDT since the unwind began "
+                f"(> {self.params.unwind_max_loss_usdt} USDT allowed)",
+            )
+        return None
+
+    def _unwind_over(self, now_ns: int) -> str:
+        """Why the unwind is over ("" while it goes on)."""
+        if all(m.runtime.position_lots == 0 for m in self.members.values()):
+            return "every member flat"
+        limit_ns = self.params.unwind_time_limit_s * 1_000_000_000
+        if now_ns - self.unwind_since_ns >= limit_ns:
+            return f"time limit ({self.params.unwind_time_limit_s} s) reached"
+        return ""
+
+    def _finish_unwind(self, reason: str) -> list[Action]:
+        self.mode = PoolMode.PAUSED
+        actions = self._cancel_everything(f"unwind over: {reason}")
+        actions.append(UnwindFinished(reason))
+        return actions
 
     def _trip(self, breach: Breach, *, report: bool = True) -> list[Action]:
         """Gate closed first (the mode), then every order cancelled, then the halt reported."""
@@ -486,7 +564,7 @@ class PoolEngine:
 
     def gate(self) -> str:
         """Why no order may go now; "" when the gate is open."""
-        if self.mode is not PoolMode.ACTIVE:
+        if not self.mode.places:
             return f"pool {self.mode}"
         if self.suspended:
             return f"suspended: {self.suspended}"
@@ -507,11 +585,13 @@ class PoolEngine:
             self.held = True
             return []
         mark = self.mark
-        if self.mode is not PoolMode.ACTIVE or self.instrument_halted is not False:
+        if not self.mode.places or self.instrument_halted is not False:
             return []
         if self.suspended or not self.book.synced or mark is None:
             return []
-        return self.quoter.maybe(self.clock.now_ns(), mark, self.vol)
+        return self.quoter.maybe(
+            self.clock.now_ns(), mark, self.vol, reducing=self.mode is PoolMode.UNWINDING
+        )
 
     # ------------------------------------------------------------------ restart
 

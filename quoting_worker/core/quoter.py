@@ -26,6 +26,7 @@ the volatility tracker it is given.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from time import perf_counter_ns
 
@@ -77,6 +78,7 @@ class Quoter:
         # An order went (cancelled, rejected, given up) while nothing else changed:
         # its slot is refilled at the last quote's prices, not re-priced.
         self.refill = False
+        self.reducing = False  # UNWINDING's quotes (see `maybe`)
         # Told each quote's decision time and the allocation's share of it, in ns
         # (the worker's latency histograms); None costs nothing.
         self.on_quote: Callable[[int, int], None] | None = None
@@ -98,8 +100,12 @@ class Quoter:
         """Whether the book was heard from within the staleness threshold at `now_ns`."""
         return self.guards.check_stale(now_ns, self.book.last_received_ns, self.params) is None
 
-    def maybe(self, now: int, mark: Decimal, vol: VolatilityTracker) -> list[Action]:
-        """A quote if one is due (the gate is the caller's: it is open)."""
+    def maybe(
+        self, now: int, mark: Decimal, vol: VolatilityTracker, *, reducing: bool = False
+    ) -> list[Action]:
+        """A quote if one is due (the gate is the caller's: it is open); `reducing`
+        (UNWINDING): only orders that bring each member back towards flat."""
+        self.reducing = reducing
         last = self.last
         if last.ns is not None and now - last.ns < self.interval_ns:
             return []
@@ -143,7 +149,7 @@ class Quoter:
         if refill is not None:
             ladder = refill
         else:
-            q = float(self.instrument.size(self.membership.q_lots()))
+            q = float(self.instrument.size(self.membership.q_lots())) - self.params.target_inventory
             ladder = self.as_engine.ladder(
                 microprice_ticks=micro,
                 mid_ticks=mid,
@@ -156,7 +162,7 @@ class Quoter:
             self.last.ladder_micro = micro
             self.dirty = False
         allocating = perf_counter_ns()
-        targets = self._targets(ladder, mark, now)
+        targets = self._targets(ladder, mark, now, mid)
         allocated = perf_counter_ns()
         if self.shadow:
             actions = self._simulate(targets)
@@ -166,17 +172,26 @@ class Quoter:
             self.on_quote(perf_counter_ns() - started, allocated - allocating)
         return actions
 
-    def _targets(self, ladder: Ladder, mark: Decimal, now: int) -> Targets:
+    def _targets(self, ladder: Ladder, mark: Decimal, now: int, mid: float) -> Targets:
         """The members' targets, each level's in queue order: the member furthest
-        behind its share of fills first (core/fairness.py)."""
+        behind its share of fills first (core/fairness.py). Reducing: each member
+        only on the side back to flat, at most its position, within the band."""
         members = list(self.membership.members.values())
         members = self.shares.queue([m.spec.participant_id for m in members], members, now)
+        if self.reducing:
+            band = self.params.unwind_band_bps / 10_000 * mid
+            ladder = replace(
+                ladder,
+                bids=tuple(p for p in ladder.bids if p >= mid - band),
+                asks=tuple(p for p in ladder.asks if p <= mid + band),
+            )
         targets = member_targets(
             ladder,
             members,
             limits=[self.membership.limit_lots(m, mark) for m in members],
             level_of=self.level_sizes,
             min_lots=self.instrument.min_lots,
+            reducing=self.reducing,
         )
         self.shares.quoted((pid, side, lots) for (pid, side, _), (_, lots) in targets.items())
         return targets
@@ -199,6 +214,7 @@ class Quoter:
             best_ask=best_ask,
             new_id=self.ids.new,
             symbol=self.symbol,
+            reducing=self.reducing,
         )
 
     def _simulate(self, targets: Targets) -> list[Action]:

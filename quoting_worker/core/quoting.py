@@ -11,6 +11,13 @@ Plain functions over what the engine hands them:
   slot keeps its place in the venue's queue); every placement passes the
   pre-trade check (RELIABILITY.md 5) and is registered with the order
   tracking as it is decided.
+
+Reducing (UNWINDING, SPEC B.20): a member's target is only on the side that
+brings its position back to flat, capped at the position; and a placement
+goes only while the member's orders on that side that may still be live
+(resting, being cancelled, of unknown outcome, and this diff's placements)
+stay within the position, so that whatever fills, |position| never grows (a
+replaced order's successor waits for the cancel's answer).
 """
 
 from __future__ import annotations
@@ -91,6 +98,20 @@ def locked_lots(member: Member) -> tuple[int, int]:
     return buy, sell
 
 
+def reducing_capacity(side: Side, position_lots: int, locked_lots: int) -> int:
+    """Lots a member may quote on `side` while unwinding: its position, on the
+    side that reduces it, less what it cannot replace; nothing on the other."""
+    if side is Side.SELL:
+        return max(0, position_lots - locked_lots)
+    return max(0, -position_lots - locked_lots)
+
+
+def live_lots(member: Member, side: Side) -> int:
+    """The member's lots on `side` that may still be live at the venue: every
+    order the engine tracks, resting, being cancelled or of unknown outcome."""
+    return sum(o.remaining_lots for o in member.runtime.open_orders.values() if o.side is side)
+
+
 def member_targets(
     ladder: Ladder,
     members: Sequence[Member],
@@ -98,6 +119,7 @@ def member_targets(
     limits: Sequence[int],
     level_of: LevelOf,
     min_lots: int,
+    reducing: bool = False,
 ) -> Targets:
     """See the module docstring; `limits`: each member's position limit in lots."""
     pids = [m.spec.participant_id for m in members]
@@ -106,7 +128,13 @@ def member_targets(
     targets: Targets = {}
     for side, prices in ((Side.BUY, ladder.bids), (Side.SELL, ladder.asks)):
         caps = [
-            capacity_within(side, m.runtime.position_lots, locked[i][side is Side.SELL], limits[i])
+            (
+                reducing_capacity(side, m.runtime.position_lots, locked[i][side is Side.SELL])
+                if reducing
+                else capacity_within(
+                    side, m.runtime.position_lots, locked[i][side is Side.SELL], limits[i]
+                )
+            )
             if m.weight
             else 0
             for i, m in enumerate(members)
@@ -144,9 +172,11 @@ def quote_diff(
     best_ask: int | None,
     new_id: NewId,
     symbol: str,
+    reducing: bool = False,
 ) -> list[Action]:
     """Cancels and places for what differs from what rests; nothing for the rest.
-    Cancels first: freeing a price level before taking a new one."""
+    Cancels first: freeing a price level before taking a new one. `reducing`:
+    placements within each member's reducing room (the module docstring)."""
     cancels: list[Action] = []
     places: list[Action] = []
     resting: dict[Slot, OpenOrder] = {}
@@ -169,11 +199,24 @@ def quote_diff(
     kept: dict[tuple[str, Side], set[int]] = {}
     for (pid, side, _level), order in resting.items():
         kept.setdefault((pid, side), set()).add(order.price_ticks)
+    # Reducing: lots each member may still place per side, after every order of
+    # that side that may still be live (what is cancelled now included).
+    room: dict[tuple[str, Side], int] = {}
+    if reducing:
+        for pid, member in members.items():
+            position = member.runtime.position_lots
+            side = Side.SELL if position > 0 else Side.BUY
+            room[(pid, side)] = abs(position) - live_lots(member, side)
     for slot, (price, lots) in targets.items():
         if slot in resting or slot in blocked:
             continue
         pid, side, level = slot
         member = members[pid]
+        if reducing:
+            left = room.get((pid, side), 0)
+            if lots > left:
+                continue  # waits for a cancel's answer, or the position is smaller now
+            room[(pid, side)] = left - lots
         prices = kept.setdefault((pid, side), set())
         reason = pretrade.refuse_reason(
             side=side,

@@ -28,6 +28,15 @@ class PoolMode(StrEnum):
     PAUSED = "PAUSED"
     ACTIVE = "ACTIVE"
     HALTED = "HALTED"
+    # Only orders that bring each member's position back towards flat (SPEC B.20).
+    UNWINDING = "UNWINDING"
+
+    @property
+    def places(self) -> bool:
+        """Whether orders are placed in this mode: ACTIVE, and UNWINDING's reducing
+        ones. The guards that halt a quoting pool (stale data, exchange halt,
+        reject storm) watch both."""
+        return self is PoolMode.ACTIVE or self is PoolMode.UNWINDING
 
 
 class MemberStatus(StrEnum):
@@ -234,6 +243,14 @@ class PoolParams:
     price_collar_bps: float = 500.0
     vol_min_samples: int = 20
     sigma_floor: float | None = None
+    # The inventory the A-S skew aims at, base units: r = s − (q − q₀)·γ·σ²·τ.
+    target_inventory: float = 0.0
+    # UNWINDING (SPEC B.20): reducing orders only within this many bps of mid; a
+    # loss beyond the PnL at the unwind's start by more than this halts it
+    # (USDT); it ends PAUSED after this many seconds whatever is left.
+    unwind_band_bps: float = 50.0
+    unwind_max_loss_usdt: Decimal = Decimal(0)
+    unwind_time_limit_s: int = 3600
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> PoolParams:
@@ -255,6 +272,10 @@ class PoolParams:
             staleness_threshold_ms=int(config["staleness_threshold_ms"]),
             quote_interval_ms=int(config["quote_interval_ms"]),
             price_threshold_bps=float(config["price_threshold_bps"]),
+            target_inventory=float(config.get("target_inventory", 0)),
+            unwind_band_bps=float(config.get("unwind_band_bps", 50)),
+            unwind_max_loss_usdt=Decimal(config.get("unwind_max_loss_usdt", 0)),
+            unwind_time_limit_s=int(config.get("unwind_time_limit_s", 3600)),
         )
 
 
@@ -272,7 +293,7 @@ class MemberSpec:
 class Command:
     """A lifecycle or configuration command from the API, admin or risk path.
 
-    kind: enable | pause | resume | kill | flatten | config | members, or from the
+    kind: enable | pause | resume | unwind | kill | flatten | config | members, or from the
     worker itself: suspend | unsuspend (its durable record is unavailable / back)
     """
 
@@ -357,6 +378,14 @@ class RiskTriggered:
 
 
 @dataclass(frozen=True, slots=True)
+class UnwindFinished:
+    """The unwind is over (every member flat, or its time limit): the engine is
+    PAUSED with nothing resting, and the pool row must say so."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OrderAbandoned:
     """The venue never had this order (asked, and not found, often enough): it is
     closed on record, so no restart restores it as a live order."""
@@ -383,6 +412,7 @@ Action = (
     | QueryOrder
     | RequestSnapshot
     | RiskTriggered
+    | UnwindFinished
     | OrderAbandoned
     | SimulatedQuote
 )

@@ -57,12 +57,12 @@ from quoting_worker.core.types import (
     OrderRejected,
     PlaceOrder,
     PlaceOutcomeUnknown,
-    PoolMode,
     QueryOrder,
     RequestSnapshot,
     RiskTriggered,
     SimulatedQuote,
     Timer,
+    UnwindFinished,
 )
 from quoting_worker.runner.durable import Database
 from telemetry import tracing
@@ -76,7 +76,7 @@ logger = logging.getLogger("mms.quoter")
 QueueItem = tuple[Event, Callable[[], None] | None, Cause | None]
 DRAIN_SLICE_S = 0.002  # an engine's drain yields to the loop after this much work
 ORDER_TRAFFIC = (PlaceOrder, CancelOrder, CancelAll, QueryOrder, RequestSnapshot)
-OPENING_COMMANDS = frozenset({"enable", "resume"})
+OPENING_COMMANDS = frozenset({"enable", "resume", "unwind"})
 REJECT_CODE = re.compile(r"[A-Z][A-Z0-9_]{0,47}")
 VENUE_ANSWERS: dict[type, str] = {
     OrderAccepted: "accepted",
@@ -200,9 +200,10 @@ class PoolActor:
 
     def may_place(self) -> bool:
         """The gate as a placement leaves the process (after any wait for its turn):
-        the pool ACTIVE, not suspended, and its book not gone stale meanwhile."""
+        the pool ACTIVE (or UNWINDING), not suspended, and its book not gone stale
+        meanwhile."""
         return (
-            self.engine.mode is PoolMode.ACTIVE
+            self.engine.mode.places
             and not self.engine.suspended
             and self.engine.book_fresh(self.clock.now_ns())
         )
@@ -394,6 +395,8 @@ class PoolActor:
         for action in actions:
             if isinstance(action, RiskTriggered):
                 await self._record_trip(action, traffic)
+            elif isinstance(action, UnwindFinished):
+                await self._record_unwind_end(action)
             elif isinstance(action, OrderAbandoned):
                 self.status_changes.append(
                     store.OrderChange(
@@ -410,6 +413,28 @@ class PoolActor:
                 quotes=simulated,
                 ts_ns=self.clock.now_ns(),
             )
+
+    async def _record_unwind_end(self, finished: UnwindFinished) -> None:
+        """The unwind is over (every member flat, or its time limit): the engine is
+        PAUSED already; the row follows. Until it does, a re-read of the row (still
+        UNWINDING) must not start the unwind again: closed_ns stays at +inf."""
+        logger.info(
+            "%s: unwind over (%s): pool PAUSED",
+            self.symbol,
+            finished.reason,
+            extra={"symbol": self.symbol},
+        )
+        self.closed_ns = math.inf
+        try:
+            await self._durably(
+                "unwind over",
+                store.pool_unwind_finished,
+                symbol=self.symbol,
+                worker_id=self.worker_id,
+                reason=finished.reason,
+            )
+        finally:
+            self.closed_ns = time.monotonic_ns()
 
     async def _record_trip(self, trip: RiskTriggered, traffic: Sequence[Action]) -> None:
         """A kill switch fired: counted, logged with the orders it cancels (under the

@@ -33,7 +33,7 @@ from pools import services as pool_services
 from quoting_worker.adapters import store
 from quoting_worker.adapters.live import commands_for
 from quoting_worker.adapters.order_service import OrderServiceClient
-from quoting_worker.core.types import CancelAll, Command, PoolMode
+from quoting_worker.core.types import CancelAll, Command
 from quoting_worker.runner.actor import Clock, PoolActor
 from quoting_worker.runner.config import WorkerConfig
 from quoting_worker.runner.durable import Database
@@ -99,7 +99,7 @@ class Control:
         # must not resume the engine, whatever its mode now (the notice's own
         # re-read comes after, and a later resume has a notice of its own).
         actor.closed_ns = max(actor.closed_ns, time.monotonic_ns())
-        if actor.engine.mode is PoolMode.ACTIVE:
+        if actor.engine.mode.places:
             reason = f"{notice.get('reason', 'change')} notice"
             actor.command(Command(kind, self.clock.now_ns(), reason=reason), cause)
 

@@ -35,7 +35,7 @@ from quoting_worker.adapters.live import status_record
 from quoting_worker.adapters.metrics import PoolSample, QuoterMetrics
 from quoting_worker.adapters.order_service import OrderServiceClient
 from quoting_worker.core.membership import Member
-from quoting_worker.core.types import PoolMode, Timer, VenueOpenOrders, VenuePosition
+from quoting_worker.core.types import Timer, VenueOpenOrders, VenuePosition
 from quoting_worker.runner.actor import Clock, PoolActor
 from quoting_worker.runner.config import WorkerConfig
 
@@ -201,7 +201,7 @@ class Upkeep:
                 pairs = [
                     (member.spec.account_id, actor.symbol)
                     for actor in list(self.hosted.values())
-                    if actor.engine.mode is PoolMode.ACTIVE and not self.config.shadow
+                    if actor.engine.mode.places and not self.config.shadow
                     for member in list(actor.engine.members.values())
                 ]
                 per_slot = max(1, -(-len(pairs) // DEAD_MANS_SWITCH_SLOTS))

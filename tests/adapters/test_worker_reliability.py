@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import redis
 from django.db import connection, transaction
+from django.utils import timezone
 
 from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
@@ -56,7 +57,7 @@ from tests.conftest import free_port
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
 from tests.figures import record
 from tests.kafka import Bus, namespace_on, unique_group
-from trading.models import MMFill
+from trading.models import MMFill, MMOrder
 
 OPS = Actor("olga-ops")
 BTC_LOT = Decimal("0.001")
@@ -909,3 +910,89 @@ def test_a_position_the_venue_holds_but_mms_never_heard_of_is_reported_until_it_
             lambda: (s := live_status()) and s["positions_reconciled"] and s,
         )
         assert bobs(cleared)["position_mismatch"] == "0"  # type: ignore[index]
+
+
+# ---------------------------------------------------------------- 13. unwinding
+
+
+def test_an_unwinding_member_long_at_its_limit_returns_to_flat_with_sells_only(
+    broker: Bus, market: Market, venue: SimAdmin, make_config: ConfigFactory
+) -> None:
+    """SPEC B.20 end to end: alice is filled on both her bids (long 0.010 BTC, her
+    whole 600 USDT limit), the pool is killed, and a person unwinds it. Only
+    alice's sells are placed, none crossing the book, never more than her
+    position, and her position only shrinks; once she is flat the worker ends
+    the unwind: the pool PAUSED on record, nothing left at the venue."""
+    pool = btc_pool()
+    pool.pool.members.filter(participant=pool.alice).update(max_position_usdt=Decimal(600))
+    with running_worker(make_config(broker)) as running:
+        market.open()
+        wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        services.pool_enable(pool=pool.refresh(), actor=OPS)
+
+        def alice_bids() -> list[dict[str, Any]]:
+            bids = [o for o in open_orders(venue.url, "acct-alice") if o["side"] == "BUY"]
+            return bids if len(bids) == 2 else []
+
+        for i, bid in enumerate(wait_for("alice's two bids", alice_bids)):
+            market.send(ENGINE_TOPIC, fill_record(bid, f"unwind-long-{i}", Decimal(bid["size"])))
+        market.flush()
+        wait_for(
+            "alice's fills stored",
+            lambda: MMFill.objects.filter(participant=pool.alice).count() == 2,
+        )
+        long = sum((f.size for f in MMFill.objects.filter(participant=pool.alice)), Decimal(0))
+        assert long == Decimal("0.010")
+
+        services.pool_halt(pool=pool.refresh(), actor=OPS, trigger="KILL", detail="desk")
+        wait_for(
+            "nothing at the venue", lambda: no_orders_at_venue(venue.url, "acct-alice", "acct-bob")
+        )
+        unwinding_since = timezone.now()
+        services.pool_unwind(pool=pool.refresh(), actor=OPS, note="alice back to flat")
+
+        sells = wait_for("alice's reducing sells", lambda: open_orders(venue.url, "acct-alice"))
+        assert {o["side"] for o in sells} == {"SELL"}
+        assert sum(Decimal(o["size"]) for o in sells) <= long
+        assert all(Decimal(o["price"]) > Decimal("59999.5") for o in sells)  # none crossing
+        assert open_orders(venue.url, "acct-bob") == []  # flat: nothing to unwind
+        status = wait_for(
+            "the live status UNWINDING", lambda: (live_status() or {}).get("mode") == "UNWINDING"
+        )
+        assert status
+
+        def alice_position() -> Decimal | None:
+            status = live_status()
+            if status is None:
+                return None
+            return Decimal(member_view(status, str(pool.alice.pk))["position"])
+
+        positions = [long]
+        for i, sell in enumerate(sorted(sells, key=lambda o: Decimal(o["price"]))):
+            size = Decimal(sell["size"])
+            first = (size / BTC_LOT // 2) * BTC_LOT  # a partial fill first, on the lot grid
+            for j, part in enumerate(p for p in (first, size - first) if p > 0):
+                market.send(ENGINE_TOPIC, fill_record(sell, f"unwind-{i}-{j}", part))
+                market.flush()
+                expected = positions[-1] - part
+                wait_for(
+                    "the reducing fill booked",
+                    lambda expected=expected: alice_position() == expected,
+                )
+                positions.append(expected)
+        assert positions == sorted(positions, reverse=True)
+        assert positions[-1] == 0
+        assert min(positions) >= 0  # never through flat to a short
+
+        wait_for("the pool PAUSED on record", lambda: pool.refresh().state == "PAUSED")
+        wait_for("nothing at the venue", lambda: no_orders_at_venue(venue.url, "acct-alice"))
+        audit = AuditLog.objects.filter(entity_id=SYMBOL, action="finish_unwind").get()
+        assert audit.reason == "unwind over: every member flat"
+        placed = set(
+            MMOrder.objects.filter(created_at__gte=unwinding_since).values_list(
+                "participant_id", "side", "status"
+            )
+        )
+        assert placed
+        assert {(pid, side) for pid, side, _ in placed} == {(pool.alice.pk, "SELL")}
+        assert "REJECTED" not in {status for _, _, status in placed}

@@ -40,6 +40,11 @@ POOL_FORM = {
     "max_pool_loss_usdt": "5000",
     "check_staleness": "on",
     "staleness_threshold_ms": "5000",
+    # The add form shows these prefilled with their defaults.
+    "target_inventory": "0",
+    "unwind_band_bps": "50",
+    "unwind_max_loss_usdt": "0",
+    "unwind_time_limit_s": "3600",
 }
 
 
@@ -184,6 +189,24 @@ def test_resuming_a_halted_pool_asks_for_a_review_note_and_refuses_none(admin_cl
         "ada-admin",
         "HALTED",
         "loss reviewed with risk desk",
+    )
+
+
+def test_unwinding_a_halted_pool_asks_for_a_note_and_audits_the_admin(admin_client):
+    pool = _halted()
+    page = run_action(admin_client, POOLS, "unwind", [pool])
+    assert (page.status_code, landed_on(page)) == (200, "")
+    assert "Note (required" in page.content.decode()
+    done = run_action(
+        admin_client, POOLS, "unwind", [pool], apply="yes", note="inventory back to flat"
+    )
+    assert landed_on(done) == POOLS
+    assert _state(pool) == "UNWINDING"
+    audit = AuditLog.objects.get(entity_type="pool", action="unwind")
+    assert (audit.actor, audit.from_state, audit.reason) == (
+        "ada-admin",
+        "HALTED",
+        "inventory back to flat",
     )
 
 

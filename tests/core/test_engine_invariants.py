@@ -48,6 +48,7 @@ from quoting_worker.core.types import (
     RiskTriggered,
     Side,
     Timer,
+    UnwindFinished,
     VenueOpenOrders,
 )
 from tests.core.engine_world import BTC, MEMBERS, MID, MS, World, with_params
@@ -96,9 +97,30 @@ class EngineMachine(RuleBasedStateMachine):
         orders = [a for a in out if isinstance(a, PlaceOrder)]
         if any(isinstance(a, RiskTriggered) for a in out):
             self.model_mode = PoolMode.HALTED
+        elif any(isinstance(a, UnwindFinished) for a in out):
+            assert self.model_mode is PoolMode.UNWINDING
+            self.model_mode = PoolMode.PAUSED
+        if self.engine.mode is PoolMode.UNWINDING:
+            # Whatever may still be live on a member's reducing side never exceeds its
+            # position, and nothing rests on the other side: no fill can grow |q|.
+            for member in self.engine.members.values():
+                position = member.runtime.position_lots
+                for side in (Side.BUY, Side.SELL):
+                    live = sum(
+                        o.remaining_lots
+                        for o in member.runtime.open_orders.values()
+                        if o.side is side
+                    )
+                    reduces = position < 0 if side is Side.BUY else position > 0
+                    assert live <= (abs(position) if reduces else 0) or not any(
+                        isinstance(a, PlaceOrder)
+                        and a.participant_id == member.spec.participant_id
+                        and a.side is side
+                        for a in out
+                    ), f"unwinding: {live} lots may fill against a position of {position}"
         if orders:
-            assert self.model_mode is PoolMode.ACTIVE, f"placed while {self.model_mode}"
-            assert self.engine.mode is PoolMode.ACTIVE
+            assert self.model_mode.places, f"placed while {self.model_mode}"
+            assert self.engine.mode is self.model_mode
             assert not self.model_suspended, "placed while suspended"
             assert not self.engine.suspended
             assert self.instrument_halted is False, "placed while the instrument is not trading"
@@ -121,11 +143,7 @@ class EngineMachine(RuleBasedStateMachine):
             per_level[(order.side, order.level, order.price_ticks)] += order.size_lots
         for (_side, _level, price), lots in per_level.items():
             assert lots <= level_lots(PARAMS.order_size_usdt, price, BTC)
-        if (
-            self.engine.mode is not PoolMode.ACTIVE
-            or not self.engine.book.synced
-            or self.model_suspended
-        ):
+        if not self.engine.mode.places or not self.engine.book.synced or self.model_suspended:
             # Every order still open is being cancelled.
             for member in self.engine.members.values():
                 for coid in member.runtime.open_orders:
@@ -288,9 +306,14 @@ class EngineMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- commands
 
-    @rule(kind=st.sampled_from(["enable", "resume", "pause", "kill", "flatten"]))
+    @rule(kind=st.sampled_from(["enable", "resume", "pause", "kill", "flatten", "unwind"]))
     def command(self, kind: str) -> None:
-        if kind in ("enable", "resume"):
+        if kind == "unwind":
+            # The authority allows it from PAUSED or HALTED only.
+            if self.model_mode not in (PoolMode.PAUSED, PoolMode.HALTED):
+                return
+            self.model_mode = PoolMode.UNWINDING
+        elif kind in ("enable", "resume"):
             self.model_mode = PoolMode.ACTIVE
         elif kind == "pause":
             self.model_mode = PoolMode.PAUSED
