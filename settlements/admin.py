@@ -2,7 +2,8 @@
 (SPEC Part B.16, B.21) runs as actions that finance alone may take: approve,
 reject and recalculate move the participant-month as a whole (selecting two
 settlements of one participant-month acts on it once), mark settled and mark
-failed one settlement, never by its approver (four-eyes). Below the figures stands what they
+failed one settlement, never by its approver (four-eyes). The payout file of
+the approved settlements downloads as CSV. Below the figures stands what they
 come from (settlements/statements.py): the participant-month's high-water mark
 and the share's allocation, the month's fills, funding payments and daily
 Q-scores, and whether the figures reconcile, so finance can check a settlement
@@ -14,9 +15,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
@@ -25,7 +26,7 @@ from django.utils.safestring import SafeString
 from common.admin import Lifecycle, ServiceModelAdmin, admin_actor, report
 from common.auth import Role
 from common.exceptions import DomainError
-from settlements import calculation, services, statements
+from settlements import calculation, payouts, services, statements
 from settlements.models import Settlement
 
 SETTLEMENT_LIFECYCLES = (
@@ -115,6 +116,7 @@ LIFECYCLE_FIELDS = (
 class SettlementAdmin(ServiceModelAdmin):
     audit_entity_type = "settlement"
     lifecycles = SETTLEMENT_LIFECYCLES
+    actions = ("download_payout_file",)
     list_display = (
         "period_start",
         "symbol",
@@ -198,6 +200,28 @@ class SettlementAdmin(ServiceModelAdmin):
             else:
                 done.append(name)
         report(request, lifecycle.label, done, refused)
+
+    # --- the payout file ----------------------------------------------------------
+
+    @admin.action(
+        description="Download the payout file (CSV) of the selected participant-months",
+        permissions=["finance"],
+    )
+    def download_payout_file(
+        self, request: HttpRequest, queryset: QuerySet[Settlement]
+    ) -> HttpResponse | None:
+        """One line per participant-month of the selected settlements, adding up
+        its APPROVED settlements (settlements/payouts.py); the rest are left out."""
+        months = set(queryset.values_list("participant_month_id", flat=True))
+        lines = payouts.payout_lines(participant_month_ids=months)
+        if not lines:
+            messages.warning(request, "No APPROVED settlement among the selected: no payout file.")
+            return None
+        response = HttpResponse(payouts.payout_csv(lines), content_type="text/csv; charset=utf-8")
+        firsts = {line.month for line in lines}
+        filename = f"payouts-{firsts.pop()}.csv" if len(firsts) == 1 else "payouts.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
 
     @admin.display(description="Participant-month (all symbols)")
     def participant_month_figures(self, obj: Settlement) -> SafeString:

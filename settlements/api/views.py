@@ -1,7 +1,7 @@
 """Settlement routes (SPEC Part B.16, B.21): finance moves the lifecycle (approve,
 reject and recalculate a participant-month as a whole; mark settled or failed
-one settlement, four-eyes); staff read everything; an lp reads only its own
-participant's settlements and statements."""
+one settlement, four-eyes) and downloads the payout file; staff read
+everything; an lp reads only its own participant's settlements and statements."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from common.api import ReasonSerializer, error_responses
 from common.auth import FINANCE_ONLY, lp_participant_id, request_actor, require_own_participant
 from common.spreadsheet import csv_cell
 from participants.selectors import participant_get
-from settlements import selectors, services, statements
+from settlements import payouts, selectors, services, statements
 from settlements.api.filters import SettlementFilter
 from settlements.api.serializers import (
     SettlementApproveInputSerializer,
@@ -41,6 +41,7 @@ from settlements.api.serializers import (
     StatementQScoreSerializer,
     StatementTotalsSerializer,
 )
+from settlements.enums import SettlementState
 from settlements.models import Settlement
 
 
@@ -340,4 +341,87 @@ class StatementApi(APIView):
         if request.accepted_renderer.format == StatementCSVRenderer.format:
             filename = f"statement-{participant.short_id}-{statement.month}.csv"
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+# --- the payout file ----------------------------------------------------------------
+
+
+class PayoutCSVRenderer(BaseRenderer):
+    """The payout file as it is written by settlements/payouts.py."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return str(data).encode(self.charset)
+
+
+class SettlementPayoutsApi(APIView):
+    """Always CSV (whatever the Accept header says); errors are the JSON error body."""
+
+    read_roles = FINANCE_ONLY
+    renderer_classes = [PayoutCSVRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return PayoutCSVRenderer(), PayoutCSVRenderer.media_type
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        tags=["settlements"],
+        parameters=[
+            OpenApiParameter(
+                "month",
+                str,
+                description="the UTC month, YYYY-MM; every month when left out",
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            ),
+            OpenApiParameter(
+                "state",
+                str,
+                enum=[str(s) for s in payouts.PAYABLE_STATES],
+                description="APPROVED (the default): to pay; FAILED: transfers to retry",
+            ),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            **{
+                (status, "application/json"): response
+                for status, response in error_responses(400, 401, 403).items()
+            },
+        },
+        description=(
+            "The payout file for finance: one CSV row per participant-month with "
+            "settlements in the state asked for (APPROVED by default), oldest month first, "
+            "then by participant short id. Columns: "
+            + ", ".join(f"`{c}`" for c in payouts.HEADER)
+            + ". `symbols` and `settlement_ids` are `;`-separated; `gross_usdt`, "
+            "`platform_share_usdt` and `amount_usdt` are the exact sums (8 places, plain "
+            "notation) of those settlements' gross, share and net; `amount_usdt` is what "
+            "the participant is paid (negative for a month whose net is a loss: nothing to "
+            "pay); `currency` is USDT. A text a spreadsheet would run as a formula is quoted "
+            "with `'`. Answered as an attachment `payouts[-YYYY-MM][-failed].csv`. Finance "
+            "only; errors are the JSON error body (a bad month is a 400 naming `month`)."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        month = request.query_params.get("month")
+        first = statements.month_parse(month) if month is not None else None
+        state = request.query_params.get("state", SettlementState.APPROVED)
+        if state not in payouts.PAYABLE_STATES:
+            raise ValidationError({"state": ["must be APPROVED or FAILED"]})
+        lines = payouts.payout_lines(first=first, state=state)
+        response = Response(payouts.payout_csv(lines))
+        filename = payouts.payout_filename(first=first, state=state)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

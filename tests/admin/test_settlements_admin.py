@@ -169,3 +169,35 @@ def test_the_approver_is_refused_marking_it_settled_in_the_panel_too(finance_cli
     ]
     assert _reload(settlement).state == SettlementState.APPROVED
     assert audit_actors("settlement", settlement.pk, "mark_settled_refused") == ["fred-finance"]
+
+
+def test_finance_downloads_the_payout_file_of_the_selected_participant_months(finance_client):
+    btc = SettlementFactory()
+    eth = SettlementFactory(participant=btc.participant, symbol="ETHUSDT-PERP")
+    services.settlement_approve(settlement=btc, actor=Actor("ann-finance"))
+    pending = SettlementFactory()
+
+    response = run_action(finance_client, SETTLEMENTS, "download_payout_file", [btc, pending])
+    assert response.status_code == 200
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="payouts-{btc.period_start:%Y-%m}.csv"'
+    )
+    # Only BTC was selected: the line is its participant-month's, ETH included.
+    header, line = response.content.decode().splitlines()
+    assert header.startswith("participant_id,short_id,participant_name,account_id,month,")
+    assert line.startswith(f"{btc.participant_id},{btc.participant.short_id},")
+    ids = ";".join(str(s.pk) for s in (btc, eth))
+    assert f",{ids},2451.50000000,0.00000000,2451.50000000,USDT,APPROVED,ann-finance," in line
+
+    nothing = run_action(finance_client, SETTLEMENTS, "download_payout_file", [pending])
+    assert messages_of(nothing) == ["No APPROVED settlement among the selected: no payout file."]
+
+
+def test_an_ops_user_has_no_payout_file_action(ops_client):
+    settlement = services.settlement_approve(
+        settlement=SettlementFactory(), actor=Actor("ann-finance")
+    )
+    response = run_action(ops_client, SETTLEMENTS, "download_payout_file", [settlement])
+    assert response["Content-Type"].startswith("text/html")
