@@ -72,7 +72,8 @@ def participant_months_from_symbol_marks(apps, schema_editor):
         "participant_id", "period_start", "symbol"
     )
     audits = []
-    for participant_id, of_participant in groupby(rows.iterator(), attrgetter("participant_id")):
+    # A small table (participants × symbols × months), read whole before writing.
+    for participant_id, of_participant in groupby(list(rows), attrgetter("participant_id")):
         latest = {}  # symbol → (cumulative gross, mark) after its latest month so far
         for period_start, of_month in groupby(of_participant, attrgetter("period_start")):
             settlements = list(of_month)

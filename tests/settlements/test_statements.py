@@ -426,8 +426,12 @@ def test_html_statement_is_a_printable_page_with_the_figures(ops, march):
         "51600.05000000",  # BTC volume
         "0.5250000000",  # BTC mean Q-score
         "2.25000000",  # BTC funding
+        "491.12345678",  # the participant-month's gross, all symbols
+        "98.22469136",  # its share, before allocation
     ):
         assert figure in page
+    assert "The high-water mark is the participant's, across its symbols" in page
+    assert "pro rata to their positive gross" in page
 
 
 def test_html_escapes_the_participant_name(ops):
