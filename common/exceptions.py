@@ -20,15 +20,33 @@ class IllegalTransition(DomainError):
     status = 409
     code = "illegal_transition"
 
-    def __init__(self, *, entity: str, action: str, current_state: str) -> None:
+    def __init__(
+        self,
+        *,
+        entity: str,
+        action: str,
+        current_state: str,
+        message: str = "",
+        **extra: object,
+    ) -> None:
         super().__init__(
-            f"cannot {action} {entity} in state {current_state}", current_state=current_state
+            message or f"cannot {action} {entity} in state {current_state}",
+            current_state=current_state,
         )
+        self.extra.update(extra)
 
 
 class Conflict(DomainError):
     status = 409
     code = "conflict"
+
+
+class FourEyesViolation(DomainError):
+    """Separation of duties: the person who approved something may not also carry
+    it out. Refused whatever the caller's roles, so a 403."""
+
+    status = 403
+    code = "four_eyes"
 
 
 class InvalidInput(DomainError):

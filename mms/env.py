@@ -149,6 +149,7 @@ class ServiceEnv:
     auth_service_url: str
     disable_auth: bool
     debug: bool
+    settlement_four_eyes: bool
     secret_key: str
     otlp_endpoint: str | None
     log_format: str = "json"
@@ -255,6 +256,8 @@ def load_service_env() -> ServiceEnv:
         "shadow_mode": env.bool("MM_SHADOW_MODE", False),
         "disable_auth": env.bool("DISABLE_AUTH", False),
         "debug": env.bool("DJANGO_DEBUG", False),
+        # Whoever approved a settlement may not mark it settled or failed (SPEC Part B.21).
+        "settlement_four_eyes": env.bool("SETTLEMENT_FOUR_EYES", True),
     }
     values["qscore"] = _qscore(env, errors)
     # Readable lines while developing, JSON lines otherwise (telemetry/logs.py).

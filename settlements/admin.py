@@ -1,37 +1,44 @@
 """Settlements in the finance panel: the figures are read-only, the lifecycle
-(SPEC Part B.16) runs as actions that finance alone may take. Below the figures
-stands what they come from (settlements/statements.py): the month's fills,
-funding payments and daily Q-scores, and whether the figures reconcile, so
-finance can check a settlement before approving it."""
+(SPEC Part B.16, B.21) runs as actions that finance alone may take: approve,
+reject and recalculate move the participant-month as a whole (selecting two
+settlements of one participant-month acts on it once), mark settled and mark
+failed one settlement, never by its approver (four-eyes). The payout file of
+the approved settlements downloads as CSV. Below the figures stands what they
+come from (settlements/statements.py): the participant-month's high-water mark
+and the share's allocation, the month's fills, funding payments and daily
+Q-scores, and whether the figures reconcile, so finance can check a settlement
+before approving it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
-from django.contrib import admin
-from django.db.models import Model
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
-from common.admin import Lifecycle, ServiceModelAdmin
+from common.admin import Lifecycle, ServiceModelAdmin, admin_actor, report
 from common.auth import Role
-from settlements import calculation, services, statements
+from common.exceptions import DomainError
+from settlements import calculation, payouts, services, statements
 from settlements.models import Settlement
 
 SETTLEMENT_LIFECYCLES = (
     Lifecycle(
         name="approve",
-        label="Approve",
+        label="Approve the participant-month",
         role=Role.FINANCE,
         run=lambda s, actor, text: services.settlement_approve(settlement=s, actor=actor),
     ),
     Lifecycle(
         name="reject",
-        label="Reject",
+        label="Reject the participant-month",
         role=Role.FINANCE,
         run=lambda s, actor, text: services.settlement_reject(
             settlement=s, actor=actor, reason=text
@@ -41,7 +48,7 @@ SETTLEMENT_LIFECYCLES = (
     ),
     Lifecycle(
         name="recalculate",
-        label="Recalculate (back to PENDING)",
+        label="Recalculate the participant-month (back to PENDING)",
         role=Role.FINANCE,
         run=lambda s, actor, text: services.settlement_recalculate(settlement=s, actor=actor),
     ),
@@ -67,18 +74,20 @@ SETTLEMENT_LIFECYCLES = (
         text_label="Why the transfer failed",
     ),
 )
+# The lifecycles that move every settlement of the participant-month (services.py).
+TOGETHER = frozenset({"approve", "reject", "recalculate"})
 
 FIGURES = (
     "realized_pnl_usdt",
     "fees_usdt",
     "funding_usdt",
     "gross_usdt",
-    "high_water_mark_usdt",
     "revenue_model",
     "revenue_share_pct",
     "platform_share_usdt",
     "net_usdt",
     "q_score",
+    "participant_month_figures",
 )
 EVIDENCE = (
     "fills_summary",
@@ -107,6 +116,7 @@ LIFECYCLE_FIELDS = (
 class SettlementAdmin(ServiceModelAdmin):
     audit_entity_type = "settlement"
     lifecycles = SETTLEMENT_LIFECYCLES
+    actions = ("download_payout_file",)
     list_display = (
         "period_start",
         "symbol",
@@ -130,7 +140,7 @@ class SettlementAdmin(ServiceModelAdmin):
         "approved_by",
         "rejected_by",
     )
-    list_select_related = ("participant",)
+    list_select_related = ("participant", "participant_month")
     date_hierarchy = "period_start"
     fieldsets = (
         (None, {"fields": ("id", "participant", "symbol", "period_start", "period_end")}),
@@ -161,6 +171,88 @@ class SettlementAdmin(ServiceModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Settlement]:
+        return super().get_queryset(request).select_related("participant", "participant_month")
+
+    # --- the participant-month moves together ----------------------------------
+
+    def apply_lifecycle(
+        self, request: HttpRequest, lifecycle: Lifecycle, objects: Iterable[Any], text: str
+    ) -> None:
+        """Approve, reject and recalculate run once per participant-month selected
+        (the service moves all its settlements); the others once per settlement."""
+        if lifecycle.name not in TOGETHER:
+            super().apply_lifecycle(request, lifecycle, objects, text)
+            return
+        actor = admin_actor(request)
+        months: dict[object, Settlement] = {}
+        for obj in objects:
+            months.setdefault(obj.participant_month_id, obj)
+        done: list[str] = []
+        refused: list[tuple[str, str]] = []
+        for settlement in months.values():
+            name = _month_label(settlement)
+            try:
+                lifecycle.run(settlement, actor, text)
+            except DomainError as exc:
+                refused.append((name, exc.message))
+            else:
+                done.append(name)
+        report(request, lifecycle.label, done, refused)
+
+    # --- the payout file ----------------------------------------------------------
+
+    @admin.action(
+        description="Download the payout file (CSV) of the selected participant-months",
+        permissions=["finance"],
+    )
+    def download_payout_file(
+        self, request: HttpRequest, queryset: QuerySet[Settlement]
+    ) -> HttpResponse | None:
+        """One line per participant-month of the selected settlements, adding up
+        its APPROVED settlements (settlements/payouts.py); the rest are left out."""
+        months = set(queryset.values_list("participant_month_id", flat=True))
+        lines = payouts.payout_lines(participant_month_ids=months)
+        if not lines:
+            messages.warning(request, "No APPROVED settlement among the selected: no payout file.")
+            return None
+        response = HttpResponse(payouts.payout_csv(lines), content_type="text/csv; charset=utf-8")
+        firsts = {line.month for line in lines}
+        filename = f"payouts-{firsts.pop()}.csv" if len(firsts) == 1 else "payouts.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @admin.display(description="Participant-month (all symbols)")
+    def participant_month_figures(self, obj: Settlement) -> SafeString:
+        month = obj.participant_month
+        return format_html(
+            "<table><tbody>"
+            "<tr><th>High-water mark scope</th><td>{}</td></tr>"
+            "<tr><th>Σ gross, all symbols</th><td>{}</td></tr>"
+            "<tr><th>High-water mark before</th><td>{}</td></tr>"
+            "<tr><th>Cumulative gross after</th><td>{}</td></tr>"
+            "<tr><th>High-water mark after</th><td>{}</td></tr>"
+            "<tr><th>Share base</th><td>{}</td></tr>"
+            "<tr><th>Platform share, all symbols</th><td>{}</td></tr>"
+            "<tr><th>This symbol's part</th><td>{} (weight {} of Σ positive gross {})</td></tr>"
+            "</tbody></table>"
+            "<p>The share is the participant's: on its month gross above its high-water "
+            "mark, allocated to the symbols pro rata to positive gross (each part rounded "
+            "down to 1e-8, the quanta left to the largest remainders, ties to the first "
+            "symbol alphabetically). Approve, reject and recalculate act on all the "
+            "participant's settlements of the month.</p>",
+            month.high_water_mark_scope,
+            _plain(month.gross_usdt),
+            _plain(month.high_water_mark_usdt),
+            _plain(month.cumulative_gross_usdt),
+            _plain(month.high_water_mark_after_usdt),
+            _plain(month.share_base_usdt),
+            _plain(month.platform_share_usdt),
+            _plain(obj.platform_share_usdt),
+            _plain(obj.share_weight_usdt),
+            _plain(month.positive_gross_usdt),
+        )
 
     # --- behind the figures (read-only; a fixed number of queries each) ------
 
@@ -272,7 +364,11 @@ class SettlementAdmin(ServiceModelAdmin):
     def reconciliation(self, obj: Settlement) -> SafeString:
         check = statements.settlement_reconciliation(settlement=obj)
         if not check.inputs_recorded:
-            inputs = format_html("{} no inputs hash was recorded", _mark(False))
+            inputs = format_html(
+                "{} no inputs hash was recorded (the participant-month was computed per "
+                "symbol, before SPEC Part B.21: reject and recalculate it)",
+                _mark(False),
+            )
         elif check.inputs_unchanged:
             inputs = format_html("{} the inputs are unchanged since computed", _mark(True))
         else:
@@ -282,10 +378,13 @@ class SettlementAdmin(ServiceModelAdmin):
                 check.stored_sha256,
                 check.current_sha256,
             )
+        month = obj.participant_month
         return format_html(
             "<ul>"
             "<li>{} realised {} − fees {} + funding {} = {} (gross {})</li>"
             "<li>{} gross {} − share {} = {} (net {})</li>"
+            "<li>{} Σ gross of the participant-month's settlements {} (participant-month {})</li>"
+            "<li>{} Σ share of the participant-month's settlements {} (participant-month {})</li>"
             "<li>{}</li>"
             "</ul>",
             _mark(check.gross_ok),
@@ -299,12 +398,22 @@ class SettlementAdmin(ServiceModelAdmin):
             _plain(obj.platform_share_usdt),
             _plain(check.net_expected),
             _plain(obj.net_usdt),
+            _mark(check.month_gross_ok),
+            _plain(check.month_gross_expected),
+            _plain(month.gross_usdt),
+            _mark(check.month_share_ok),
+            _plain(check.month_share_expected),
+            _plain(month.platform_share_usdt),
             inputs,
         )
 
 
 def _plain(value: Decimal) -> str:
     return format(value, "f")
+
+
+def _month_label(settlement: Settlement) -> str:
+    return f"participant-month {settlement.participant_id} {settlement.period_start:%Y-%m}"
 
 
 def _mark(ok: bool) -> str:

@@ -12,7 +12,7 @@ from settlements.models import Settlement
 
 def settlement_list(*, participant_id: str | None = None) -> QuerySet[Settlement]:
     """Every settlement, or only one participant's (an lp caller's scope)."""
-    settlements = Settlement.objects.select_related("participant")
+    settlements = Settlement.objects.select_related("participant", "participant_month")
     return filter_given(settlements, participant_id=participant_id)
 
 

@@ -39,7 +39,7 @@ from participants.models import Participant
 from performance.models import PerformanceDaily
 from performance.selectors import SCORE_QUANTUM, UPTIME_QUANTUM
 from settlements import calculation
-from settlements.models import Settlement
+from settlements.models import ParticipantMonth, Settlement
 from trading.enums import Side
 from trading.models import MMFill, MMFundingPayment
 from trading.selectors import FILL_NOTIONAL
@@ -228,6 +228,7 @@ class Statement:
     period_start: dt.date
     period_end: dt.date
     settlements: list[Settlement]
+    participant_month: ParticipantMonth | None
     totals: StatementTotals
     fills: list[FillsSummary]
     funding: list[FundingSummary]
@@ -239,10 +240,14 @@ class Statement:
 
 
 def statement_get(*, participant: Participant, first: dt.date) -> Statement:
-    """One participant's month: its settlements (every symbol, every figure) and,
-    per symbol, its fills, funding and Q-scores. Four queries, whatever the size."""
+    """One participant's month: its participant-month (the high-water mark and the
+    share across symbols), its settlements (every symbol, every figure, its part
+    of the share) and, per symbol, its fills, funding and Q-scores. Four queries,
+    whatever the size."""
     settlements = list(
-        Settlement.objects.filter(participant=participant, period_start=first).order_by("symbol")
+        Settlement.objects.filter(participant=participant, period_start=first)
+        .select_related("participant_month")
+        .order_by("symbol")
     )
     for settlement in settlements:
         settlement.participant = participant  # already loaded: no query per row
@@ -257,6 +262,7 @@ def statement_get(*, participant: Participant, first: dt.date) -> Statement:
         period_start=first,
         period_end=calculation.next_month(first),
         settlements=settlements,
+        participant_month=settlements[0].participant_month if settlements else None,
         totals=totals,
         fills=list(fills_by_symbol(participant_id=pid, first=first).values()),
         funding=list(funding_by_symbol(participant_id=pid, first=first).values()),
@@ -313,12 +319,17 @@ def settlement_days(*, settlement: Settlement) -> list[PerformanceDaily]:
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Whether the stored figures add up, and whether their inputs moved since."""
+    """Whether the stored figures add up, within the settlement and across its
+    participant-month, and whether their inputs moved since."""
 
     gross_expected: Decimal
     gross_ok: bool
     net_expected: Decimal
     net_ok: bool
+    month_gross_expected: Decimal
+    month_gross_ok: bool
+    month_share_expected: Decimal
+    month_share_ok: bool
     current_sha256: str
     stored_sha256: str
 
@@ -333,17 +344,22 @@ class Reconciliation:
 
 def settlement_reconciliation(*, settlement: Settlement) -> Reconciliation:
     """realised − fees + funding = gross and gross − share = net on the stored
-    figures; the inputs' hash recomputed from the database as it is now."""
+    figures; the participant-month's gross and share are the sums of its
+    settlements'; the inputs' hash recomputed from the database as it is now."""
     gross = settlement.realized_pnl_usdt - settlement.fees_usdt + settlement.funding_usdt
     net = settlement.gross_usdt - settlement.platform_share_usdt
-    current = calculation.compute(
-        settlement.participant, settlement.symbol, settlement.period_start
-    )
+    month = settlement.participant_month
+    sums = month.settlements.aggregate(gross=Sum("gross_usdt"), share=Sum("platform_share_usdt"))
+    current = calculation.compute(settlement.participant, settlement.period_start)
     return Reconciliation(
         gross_expected=gross,
         gross_ok=gross == settlement.gross_usdt,
         net_expected=net,
         net_ok=net == settlement.net_usdt,
+        month_gross_expected=sums["gross"],
+        month_gross_ok=sums["gross"] == month.gross_usdt,
+        month_share_expected=sums["share"],
+        month_share_ok=sums["share"] == month.platform_share_usdt,
         current_sha256=current.inputs_sha256,
-        stored_sha256=settlement.inputs_sha256,
+        stored_sha256=month.inputs_sha256,
     )

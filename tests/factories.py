@@ -3,6 +3,7 @@ database, the way a test's precondition needs them)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 from participants.models import Participant
 from pools.models import PoolConfig, PoolMember
 from settlements.calculation import compute
-from settlements.models import Settlement
+from settlements.models import ParticipantMonth, Settlement
 from trading.models import MMFill, MMFundingPayment, MMOrder
 
 
@@ -101,6 +102,7 @@ class FundingPaymentFactory(factory.django.DjangoModelFactory):
 class SettlementFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Settlement
+        skip_postgeneration_save = True
 
     participant = factory.SubFactory(ParticipantFactory)
     symbol = "BTCUSDT-PERP"
@@ -114,10 +116,49 @@ class SettlementFactory(factory.django.DjangoModelFactory):
     gross_usdt = Decimal("1225.75")
     revenue_model = "KEEP_ALL"
     net_usdt = Decimal("1225.75")
-    # The hash of the inputs as the database holds them now, as the monthly job
-    # records it: approval checks it (the figures above are the test's own).
-    inputs_sha256 = factory.LazyAttribute(
-        lambda o: compute(o.participant, o.symbol, o.period_start).inputs_sha256
+    participant_month = factory.LazyAttribute(
+        lambda o: participant_month_of(o.participant, o.period_start, o.period_end)
+    )
+    inputs_sha256 = factory.LazyAttribute(lambda o: o.participant_month.inputs_sha256)
+
+    @factory.post_generation
+    def month_totals(obj: Settlement, create: bool, extracted: object, **kwargs: object) -> None:
+        """The participant-month states its settlements' sums, as the job's would."""
+        if create:
+            participant_month_totals(obj.participant_month)
+
+
+def participant_month_of(
+    participant: Participant, first: dt.date, end: dt.date
+) -> ParticipantMonth:
+    """The participant's month, created on first use with the hash of the inputs
+    as the database holds them now, as the monthly job records it: approval
+    checks it (the figures are the test's own)."""
+    month, _ = ParticipantMonth.objects.get_or_create(
+        participant=participant,
+        period_start=first,
+        defaults={
+            "period_end": end,
+            "revenue_model": participant.revenue_model,
+            "revenue_share_pct": participant.revenue_share_pct,
+            "inputs_sha256": compute(participant, first).inputs_sha256,
+        },
+    )
+    return month
+
+
+def participant_month_totals(month: ParticipantMonth) -> None:
+    rows = list(month.settlements.all())
+    gross = sum((s.gross_usdt for s in rows), Decimal(0))
+    share = sum((s.platform_share_usdt for s in rows), Decimal(0))
+    ParticipantMonth.objects.filter(pk=month.pk).update(
+        gross_usdt=gross,
+        positive_gross_usdt=sum((max(Decimal(0), s.gross_usdt) for s in rows), Decimal(0)),
+        cumulative_gross_usdt=gross,
+        high_water_mark_after_usdt=max(Decimal(0), gross),
+        share_base_usdt=max(Decimal(0), gross),
+        platform_share_usdt=share,
+        net_usdt=gross - share,
     )
 
 

@@ -154,6 +154,8 @@ OUTBOX_RETENTION = dt.timedelta(days=SERVICE.outbox_retention_days)
 QSCORE = SERVICE.qscore
 QSCORE_SYMBOL_WEIGHTS = SERVICE.qscore_symbol_weights  # leaderboard; a symbol not named: 1
 QSCORE_TIER_UPTIME_FLOORS = SERVICE.qscore_tier_uptime_floors
+# Four-eyes on settlements: whoever approved one may not mark it settled or failed.
+SETTLEMENT_FOUR_EYES = SERVICE.settlement_four_eyes
 
 CELERY_BROKER_URL = SERVICE.redis_url
 CELERY_RESULT_BACKEND = None

@@ -11,9 +11,56 @@ from common.api import InputSerializer
 from settlements.models import Settlement
 
 
+def _usdt(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=28, decimal_places=8, **kwargs)
+
+
+def _of_month(name: str, help_text: str) -> serializers.DecimalField:
+    return _usdt(source=f"participant_month.{name}", read_only=True, help_text=help_text)
+
+
 class SettlementOutputSerializer(serializers.ModelSerializer[Settlement]):
+    """One settlement, with the participant-month it is part of (SPEC Part B.21):
+    the mark and the share are the participant's, across its symbols; this
+    symbol's `platform_share_usdt` is its part of the month's share, allocated
+    pro rata to positive gross (`share_weight_usdt` of
+    `participant_positive_gross_usdt`, largest remainder, ties by symbol)."""
+
     participant_id = serializers.UUIDField()
     participant_name = serializers.CharField(source="participant.name")
+    participant_month_id = serializers.UUIDField()
+    share_weight_usdt = _usdt(
+        read_only=True, help_text="this symbol's gross if positive, else 0: its allocation weight"
+    )
+    participant_gross_usdt = _of_month(
+        "gross_usdt", "Σ gross of the participant's symbols this month"
+    )
+    participant_positive_gross_usdt = _of_month(
+        "positive_gross_usdt", "Σ of the positive gross: the allocation's denominator"
+    )
+    participant_high_water_mark_usdt = _of_month(
+        "high_water_mark_usdt", "the participant's high-water mark before the month"
+    )
+    participant_cumulative_gross_usdt = _of_month(
+        "cumulative_gross_usdt", "the participant's cumulative gross after the month"
+    )
+    participant_high_water_mark_after_usdt = _of_month(
+        "high_water_mark_after_usdt", "the participant's high-water mark after the month"
+    )
+    participant_share_base_usdt = _of_month(
+        "share_base_usdt", "max(0, cumulative gross after − mark before)"
+    )
+    participant_platform_share_usdt = _of_month(
+        "platform_share_usdt", "the platform's share of the participant-month, all symbols"
+    )
+    high_water_mark_scope = serializers.CharField(
+        source="participant_month.high_water_mark_scope",
+        read_only=True,
+        help_text=(
+            "PARTICIPANT; SYMBOL for a month computed per symbol before SPEC Part B.21 "
+            "(its share is the sum of the symbols' own)"
+        ),
+    )
 
     class Meta:
         model = Settlement
@@ -21,6 +68,7 @@ class SettlementOutputSerializer(serializers.ModelSerializer[Settlement]):
             "id",
             "participant_id",
             "participant_name",
+            "participant_month_id",
             "symbol",
             "period_start",
             "period_end",
@@ -30,9 +78,15 @@ class SettlementOutputSerializer(serializers.ModelSerializer[Settlement]):
             "gross_usdt",
             "platform_share_usdt",
             "net_usdt",
-            "high_water_mark_usdt",
-            "cumulative_gross_usdt",
-            "share_base_usdt",
+            "share_weight_usdt",
+            "participant_gross_usdt",
+            "participant_positive_gross_usdt",
+            "participant_high_water_mark_usdt",
+            "participant_cumulative_gross_usdt",
+            "participant_high_water_mark_after_usdt",
+            "participant_share_base_usdt",
+            "participant_platform_share_usdt",
+            "high_water_mark_scope",
             "revenue_model",
             "revenue_share_pct",
             "q_score",
@@ -104,10 +158,6 @@ class SettlementMarkFailedInputSerializer(InputSerializer):
 # --- the monthly statement (settlements/statements.py) ------------------------
 
 
-def _usdt(**kwargs: Any) -> serializers.DecimalField:
-    return serializers.DecimalField(max_digits=28, decimal_places=8, **kwargs)
-
-
 class StatementParticipantSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     short_id = serializers.CharField()
@@ -118,6 +168,30 @@ class StatementTotalsSerializer(serializers.Serializer[Any]):
     gross_usdt = _usdt(help_text="Σ gross of the month's settlements")
     platform_share_usdt = _usdt(help_text="Σ platform share")
     net_usdt = _usdt(help_text="Σ net: what the participant is paid")
+
+
+class StatementParticipantMonthSerializer(serializers.Serializer[Any]):
+    """The participant-month's figures across symbols (SPEC Part B.21)."""
+
+    id = serializers.UUIDField()
+    gross_usdt = _usdt(help_text="Σ gross of the participant's symbols")
+    positive_gross_usdt = _usdt(help_text="Σ of the positive gross: the allocation's denominator")
+    high_water_mark_usdt = _usdt(help_text="the participant's high-water mark before the month")
+    cumulative_gross_usdt = _usdt(help_text="the cumulative gross after the month")
+    high_water_mark_after_usdt = _usdt(help_text="the high-water mark after the month")
+    share_base_usdt = _usdt(help_text="max(0, cumulative gross after − mark before)")
+    revenue_model = serializers.CharField()
+    revenue_share_pct = serializers.DecimalField(max_digits=5, decimal_places=2)
+    platform_share_usdt = _usdt(
+        help_text=(
+            "share_base × revenue_share_pct / 100, half-even to 8 places; allocated to the "
+            "symbols pro rata to positive gross"
+        )
+    )
+    net_usdt = _usdt(help_text="gross − share")
+    high_water_mark_scope = serializers.CharField(
+        help_text="PARTICIPANT; SYMBOL for a month computed per symbol before SPEC Part B.21"
+    )
 
 
 class StatementFillsSerializer(serializers.Serializer[Any]):
@@ -156,6 +230,9 @@ class StatementOutputSerializer(serializers.Serializer[Any]):
     period_start = serializers.DateField(help_text="first day of the UTC month")
     period_end = serializers.DateField(help_text="first day of the next month (half-open)")
     settlements = SettlementOutputSerializer(many=True)
+    participant_month = StatementParticipantMonthSerializer(
+        allow_null=True, help_text="null when the month has no settlement"
+    )
     totals = StatementTotalsSerializer()
     fills = StatementFillsSerializer(many=True)
     funding = StatementFundingSerializer(many=True)

@@ -8,6 +8,9 @@ urlpatterns = [
         "settlements/pending", views.SettlementPendingListApi.as_view(), name="settlement-pending"
     ),
     path(
+        "settlements/payouts.csv", views.SettlementPayoutsApi.as_view(), name="settlement-payouts"
+    ),
+    path(
         "settlements/<uuid:settlement_id>",
         views.SettlementDetailApi.as_view(),
         name="settlement-detail",

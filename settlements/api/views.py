@@ -1,4 +1,6 @@
-"""Settlement routes (SPEC Part B.16): finance moves the lifecycle; staff read
+"""Settlement routes (SPEC Part B.16, B.21): finance moves the lifecycle (approve,
+reject and recalculate a participant-month as a whole; mark settled or failed
+one settlement, four-eyes) and downloads the payout file; staff read
 everything; an lp reads only its own participant's settlements and statements."""
 
 from __future__ import annotations
@@ -6,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.http import Http404
@@ -23,8 +24,9 @@ from rest_framework.views import APIView
 
 from common.api import ReasonSerializer, error_responses
 from common.auth import FINANCE_ONLY, lp_participant_id, request_actor, require_own_participant
+from common.spreadsheet import csv_cell
 from participants.selectors import participant_get
-from settlements import selectors, services, statements
+from settlements import payouts, selectors, services, statements
 from settlements.api.filters import SettlementFilter
 from settlements.api.serializers import (
     SettlementApproveInputSerializer,
@@ -35,9 +37,11 @@ from settlements.api.serializers import (
     StatementFillsSerializer,
     StatementFundingSerializer,
     StatementOutputSerializer,
+    StatementParticipantMonthSerializer,
     StatementQScoreSerializer,
     StatementTotalsSerializer,
 )
+from settlements.enums import SettlementState
 from settlements.models import Settlement
 
 
@@ -104,16 +108,32 @@ class _SettlementActionApi(APIView):
         )
         serializer.is_valid(raise_exception=True)
         settlement = self.act(request, settlement, serializer.validated_data)
+        settlement = selectors.settlement_get(settlement_id=settlement.pk)
         return Response(SettlementOutputSerializer(settlement).data)
 
 
 _ACTION_RESPONSES = {200: SettlementOutputSerializer, **error_responses(400, 401, 403, 404, 409)}
+_TOGETHER = (
+    " The participant's settlements of the month share one high-water mark and one "
+    "platform share (SPEC Part B.21), so every settlement of the participant-month moves "
+    "with this one, in one transaction; if any cannot (its state does not allow it), none "
+    "moves and the 409 names each with its state (`settlement_states`). The answer is the "
+    "settlement named in the path."
+)
+_FOUR_EYES = (
+    " Four-eyes (SETTLEMENT_FOUR_EYES, on by default): the user who approved the "
+    "settlement may not do this; the refusal is a 403 with code `four_eyes`, and the "
+    "attempt is audited (action `<action>_refused`)."
+)
 
 
 @extend_schema(
     request=SettlementApproveInputSerializer,
     responses=_ACTION_RESPONSES,
-    description="PENDING → APPROVED. `approved_by` must be the caller. Finance only.",
+    description=(
+        "PENDING → APPROVED. `approved_by` must be the caller. Finance only. A 409 if the "
+        "inputs of the participant-month moved since its figures were computed." + _TOGETHER
+    ),
 )
 class SettlementApproveApi(_SettlementActionApi):
     input_serializer = SettlementApproveInputSerializer
@@ -127,6 +147,7 @@ class SettlementApproveApi(_SettlementActionApi):
     responses=_ACTION_RESPONSES,
     description=(
         "PENDING → REJECTED, with a reason. `rejected_by` must be the caller. Finance only."
+        " A settlement of the month already REJECTED stays so." + _TOGETHER
     ),
 )
 class SettlementRejectApi(_SettlementActionApi):
@@ -141,7 +162,12 @@ class SettlementRejectApi(_SettlementActionApi):
 @extend_schema(
     request=ReasonSerializer,
     responses=_ACTION_RESPONSES,
-    description="REJECTED → PENDING: back into the approval queue. Finance only.",
+    description=(
+        "REJECTED → PENDING: back into the approval queue with the participant-month's "
+        "figures computed again (a symbol with new activity gets a settlement of its own). "
+        "Finance only. A 409 while a later month of the participant, which carries this "
+        "one's high-water mark, is not rejected." + _TOGETHER
+    ),
 )
 class SettlementRecalculateApi(_SettlementActionApi):
     def act(self, request: Request, settlement: Settlement, data: dict[str, Any]) -> Settlement:
@@ -155,7 +181,7 @@ class SettlementRecalculateApi(_SettlementActionApi):
     responses=_ACTION_RESPONSES,
     description=(
         "APPROVED → SETTLED, or a retry FAILED → SETTLED under the same id: finance "
-        "executed the transfer outside MMS. Finance only."
+        "executed the transfer outside MMS. Finance only; this settlement alone." + _FOUR_EYES
     ),
 )
 class SettlementMarkSettledApi(_SettlementActionApi):
@@ -172,7 +198,10 @@ class SettlementMarkSettledApi(_SettlementActionApi):
 @extend_schema(
     request=SettlementMarkFailedInputSerializer,
     responses=_ACTION_RESPONSES,
-    description="APPROVED → FAILED, with a reason; it may be retried. Finance only.",
+    description=(
+        "APPROVED → FAILED, with a reason; it may be retried. Finance only; this settlement "
+        "alone." + _FOUR_EYES
+    ),
 )
 class SettlementMarkFailedApi(_SettlementActionApi):
     input_serializer = SettlementMarkFailedInputSerializer
@@ -187,27 +216,13 @@ class SettlementMarkFailedApi(_SettlementActionApi):
 
 STATEMENT_PARTS: tuple[tuple[str, type[Serializer[Any]]], ...] = (
     ("settlements", SettlementOutputSerializer),
+    ("participant_month", StatementParticipantMonthSerializer),
     ("totals", StatementTotalsSerializer),
     ("fills", StatementFillsSerializer),
     ("funding", StatementFundingSerializer),
     ("qscores", StatementQScoreSerializer),
 )
 STATEMENT_HEADER = ("participant_id", "short_id", "name", "month", "period_start", "period_end")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: object) -> str:
-    """A cell as text. A text that a spreadsheet would run as a formula (a name
-    starting with `=`) is quoted with `'`; numbers, negative ones too, are not."""
-    if value is None:
-        return ""
-    text = str(value)
-    if text.startswith(_FORMULA_START):
-        try:
-            Decimal(text)
-        except InvalidOperation:
-            return "'" + text
-    return text
 
 
 class StatementCSVRenderer(BaseRenderer):
@@ -230,7 +245,7 @@ class StatementCSVRenderer(BaseRenderer):
         writer.writerow(["statement"])
         writer.writerow(STATEMENT_HEADER)
         writer.writerow(
-            _csv_cell(v)
+            csv_cell(v)
             for v in (
                 participant["id"],
                 participant["short_id"],
@@ -246,8 +261,9 @@ class StatementCSVRenderer(BaseRenderer):
             writer.writerow([])
             writer.writerow([name])
             writer.writerow(header)
-            for row in part if isinstance(part, list) else [part]:
-                writer.writerow(_csv_cell(row[column]) for column in header)
+            rows = part if isinstance(part, list) else [] if part is None else [part]
+            for row in rows:
+                writer.writerow(csv_cell(row[column]) for column in header)
         return out.getvalue().encode(self.charset)
 
 
@@ -297,14 +313,20 @@ class StatementApi(APIView):
             },
         },
         description=(
-            "One participant's statement for one UTC month: its settlements of the month "
-            "with every figure and their totals, and per symbol the month's fills (count, "
+            "One participant's statement for one UTC month: its participant-month (the "
+            "high-water mark and the platform's share across its symbols, SPEC Part B.21), "
+            "its settlements of the month with every figure, each symbol's part of the share "
+            "(allocated pro rata to positive gross: each exact part rounded down to 1e-8, the "
+            "quanta left one each to the largest remainders, ties to the first symbol "
+            "alphabetically; the parts sum to the share exactly) and their totals, and per "
+            "symbol the month's fills (count, "
             "buy/sell, volume, fees, realised PnL), funding and Q-scores (mean daily "
             "Q-score and uptime, days, days the SLA was met). Money is USDT as decimal "
             "strings. An lp may read only its own participant's.\n\n"
             "`?format=csv` (or `Accept: text/csv`) answers an attachment "
             "`statement-<short_id>-<YYYY-MM>.csv`: per part (statement, settlements, "
-            "totals, fills, funding, qscores) a row naming it, a header row and its rows, "
+            "participant_month, totals, fills, funding, qscores) a row naming it, a header "
+            "row and its rows, "
             "the parts separated by an empty row. `?format=html` (or `Accept: text/html`) "
             "answers a printable page. Errors are always the JSON error body; a bad month "
             "is a 400 naming `month`, an unknown format one naming `format`."
@@ -319,4 +341,87 @@ class StatementApi(APIView):
         if request.accepted_renderer.format == StatementCSVRenderer.format:
             filename = f"statement-{participant.short_id}-{statement.month}.csv"
             response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+# --- the payout file ----------------------------------------------------------------
+
+
+class PayoutCSVRenderer(BaseRenderer):
+    """The payout file as it is written by settlements/payouts.py."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        return str(data).encode(self.charset)
+
+
+class SettlementPayoutsApi(APIView):
+    """Always CSV (whatever the Accept header says); errors are the JSON error body."""
+
+    read_roles = FINANCE_ONLY
+    renderer_classes = [PayoutCSVRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return PayoutCSVRenderer(), PayoutCSVRenderer.media_type
+
+    def handle_exception(self, exc: Exception) -> Response:
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        tags=["settlements"],
+        parameters=[
+            OpenApiParameter(
+                "month",
+                str,
+                description="the UTC month, YYYY-MM; every month when left out",
+                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            ),
+            OpenApiParameter(
+                "state",
+                str,
+                enum=[str(s) for s in payouts.PAYABLE_STATES],
+                description="APPROVED (the default): to pay; FAILED: transfers to retry",
+            ),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            **{
+                (status, "application/json"): response
+                for status, response in error_responses(400, 401, 403).items()
+            },
+        },
+        description=(
+            "The payout file for finance: one CSV row per participant-month with "
+            "settlements in the state asked for (APPROVED by default), oldest month first, "
+            "then by participant short id. Columns: "
+            + ", ".join(f"`{c}`" for c in payouts.HEADER)
+            + ". `symbols` and `settlement_ids` are `;`-separated; `gross_usdt`, "
+            "`platform_share_usdt` and `amount_usdt` are the exact sums (8 places, plain "
+            "notation) of those settlements' gross, share and net; `amount_usdt` is what "
+            "the participant is paid (negative for a month whose net is a loss: nothing to "
+            "pay); `currency` is USDT. A text a spreadsheet would run as a formula is quoted "
+            "with `'`. Answered as an attachment `payouts[-YYYY-MM][-failed].csv`. Finance "
+            "only; errors are the JSON error body (a bad month is a 400 naming `month`)."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        month = request.query_params.get("month")
+        first = statements.month_parse(month) if month is not None else None
+        state = request.query_params.get("state", SettlementState.APPROVED)
+        if state not in payouts.PAYABLE_STATES:
+            raise ValidationError({"state": ["must be APPROVED or FAILED"]})
+        lines = payouts.payout_lines(first=first, state=state)
+        response = Response(payouts.payout_csv(lines))
+        filename = payouts.payout_filename(first=first, state=state)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

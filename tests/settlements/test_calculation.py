@@ -6,7 +6,6 @@ recalculation."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -16,63 +15,28 @@ from common.actors import Actor
 from common.exceptions import Conflict, InvalidInput
 from common.models import AuditLog
 from participants import services as participant_services
-from participants.models import Participant, ParticipantTerms
+from participants.models import ParticipantTerms
 from settlements import services
 from settlements.calculation import bounds, next_month
 from settlements.models import Settlement
-from tests.factories import FillFactory, FundingPaymentFactory, ParticipantFactory
+from tests.factories import ParticipantFactory
+from tests.settlements.helpers import (
+    AUG,
+    BTC,
+    ETH,
+    FIN,
+    JUL,
+    SEP,
+    D,
+    at,
+    fill,
+    funding,
+    settle,
+    split,
+    the,
+)
 
 pytestmark = pytest.mark.django_db
-
-D = Decimal
-BTC = "BTCUSDT-PERP"
-ETH = "ETHUSDT-PERP"
-JOB = Actor("test-job")
-FIN = Actor("fiona-finance")
-JUL, AUG, SEP = dt.date(2026, 7, 1), dt.date(2026, 8, 1), dt.date(2026, 9, 1)
-
-
-def at(first: dt.date, day: int = 10, hour: int = 12) -> dt.datetime:
-    return dt.datetime(first.year, first.month, day, hour, tzinfo=dt.UTC)
-
-
-def split(pct: str = "20") -> Participant:
-    participant = ParticipantFactory(
-        revenue_model="PERCENTAGE_SPLIT", revenue_share_pct=D(pct), state="ACTIVE"
-    )
-    ParticipantTerms.objects.create(
-        participant=participant,
-        revenue_model="PERCENTAGE_SPLIT",
-        revenue_share_pct=D(pct),
-        effective_at=at(JUL, 1, 0) - dt.timedelta(days=30),
-        set_by="test",
-    )
-    return participant
-
-
-def fill(
-    participant: Participant, first: dt.date, *, realised: str, fee: str, **kw: object
-) -> None:
-    FillFactory(
-        participant=participant,
-        symbol=kw.pop("symbol", BTC),
-        realized_pnl_usdt=D(realised),
-        fee_usdt=D(fee),
-        filled_at=kw.pop("filled_at", at(first)),
-        **kw,
-    )
-
-
-def funding(participant: Participant, first: dt.date, amount: str) -> None:
-    FundingPaymentFactory(participant=participant, amount_usdt=D(amount), paid_at=at(first, 8, 0))
-
-
-def settle(first: dt.date) -> list[Settlement]:
-    return services.settlements_create_month(first=first, actor=JOB)
-
-
-def the(participant: Participant, first: dt.date, symbol: str = BTC) -> Settlement:
-    return Settlement.objects.get(participant=participant, symbol=symbol, period_start=first)
 
 
 def test_a_percentage_split_month_to_the_last_quantum() -> None:
@@ -92,15 +56,18 @@ def test_a_percentage_split_month_to_the_last_quantum() -> None:
     # gross = realised − fees + funding
     assert settlement.gross_usdt == D("741.14012346")
     assert (settlement.fill_count, settlement.funding_count) == (2, 2)
-    assert settlement.high_water_mark_usdt == 0
-    assert settlement.share_base_usdt == D("741.14012346")
+    month = settlement.participant_month
+    assert month.high_water_mark_usdt == 0
+    assert month.share_base_usdt == D("741.14012346")
     # 20% of 741.14012346 = 148.228024692 → 148.22802469 (half-even, 8 places)
-    assert settlement.platform_share_usdt == D("148.22802469")
+    assert month.platform_share_usdt == D("148.22802469")
+    assert settlement.platform_share_usdt == D("148.22802469")  # the one symbol: all of it
     assert settlement.net_usdt == D("592.91209877")
     assert settlement.net_usdt + settlement.platform_share_usdt == settlement.gross_usdt
     assert (settlement.period_start, settlement.period_end) == (AUG, SEP)
     assert settlement.state == "PENDING"
     assert len(settlement.inputs_sha256) == 64
+    assert settlement.inputs_sha256 == month.inputs_sha256
     audit = AuditLog.objects.get(entity_type="settlement", entity_id=str(settlement.pk))
     assert (audit.action, audit.actor, audit.to_state) == ("create", "test-job", "PENDING")
 
@@ -114,7 +81,8 @@ def test_keep_all_pays_the_whole_gross_and_still_tracks_the_mark() -> None:
         0,
         D("505"),
     )
-    assert settlement.cumulative_gross_usdt == D("505")
+    assert settlement.participant_month.cumulative_gross_usdt == D("505")
+    assert settlement.participant_month.high_water_mark_after_usdt == D("505")
     assert settlement.revenue_model == "KEEP_ALL"
 
 
@@ -126,15 +94,16 @@ def test_a_loss_month_pays_no_share_and_is_made_good_before_the_next_share() -> 
     jul, aug = settle(JUL)[0], settle(AUG)[0]
     assert jul.platform_share_usdt == D("200")  # 20% of 1000
     assert (aug.gross_usdt, aug.platform_share_usdt, aug.net_usdt) == (D("-300"), 0, D("-300"))
-    assert aug.high_water_mark_usdt == D("1000")
-    assert aug.cumulative_gross_usdt == D("700")
+    assert aug.participant_month.high_water_mark_usdt == D("1000")
+    assert aug.participant_month.cumulative_gross_usdt == D("700")
     with pytest.raises(InvalidInput, match="has not ended"):
         settle(dt.date(timezone.now().year, timezone.now().month, 1))
     sep = settle(SEP)[0]
     # 500 of profit, of which 300 makes good August's loss: the share is on 200.
-    assert sep.high_water_mark_usdt == D("1000")
-    assert sep.cumulative_gross_usdt == D("1200")
-    assert sep.share_base_usdt == D("200")
+    assert sep.participant_month.high_water_mark_usdt == D("1000")
+    assert sep.participant_month.cumulative_gross_usdt == D("1200")
+    assert sep.participant_month.high_water_mark_after_usdt == D("1200")
+    assert sep.participant_month.share_base_usdt == D("200")
     assert sep.platform_share_usdt == D("40")
     assert sep.net_usdt == D("460")
 

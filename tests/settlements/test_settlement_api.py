@@ -462,3 +462,50 @@ def test_list_does_not_query_per_row(finance, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
         response = finance.get("/v1/settlements?page_size=100")
     assert response.json()["count"] == 22
+
+
+# --- the participant-month moves together (SPEC Part B.21) -------------------------
+
+
+def test_approve_reject_and_recalculate_move_the_participant_month_together(finance):
+    participant = ParticipantFactory()
+    btc = SettlementFactory(participant=participant, symbol="BTCUSDT-PERP")
+    eth = SettlementFactory(participant=participant, symbol="ETHUSDT-PERP")
+    other = SettlementFactory()  # another participant's month
+
+    def states() -> dict[str, str]:
+        return {
+            s: Settlement.objects.get(pk=p).state for s, p in (("BTC", btc.pk), ("ETH", eth.pk))
+        }
+
+    response = finance.post(
+        _url(eth, "reject"), {"rejected_by": FINANCE_SUB, "reason": "recheck"}, format="json"
+    )
+    assert (response.status_code, response.json()["id"]) == (200, str(eth.pk))
+    assert states() == {"BTC": "REJECTED", "ETH": "REJECTED"}
+    response = finance.post(_url(btc, "recalculate"), {"reason": "rechecked"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert states() == {"BTC": "PENDING", "ETH": "PENDING"}
+    response = finance.post(_url(btc, "approve"), {"approved_by": FINANCE_SUB}, format="json")
+    assert response.status_code == 200, response.json()
+    assert states() == {"BTC": "APPROVED", "ETH": "APPROVED"}
+    assert Settlement.objects.get(pk=other.pk).state == "PENDING"
+    body = finance.get(_url(eth)).json()
+    assert body["participant_month_id"] == str(btc.participant_month_id)
+    assert (body["approved_by"], body["high_water_mark_scope"]) == (FINANCE_SUB, "PARTICIPANT")
+
+
+def test_a_participant_month_whose_settlements_cannot_all_move_is_409_naming_them(finance):
+    participant = ParticipantFactory()
+    btc = _set_state(SettlementFactory(participant=participant), "APPROVED")
+    eth = SettlementFactory(participant=participant, symbol="ETHUSDT-PERP")
+    response = finance.post(_url(eth, "approve"), {"approved_by": FINANCE_SUB}, format="json")
+    assert response.status_code == 409
+    body = response.json()
+    assert body["code"] == "illegal_transition"
+    assert body["current_state"] == "PENDING"
+    assert body["settlement_states"] == {"BTCUSDT-PERP": "APPROVED", "ETHUSDT-PERP": "PENDING"}
+    assert "BTCUSDT-PERP is APPROVED" in body["message"]
+    assert Settlement.objects.get(pk=eth.pk).state == "PENDING"
+    assert Settlement.objects.get(pk=btc.pk).state == "APPROVED"
+    assert not AuditLog.objects.filter(entity_type="settlement").exists()

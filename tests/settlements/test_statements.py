@@ -197,7 +197,12 @@ def test_statement_sums_the_half_open_utc_month_only(march):
     ]
     btc, eth = statement.settlements
     assert (btc.symbol, btc.period_start, eth.symbol) == (BTC, MARCH, ETH)
-    # gross = 490.12345678 − 1.4 + 2.25; share = 20 % of it, half-even to 8 places.
+    # gross = 490.12345678 − 1.4 + 2.25. The share is the participant's: 20 % of
+    # the month's 491.12345678 = 98.22469136 (half-even), allocated pro rata to
+    # gross: BTC 98.1946913599…, ETH 0.0300000000… rounded down, and the one
+    # 1e-8 left goes to BTC's larger remainder.
+    assert statement.participant_month is not None
+    assert statement.participant_month.platform_share_usdt == D("98.22469136")
     assert (btc.gross_usdt, btc.platform_share_usdt, btc.net_usdt) == (
         D("490.97345678"),
         D("98.19469136"),
@@ -231,6 +236,7 @@ def test_a_quiet_month_is_an_empty_statement(march):
         [],
     )
     assert statement.totals == statements.StatementTotals()
+    assert statement.participant_month is None
 
 
 # --- JSON ---------------------------------------------------------------------------
@@ -264,11 +270,17 @@ def test_json_statement_has_every_part_with_money_as_decimal_strings(finance, ma
         "platform_share_usdt": "98.19469136",
         "net_usdt": "392.77876542",
     }
-    assert (btc["fill_count"], btc["volume_usdt"], btc["share_base_usdt"]) == (
+    assert (btc["fill_count"], btc["volume_usdt"], btc["share_weight_usdt"]) == (
         3,
         "51600.05000000",
         "490.97345678",
     )
+    assert (btc["participant_gross_usdt"], btc["participant_platform_share_usdt"]) == (
+        "491.12345678",
+        "98.22469136",
+    )
+    assert body["participant_month"]["share_base_usdt"] == "491.12345678"
+    assert body["participant_month"]["high_water_mark_scope"] == "PARTICIPANT"
     assert body["totals"]["net_usdt"] == "392.89876542"
     assert body["fills"][0] == {
         "symbol": BTC,
@@ -326,7 +338,15 @@ def test_csv_statement_parses_back_with_the_figures(viewer, march, query, header
     )
     parts = _sections(response.content.decode())
 
-    assert list(parts) == ["statement", "settlements", "totals", "fills", "funding", "qscores"]
+    assert list(parts) == [
+        "statement",
+        "settlements",
+        "participant_month",
+        "totals",
+        "fills",
+        "funding",
+        "qscores",
+    ]
     assert parts["statement"] == [
         {
             "participant_id": str(march.pk),
@@ -345,6 +365,12 @@ def test_csv_statement_parses_back_with_the_figures(viewer, march, query, header
         "392.77876542",
     )
     assert (eth["symbol"], eth["net_usdt"], eth["fees_usdt"]) == (ETH, "0.12000000", "0.60000000")
+    (month,) = parts["participant_month"]
+    assert (month["gross_usdt"], month["platform_share_usdt"], month["positive_gross_usdt"]) == (
+        "491.12345678",
+        "98.22469136",
+        "491.12345678",
+    )
     assert parts["totals"] == [
         {
             "gross_usdt": "491.12345678",
@@ -400,8 +426,12 @@ def test_html_statement_is_a_printable_page_with_the_figures(ops, march):
         "51600.05000000",  # BTC volume
         "0.5250000000",  # BTC mean Q-score
         "2.25000000",  # BTC funding
+        "491.12345678",  # the participant-month's gross, all symbols
+        "98.22469136",  # its share, before allocation
     ):
         assert figure in page
+    assert "The high-water mark is the participant's, across its symbols" in page
+    assert "pro rata to their positive gross" in page
 
 
 def test_html_escapes_the_participant_name(ops):
