@@ -37,7 +37,7 @@ from participants.models import Participant
 from pools import services
 from pools.enums import PoolState
 from pools.models import FlattenRequest, PoolConfig, PoolMember
-from pools.selectors import pools_not_halted
+from pools.selectors import live_status_get, pools_not_halted
 
 
 def _halted_selected(pools: Sequence[PoolConfig]) -> bool:
@@ -213,14 +213,20 @@ class PoolConfigAdmin(ServiceModelAdmin):
 
     @admin.display(description="Members")
     def members_table(self, obj: PoolConfig) -> SafeString | str:
+        """The members, and from the worker's live status (when it reports) each
+        one's position, today's maker volume and fill deficit (fair queue
+        position: the member furthest behind its share of fills stands first)."""
         if obj.pk is None:
             return "-"
         members = obj.members.select_related("participant")
         if not members:
             return "No members."
+        live = live_status_get(symbols=[obj.symbol]).get(obj.symbol) or {}
+        views = {m["participant_id"]: m for m in live.get("members", [])}
         rows = format_html_join(
             "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+            "<td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
                     reverse("admin:pools_poolmember_change", args=[m.pk]),
@@ -228,13 +234,19 @@ class PoolConfigAdmin(ServiceModelAdmin):
                     m.participant.state,
                     m.weight,
                     m.max_position_usdt,
+                    *(
+                        views.get(str(m.participant_id), {}).get(key, "-")
+                        for key in ("position", "day_maker_size", "fill_deficit")
+                    ),
                 )
                 for m in members
             ),
         )
         return format_html(
             "<table><thead><tr><th>Participant</th><th>State</th><th>Weight</th>"
-            "<th>Max position (USDT)</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>Max position (USDT)</th><th>Position (live)</th>"
+            "<th>Maker volume today</th><th>Fill deficit</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
             rows,
         )
 

@@ -4,12 +4,15 @@ messages and change nothing, and only ops may act."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from common.actors import Actor
 from common.models import AuditLog, OutboxEvent
+from common.redis import redis_client
+from messaging.live_status import status_key
 from pools import services
 from pools.enums import FlattenStatus, PoolState
 from pools.models import FlattenRequest, PoolConfig, PoolMember
@@ -347,3 +350,33 @@ def test_a_finance_user_cannot_run_pool_actions(finance_client):
     pool = PoolConfig.objects.get(pk=pool.pk)
     assert (pool.state, pool.archived_at) == (PoolState.PAUSED, None)
     assert not AuditLog.objects.filter(actor="fred-finance").exists()
+
+
+def test_the_change_page_shows_each_members_live_position_and_fill_deficit(admin_client):
+    pool = PoolFactory(symbol="BTCUSDT-PERP")
+    alice = MemberFactory(pool=pool, participant=ParticipantFactory(state="ACTIVE"))
+    bob = MemberFactory(pool=pool, participant=ParticipantFactory(state="ACTIVE"))
+    page = admin_client.get(f"{POOLS}{pool.pk}/change/").content.decode()
+    assert "Fill deficit" in page  # no worker: the live columns read "-"
+    live = {
+        "symbol": "BTCUSDT-PERP",
+        "mode": "ACTIVE",
+        "members": [
+            {
+                "participant_id": str(alice.participant_id),
+                "position": "0.125",
+                "day_maker_size": "3.500",
+                "fill_deficit": "-0.042",
+            },
+            {
+                "participant_id": str(bob.participant_id),
+                "position": "-0.010",
+                "day_maker_size": "1.250",
+                "fill_deficit": "0.042",
+            },
+        ],
+    }
+    redis_client().set(status_key("BTCUSDT-PERP"), json.dumps(live))
+    page = admin_client.get(f"{POOLS}{pool.pk}/change/").content.decode()
+    for figure in ("0.125", "3.500", "-0.042", "-0.010", "1.250", "0.042"):
+        assert f"<td>{figure}</td>" in page
