@@ -34,7 +34,7 @@ current weights (the shares at the time of each fill are not stored).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from quoting_worker.core.types import Side
@@ -47,7 +47,7 @@ T = TypeVar("T")
 class FillShares:
     """The day's maker volume and entitlement per member, in lots."""
 
-    __slots__ = ("day", "entitled", "filled", "shares")
+    __slots__ = ("_targets", "day", "entitled", "filled", "shares")
 
     def __init__(self) -> None:
         self.day = -1  # UTC days since the epoch of the fills counted
@@ -55,6 +55,7 @@ class FillShares:
         self.entitled: dict[str, float] = {}
         # Per side: participant → share of the size the pool quotes there.
         self.shares: dict[Side, dict[str, float]] = {Side.BUY: {}, Side.SELL: {}}
+        self._targets: Mapping[tuple[str, Side, int], tuple[int, int]] | None = None
 
     def weighted(self, weights: Mapping[str, int]) -> None:
         """Shares from capital weights, for a side the pool has not quoted yet
@@ -62,16 +63,25 @@ class FillShares:
         total = sum(w for w in weights.values() if w > 0)
         if total <= 0:
             return
+        self._share_out()
         for side in (Side.BUY, Side.SELL):
             if not self.shares[side]:
                 self.shares[side] = {p: w / total for p, w in weights.items() if w > 0}
 
-    def quoted(self, lots: Iterable[tuple[str, Side, int]]) -> None:
-        """The size each member quotes now, as (participant, side, lots) per
-        order; a side with no size keeps the shares it had (its resting orders
-        may still be filled)."""
+    def quoted(self, targets: Mapping[tuple[str, Side, int], tuple[int, int]]) -> None:
+        """The size each member quotes now: the quote's targets, (participant, side,
+        level) → (price, lots). Read at the next fill, not here: a pool re-quotes
+        far more often than it is filled, and the re-quote is the hot path."""
+        self._targets = targets
+
+    def _share_out(self) -> None:
+        """The shares of the last targets; a side with no size keeps the shares it
+        had (its resting orders may still be filled)."""
+        targets, self._targets = self._targets, None
+        if targets is None:
+            return
         per_side: dict[Side, dict[str, int]] = {Side.BUY: {}, Side.SELL: {}}
-        for pid, side, n in lots:
+        for (pid, side, _level), (_price, n) in targets.items():
             by_member = per_side[side]
             by_member[pid] = by_member.get(pid, 0) + n
         for side, by_member in per_side.items():
@@ -90,6 +100,7 @@ class FillShares:
             self.filled.clear()
             self.entitled.clear()
         self.filled[pid] = self.filled.get(pid, 0) + lots
+        self._share_out()
         shares = self.shares[side] or {pid: 1.0}
         entitled = self.entitled
         for member, share in shares.items():

@@ -193,7 +193,7 @@ class Quoter:
             min_lots=self.instrument.min_lots,
             reducing=self.reducing,
         )
-        self.shares.quoted((pid, side, lots) for (pid, side, _), (_, lots) in targets.items())
+        self.shares.quoted(targets)
         return targets
 
     def _diff(

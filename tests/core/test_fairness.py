@@ -17,9 +17,14 @@ from tests.core.engine_world import BTC, MEMBERS, MID, World, fill_of, places
 DAY = 20_000 * NS_PER_DAY  # a UTC midnight
 
 
+def targets(*quoted: tuple[str, Side, int]) -> dict[tuple[str, Side, int], tuple[int, int]]:
+    """A quote's targets: each (participant, side, lots) at a level of its own."""
+    return {(pid, side, level): (100, lots) for level, (pid, side, lots) in enumerate(quoted)}
+
+
 def test_a_fill_credits_every_member_its_share_of_the_quoted_size() -> None:
     shares = FillShares()
-    shares.quoted([("a", Side.BUY, 10), ("b", Side.BUY, 30), ("a", Side.SELL, 5)])
+    shares.quoted(targets(("a", Side.BUY, 10), ("b", Side.BUY, 30), ("a", Side.SELL, 5)))
     shares.fill("a", Side.BUY, 8, DAY + 1)
     assert shares.deficit("a", DAY + 2) == 0.25 * 8 - 8
     assert shares.deficit("b", DAY + 2) == 0.75 * 8
@@ -33,7 +38,7 @@ def test_a_fill_credits_every_member_its_share_of_the_quoted_size() -> None:
 
 def test_the_deficits_sum_to_zero_and_start_again_each_utc_day() -> None:
     shares = FillShares()
-    shares.quoted([("a", Side.BUY, 1), ("b", Side.BUY, 2), ("c", Side.BUY, 4)])
+    shares.quoted(targets(("a", Side.BUY, 1), ("b", Side.BUY, 2), ("c", Side.BUY, 4)))
     for i, pid in enumerate("abcabca"):
         shares.fill(pid, Side.BUY, 3 + i, DAY + i)
     assert abs(sum(shares.deficit(p, DAY + 9) for p in "abc")) < 1e-9
@@ -51,7 +56,7 @@ def test_shares_come_from_capital_weights_until_the_pool_quotes() -> None:
     shares.weighted({"a": 1, "b": 3, "gone": 0})
     shares.fill("a", Side.SELL, 4, DAY)
     assert shares.deficit("b", DAY) == 3
-    shares.quoted([("a", Side.SELL, 1)])
+    shares.quoted(targets(("a", Side.SELL, 1)))
     shares.weighted({"a": 1, "b": 1})  # a side already quoted keeps its quoted shares
     assert shares.shares[Side.SELL] == {"a": 1.0}
     assert shares.shares[Side.BUY] == {"a": 0.25, "b": 0.75}
@@ -60,7 +65,7 @@ def test_shares_come_from_capital_weights_until_the_pool_quotes() -> None:
 def test_the_member_furthest_behind_goes_first_and_ties_keep_their_order() -> None:
     shares = FillShares()
     assert shares.queue(["a", "b", "c"], [1, 2, 3], DAY) == [1, 2, 3]  # no fills yet
-    shares.quoted([("a", Side.BUY, 1), ("b", Side.BUY, 1), ("c", Side.BUY, 1)])
+    shares.quoted(targets(("a", Side.BUY, 1), ("b", Side.BUY, 1), ("c", Side.BUY, 1)))
     shares.fill("a", Side.BUY, 9, DAY)  # a is 6 ahead, b and c 3 behind each
     assert shares.queue(["a", "b", "c"], ["A", "B", "C"], DAY) == ["B", "C", "A"]
 
@@ -93,7 +98,7 @@ class Level:
     def targets(self) -> dict[str, int]:
         lots = allocate(self.total, list(self.weights.values()), [self.total] * 3, 1)
         targets = dict(zip(self.pids, lots, strict=True))
-        self.shares.quoted((p, Side.BUY, n) for p, n in targets.items())
+        self.shares.quoted({(p, Side.BUY, 0): (0, n) for p, n in targets.items()})
         return targets
 
     def in_queue_order(self, pids: list[str]) -> list[str]:
