@@ -86,6 +86,9 @@ $BIN/python -m simulator --port "$ORDER_SERVICE_PORT" --brokers "$KAFKA_BROKERS"
   --registry "$SCHEMA_REGISTRY_URL" --speed "${SIM_SPEED:-1}" --seed "${SIM_SEED:-7}" &
 pids+=($!)
 wait_http "${ORDER_SERVICE_URL}/healthz"
+# The simulator starts empty; the database remembers earlier runs' fills: the
+# venue is told the positions they left, as a real venue would still hold them.
+$BIN/python manage.py demo_venue_positions "$ORDER_SERVICE_URL"
 token=$(curl -fs -X POST "http://127.0.0.1:${AUTH_PORT}/v1/tokens" \
   -H 'content-type: application/json' \
   -d '{"sub": "demo-ops", "roles": ["ops", "finance"], "ttl_seconds": 86400}' |
