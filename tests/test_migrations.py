@@ -18,7 +18,7 @@ def test_models_and_migrations_agree():
 
 @pytest.mark.django_db(transaction=True)
 def test_prices_move_to_the_instruments_precision_without_a_rewrite():
-    """trading 0005/0006: mm_fills' price and size lose their fixed 8 places as a
+    """trading 0005-0007: mm_fills' price and size lose their fixed 8 places as a
     change of the catalogue only (the table's file stays the same: no rewrite
     under the exclusive lock), the check constraints still hold, a PEPE price is
     kept from then on, and one already rounded stays rounded: nothing in the
@@ -46,7 +46,7 @@ def test_prices_move_to_the_instruments_precision_without_a_rewrite():
             "SELECT conname FROM pg_constraint WHERE conrelid IN ('mm_fills'::regclass,"
             " 'mm_orders'::regclass) AND contype = 'c' AND NOT convalidated"
         )
-        assert cursor.fetchall() == []  # 0006 validated what 0005 added back NOT VALID
+        assert cursor.fetchall() == []  # 0007 validated what 0005-0006 added back NOT VALID
 
 
 def _filenode(table: str) -> int:
