@@ -61,8 +61,9 @@ def emit_simulated_quotes(*, symbol: str, quotes: Sequence[SimulatedQuote], ts_n
                     "participant_id": quote.participant_id,
                     "side": quote.side,
                     "level": quote.level,
-                    "price": str(quote.price),
-                    "size": str(quote.size),
+                    # Plain notation, as the contract asks ("0.0000001", never "1E-7").
+                    "price": format(quote.price, "f"),
+                    "size": format(quote.size, "f"),
                     "ts_ns": ts_ns,
                 },
             )

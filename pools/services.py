@@ -366,9 +366,11 @@ def member_remove(*, member: PoolMember, actor: Actor) -> None:
         locked = lock(PoolMember, pk=member.pk)
         position = member_position(participant_id=locked.participant_id, symbol=pool.symbol)
         if pool.state in PLACING_STATES and position != 0:
+            # At the lot's places, in plain notation (SPEC Part B.14).
+            held = format(position, "f")
             raise Conflict(
-                f"the member holds {position} {pool.symbol}; pause the pool or flatten first",
-                position=str(position),
+                f"the member holds {held} {pool.symbol}; pause the pool or flatten first",
+                position=held,
             )
         audit_record(
             entity_type="member",

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django.db import models
 
+from common.fields import InstrumentDecimalField
 from participants.models import Participant
 from trading.enums import Liquidity, OrderStatus, Side
 
 
-def _dec(places: int = 8) -> models.DecimalField:
-    return models.DecimalField(max_digits=28, decimal_places=places)
+def _usdt() -> models.DecimalField:
+    # Money: USDT to 8 places (SPEC Part B.14).
+    return models.DecimalField(max_digits=28, decimal_places=8)
 
 
 class MMOrder(models.Model):
@@ -19,9 +21,10 @@ class MMOrder(models.Model):
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
     level = models.PositiveSmallIntegerField()
-    price = _dec()
-    size = _dec()
-    filled_size = models.DecimalField(max_digits=28, decimal_places=8, default=0)
+    # Prices and sizes at the instrument's own precision (common/fields.py).
+    price = InstrumentDecimalField()
+    size = InstrumentDecimalField()
+    filled_size = InstrumentDecimalField(default=0)
     status = models.CharField(max_length=16, choices=OrderStatus.choices)
     # The symbol lease's fencing token the writer held (SPEC Part B.11).
     fencing_token = models.BigIntegerField(default=0)
@@ -69,10 +72,10 @@ class MMFill(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="fills")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
-    price = _dec()
-    size = _dec()
+    price = InstrumentDecimalField()
+    size = InstrumentDecimalField()
     # Positive: paid to the venue. Negative: a maker rebate received. In USDT.
-    fee_usdt = _dec()
+    fee_usdt = _usdt()
     # The trading PnL this fill realised for its member (average cost, before
     # fees), quantised half-even to 8 places when stored: a month's settlement
     # sums these (settlements/calculation.py).
@@ -110,7 +113,7 @@ class MMFundingPayment(models.Model):
         Participant, on_delete=models.PROTECT, related_name="funding_payments"
     )
     symbol = models.CharField(max_length=32)
-    amount_usdt = _dec()
+    amount_usdt = _usdt()
     paid_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 

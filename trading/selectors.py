@@ -2,10 +2,14 @@
 the order breakdown, the 24 h fill summary and the analytics routes.
 
 Units: sizes and volumes are in base units of the symbol; notional, fees and
-VWAP are in USDT. Every aggregate is computed in SQL (exact NUMERIC); results
-are quantised once, at the end, to 8 places with ROUND_HALF_EVEN (SPEC Part
-B.14). Fee sums are signed: positive is paid to the venue, negative a maker
-rebate. Rolling windows end at timezone.now() and are inclusive at both ends.
+VWAP are in USDT. Every aggregate is computed in SQL (exact NUMERIC). Precision
+(SPEC Part B.14): money (notional, fees) is quantised once, at the end, to 8
+places with ROUND_HALF_EVEN; sums of sizes are exact, at the lot's places, and
+never rounded; a VWAP, a division, is rounded half-even to the places of the
+prices it averages (the tick's) and AVERAGE_EXTRA_PLACES more, as the live
+status shows an average entry price. Fee sums are signed: positive is paid to
+the venue, negative a maker rebate. Rolling windows end at timezone.now() and
+are inclusive at both ends.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    Func,
+    IntegerField,
+    Max,
     Q,
     QuerySet,
     Sum,
@@ -31,6 +38,7 @@ from django.db.models import (
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from common.fields import InstrumentDecimalField
 from common.selectors import filter_given
 from trading.enums import TERMINAL_ORDER_STATUSES, OrderStatus, Side
 from trading.models import MMFill, MMOrder
@@ -38,7 +46,7 @@ from trading.models import MMFill, MMOrder
 _SIGNED_SIZE = Case(
     When(side=Side.BUY, then=F("size")),
     default=-F("size"),
-    output_field=DecimalField(max_digits=28, decimal_places=8),
+    output_field=InstrumentDecimalField(),
 )
 
 
@@ -50,7 +58,10 @@ def member_position(*, participant_id: uuid.UUID | str, symbol: str) -> Decimal:
     return total if total is not None else Decimal("0")
 
 
-QUANTUM = Decimal("0.00000001")  # USDT, base units and prices: 8 places, the venue's precision
+QUANTUM = Decimal("0.00000001")  # USDT: 8 places (SPEC Part B.14)
+# A VWAP's places beyond its prices' (the tick's), as the live status's average
+# entry price (quoting_worker/core/status.py).
+AVERAGE_EXTRA_PLACES = 4
 SUMMARY_WINDOW = dt.timedelta(hours=24)
 MAX_HOURLY_HOURS = 168
 # Wide enough that quantising a sum of 16-place products never overflows.
@@ -59,19 +70,30 @@ _CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 FILL_NOTIONAL = ExpressionWrapper(
     F("price") * F("size"), output_field=DecimalField(max_digits=56, decimal_places=16)
 )
+# The decimal places a price was stored with: the tick's (common/fields.py).
+_PRICE_PLACES = Func(F("price"), function="SCALE", output_field=IntegerField())
 _ZERO = Decimal("0")
 OPEN_ORDER_STATUSES = tuple(s for s in OrderStatus if s not in TERMINAL_ORDER_STATUSES)
 
 
 def _q(value: Decimal | None) -> Decimal:
-    """Quantise an aggregate to 8 places; SQL's NULL (no rows) is zero."""
+    """Quantise a sum of money to 8 places; SQL's NULL (no rows) is zero."""
     return (value if value is not None else _ZERO).quantize(QUANTUM, context=_CONTEXT)
 
 
-def _vwap(notional: Decimal | None, volume: Decimal | None) -> Decimal | None:
+def _size(value: Decimal | None) -> Decimal:
+    """A sum of sizes as it is, exact at the lot's places; NULL (no rows) is zero."""
+    return value if value is not None else _ZERO
+
+
+def _vwap(
+    notional: Decimal | None, volume: Decimal | None, price_places: int | None
+) -> Decimal | None:
+    """notional ÷ volume to the averaged prices' places and AVERAGE_EXTRA_PLACES more."""
     if not volume:
         return None
-    return _CONTEXT.divide(notional or _ZERO, volume).quantize(QUANTUM, context=_CONTEXT)
+    quantum = Decimal(1).scaleb(-((price_places or 0) + AVERAGE_EXTRA_PLACES))
+    return _CONTEXT.divide(notional or _ZERO, volume).quantize(quantum, context=_CONTEXT)
 
 
 # --- lists ---------------------------------------------------------------------------
@@ -173,8 +195,8 @@ def order_breakdown(
                     side=side.value,
                     status=status.value,
                     order_count=g.get("n", 0),
-                    total_size=_q(g.get("sized")),
-                    filled_size=_q(g.get("filled")),
+                    total_size=_size(g.get("sized")),
+                    filled_size=_size(g.get("filled")),
                     notional_usdt=_q(g.get("notional")),
                 )
             )
@@ -201,9 +223,11 @@ _FILL_AGGREGATES: dict[str, Any] = {
     "buy_fills": Count("id", filter=_BUY),
     "buy_volume": Sum("size", filter=_BUY),
     "buy_notional": Sum(FILL_NOTIONAL, filter=_BUY),
+    "buy_places": Max(_PRICE_PLACES, filter=_BUY),
     "sell_fills": Count("id", filter=_SELL),
     "sell_volume": Sum("size", filter=_SELL),
     "sell_notional": Sum(FILL_NOTIONAL, filter=_SELL),
+    "sell_places": Max(_PRICE_PLACES, filter=_SELL),
 }
 
 
@@ -237,20 +261,20 @@ def _totals(a: Mapping[str, Any]) -> FillTotals:
     return FillTotals(
         fill_count=a["fills"],
         participant_count=a["participants"],
-        base_volume=_q(a["volume"]),
+        base_volume=_size(a["volume"]),
         notional_usdt=_q(a["notional"]),
         fees_usdt=_q(a["fees"]),
         buy=FillSide(
             fill_count=a["buy_fills"],
-            base_volume=_q(a["buy_volume"]),
+            base_volume=_size(a["buy_volume"]),
             notional_usdt=_q(a["buy_notional"]),
-            vwap=_vwap(a["buy_notional"], a["buy_volume"]),
+            vwap=_vwap(a["buy_notional"], a["buy_volume"], a["buy_places"]),
         ),
         sell=FillSide(
             fill_count=a["sell_fills"],
-            base_volume=_q(a["sell_volume"]),
+            base_volume=_size(a["sell_volume"]),
             notional_usdt=_q(a["sell_notional"]),
-            vwap=_vwap(a["sell_notional"], a["sell_volume"]),
+            vwap=_vwap(a["sell_notional"], a["sell_volume"], a["sell_places"]),
         ),
     )
 
@@ -366,7 +390,7 @@ def analytics_hourly(
             HourlyBucket(
                 hour=hour,
                 fill_count=g.get("n", 0),
-                base_volume=_q(g.get("volume")) if symbol is not None else None,
+                base_volume=_size(g.get("volume")) if symbol is not None else None,
                 notional_usdt=_q(g.get("notional")),
                 fees_usdt=_q(g.get("fees")),
             )
@@ -410,9 +434,9 @@ def symbol_metrics(*, symbol: str, now: dt.datetime | None = None) -> SymbolMetr
         ParticipantPosition(
             participant_id=g["participant_id"],
             participant_name=g["participant__name"],
-            net_position=_q(g["net"]),
-            bought=_q(g["bought"]),
-            sold=_q(g["sold"]),
+            net_position=_size(g["net"]),
+            bought=_size(g["bought"]),
+            sold=_size(g["sold"]),
             fill_count=g["n"],
             fees_usdt=_q(g["fees"]),
         )

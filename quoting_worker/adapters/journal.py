@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 NS = 1_000_000_000
 
+# `numeric[]` without a typmod, into numeric columns without one: a price keeps
+# every place of its tick (SPEC Part B.14); PostgreSQL rounds silently into a
+# column or cast with a scale.
 _INSERT = """
 INSERT INTO mm_orders (
     client_order_id, participant_id, symbol, side, level, price, size,

@@ -15,6 +15,7 @@ from types import TracebackType
 
 import grpc
 
+from common.fields import unstorable
 from messaging._generated import metadata_pb2, metadata_pb2_grpc
 from quoting_worker.core.types import Instrument
 
@@ -116,7 +117,8 @@ def instrument_from_message(
 ) -> tuple[Instrument, bool]:
     """Checks and converts one answer: (rules, halted).
 
-    tick_size and lot_size must be positive decimals; min_size, when given, a
+    tick_size and lot_size must be positive decimals that the price and size
+    columns hold exactly (common/fields.py); min_size, when given, a
     positive whole number of lots (min_lots = min_size / lot_size, exactly);
     min_notional, when given, a decimal ≥ 0. An UNKNOWN status counts as halted:
     a pool does not quote an instrument whose state nobody vouches for.
@@ -141,6 +143,15 @@ def instrument_from_message(
     for name, value in (("tick_size", tick_size), ("lot_size", lot_size)):
         if value <= 0:
             raise InvalidInstrument(f"{symbol}: {name} {value} from {source} must be > 0")
+        # Prices and sizes are stored at the instrument's precision (SPEC Part B.14):
+        # a unit mm_orders and mm_fills cannot hold exactly is refused here, not
+        # rounded there.
+        why = unstorable(value)
+        if why is not None:
+            raise InvalidInstrument(
+                f"{symbol}: {name} from {source} cannot be stored exactly in mm_orders "
+                f"and mm_fills: {why}"
+            )
 
     min_lots = 1
     if message.min_size:

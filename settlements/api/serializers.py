@@ -158,6 +158,11 @@ class SettlementMarkFailedInputSerializer(InputSerializer):
 # --- the monthly statement (settlements/statements.py) ------------------------
 
 
+def _size(**kwargs: Any) -> serializers.DecimalField:
+    # Sizes at the instrument's precision (SPEC Part B.14): exact, no places imposed.
+    return serializers.DecimalField(max_digits=None, decimal_places=None, **kwargs)
+
+
 class StatementParticipantSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     short_id = serializers.CharField()
@@ -199,8 +204,8 @@ class StatementFillsSerializer(serializers.Serializer[Any]):
     fill_count = serializers.IntegerField()
     buy_count = serializers.IntegerField()
     sell_count = serializers.IntegerField()
-    buy_size = _usdt(help_text="Σ size of the buys, in the base asset")
-    sell_size = _usdt(help_text="Σ size of the sells, in the base asset")
+    buy_size = _size(help_text="Σ size of the buys, in the base asset")
+    sell_size = _size(help_text="Σ size of the sells, in the base asset")
     volume_usdt = _usdt(help_text="Σ price × size")
     fees_usdt = _usdt(help_text="Σ fee paid (a maker rebate is negative)")
     realized_pnl_usdt = _usdt(help_text="Σ realised PnL, before fees")

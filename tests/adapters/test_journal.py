@@ -138,3 +138,32 @@ def test_nothing_to_record_touches_nothing() -> None:
         await journal.record(symbol="BTCUSDT-PERP", token=1, instrument=BTC, placed=[], sent_ns=NS)
 
     asyncio.run(scenario())
+
+
+def test_a_pepe_order_is_on_record_at_its_exact_tick() -> None:
+    """The INSERT's `::numeric[]` casts and the columns keep every place of a 1e-9
+    tick (numeric(28,8) columns rounded 0.000010006 to 0.00001001 silently)."""
+    pepe = Instrument("PEPEUSDT-PERP", Decimal("0.000000001"), Decimal(1000), 1, Decimal("5"))
+    member = MemberFactory(
+        pool=PoolFactory(symbol=pepe.symbol), participant=ParticipantFactory(state="ACTIVE")
+    )
+    pid = str(member.participant_id)
+    token, _ = lease_acquire(symbol=pepe.symbol, owner="w1")
+    orders = [
+        PlaceOrder(f"mm-x-PEPEUSDT-PERP-0-BUY-{n}", pid, "acct", Side.BUY, n, ticks, 4)
+        for n, ticks in enumerate((10_006, 123))  # 0.000010006, and 1.23E-7 to str()
+    ]
+
+    async def scenario() -> None:
+        journal = _journal()
+        try:
+            await journal.record(
+                symbol=pepe.symbol, token=token, instrument=pepe, placed=orders, sent_ns=NS
+            )
+        finally:
+            await journal.close()
+
+    asyncio.run(scenario())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT price::text, size::text FROM mm_orders ORDER BY level")
+        assert cursor.fetchall() == [("0.000010006", "4000"), ("0.000000123", "4000")]

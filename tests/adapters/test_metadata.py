@@ -186,3 +186,28 @@ def test_a_malformed_answer_is_refused(fields: dict[str, object]) -> None:
 def test_an_unknown_status_counts_as_halted() -> None:
     _, halted = instrument_from_message(_message(status=metadata_pb2.INSTRUMENT_STATUS_UNKNOWN))
     assert halted is True
+
+
+def test_a_pepe_tick_is_taken_exactly() -> None:
+    instrument, _ = instrument_from_message(
+        _message(symbol="PEPEUSDT-PERP", tick_size="0.000000001", lot_size="1000", min_size="")
+    )
+    assert instrument.tick_size == Decimal("1e-9")
+    assert format(instrument.price(10_006), "f") == "0.000010006"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"tick_size": "1e-16384"}, "tick_size .* 16384 decimal places, more than the 16383"),
+        ({"lot_size": "1e131072", "min_size": ""}, "lot_size .* 131073 whole digits"),
+    ],
+)
+def test_a_unit_the_price_and_size_columns_cannot_hold_is_refused_naming_it(
+    fields: dict[str, object], message: str
+) -> None:
+    """Prices and sizes are stored at the instrument's precision: a tick or lot
+    finer (or wider) than PostgreSQL's numeric holds is refused at the door,
+    never rounded in the database."""
+    with pytest.raises(InvalidInstrument, match=f"BTCUSDT-PERP: {message}"):
+        instrument_from_message(_message(**fields))

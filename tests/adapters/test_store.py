@@ -17,13 +17,23 @@ from quoting_worker.core.engine import PoolEngine
 from quoting_worker.core.member import OrderState
 from quoting_worker.core.ports import FakeClock
 from quoting_worker.core.types import (
+    BookHeartbeat,
+    BookSnapshot,
+    CancelOrder,
+    Command,
     Fill,
     FundingPayment,
     Instrument,
+    InstrumentStatus,
+    MarkPrice,
     MemberStatus,
+    OrderAccepted,
+    OrderCancelled,
     PlaceOrder,
     PoolMode,
+    PublicTrade,
     Side,
+    Timer,
 )
 from tests.factories import MemberFactory, ParticipantFactory, PoolFactory
 from trading.models import MMFill, MMFundingPayment, MMOrder
@@ -294,3 +304,175 @@ def test_a_halt_that_loses_the_race_to_an_emergency_kill_is_on_record_all_the_sa
         is False
     )
     assert PoolConfig.objects.get(pk=pool.pk).state == "HALTED"
+
+
+# ---------------------------------------------------------------- PEPE: a 1e-9 tick
+
+PEPE = Instrument("PEPEUSDT-PERP", Decimal("0.000000001"), Decimal(1000), 1, Decimal("5"))
+PEPE_MID = 10_006  # ticks: 0.000010006 USDT, which 8 places would make 0.00001001
+
+
+def _pepe_engine(setup, clock: FakeClock) -> PoolEngine:
+    return PoolEngine(
+        instrument=PEPE, params=setup.params, members=setup.members, clock=clock, mode=setup.mode
+    )
+
+
+def _warm_and_quote(engine: PoolEngine, clock: FakeClock) -> list:
+    """A PEPE book around PEPE_MID, a mark and trades for σ, then the pool enabled:
+    the engine's own ladder, at whatever ticks A-S puts it."""
+    ms = 1_000_000
+    bids = tuple((PEPE_MID - 4 - 3 * i, 5_000) for i in range(10))
+    asks = tuple((PEPE_MID + 4 + 3 * i, 5_000) for i in range(10))
+    engine.handle(InstrumentStatus(halted=False, ts_ns=clock.now_ns()))
+    engine.handle(BookSnapshot(1, bids, asks, clock.now_ns()))
+    engine.handle(MarkPrice(PEPE.price(PEPE_MID), clock.now_ns()))
+    for i in range(25):
+        clock.advance(1000 * ms)
+        engine.handle(BookHeartbeat(1, clock.now_ns()))
+        engine.handle(PublicTrade(PEPE_MID + (3 if i % 2 else -3), 10, clock.now_ns()))
+    actions = engine.handle(Command("enable", clock.now_ns()))
+    clock.advance(500 * ms)
+    actions += engine.handle(BookHeartbeat(1, clock.now_ns()))
+    return actions + engine.handle(Timer(clock.now_ns()))
+
+
+def _venue(engine: PoolEngine, clock: FakeClock, token: int, actions: list) -> list[PlaceOrder]:
+    """What the runquoter and the venue make of the engine's actions: placements
+    journalled and accepted, cancels confirmed, each stored; until the engine is
+    quiet. Returns the placements."""
+    placed: list[PlaceOrder] = []
+    while actions:
+        places = [a for a in actions if isinstance(a, PlaceOrder)]
+        cancels = [a for a in actions if isinstance(a, CancelOrder)]
+        store.orders_record(
+            symbol=PEPE.symbol,
+            token=token,
+            instrument=PEPE,
+            placed=[(o, clock.now_ns()) for o in places],
+            changes=[
+                *(
+                    store.OrderChange(
+                        o.client_order_id, store.OrderStatus.OPEN, f"v-{o.client_order_id}"
+                    )
+                    for o in places
+                ),
+                *(
+                    store.OrderChange(c.client_order_id, store.OrderStatus.CANCELLED)
+                    for c in cancels
+                ),
+            ],
+        )
+        placed += places
+        actions = []
+        for o in places:
+            actions += engine.handle(OrderAccepted(o.client_order_id, "v", clock.now_ns()))
+        for c in cancels:
+            actions += engine.handle(OrderCancelled(c.client_order_id, clock.now_ns()))
+    return placed
+
+
+def _state(engine: PoolEngine) -> dict:
+    """What a restart must give back, member by member, and the pool's own levels."""
+    members = {
+        pid: (
+            m.runtime.position_lots,
+            m.runtime.cost_basis_usdt,
+            m.runtime.avg_entry_price,
+            m.runtime.realised_pnl_usdt,
+            m.runtime.fees_usdt,
+            {
+                o.client_order_id: (o.side, o.price_ticks, o.remaining_lots, o.level)
+                for o in m.runtime.open_orders.values()
+            },
+        )
+        for pid, m in engine.members.items()
+    }
+    own = {side: dict(levels) for side, levels in engine.orders.own_levels.items()}
+    return {"members": members, "own_levels": own}
+
+
+def test_a_pepe_pool_comes_back_from_a_restart_at_its_exact_ticks():
+    """A 1e-9 tick pool quotes, is filled (a partial, a round trip) and restarts:
+    positions, cost basis, average entry, realised PnL, fees, resting orders and
+    own levels are what they were. Rounded to 8 places, 0.000010006 came back as
+    10,010 ticks: a wrong cost basis, wrong PnL, and own levels where MMS has none."""
+    pool = PoolFactory(
+        symbol=PEPE.symbol,
+        gamma=Decimal("0.00001"),
+        kappa=Decimal("1000000000"),
+        min_spread_bps=Decimal("3"),
+        max_spread_bps=Decimal("120"),
+        level_spacing_bps=Decimal("3"),
+        order_size_usdt=Decimal("500"),
+        max_pool_position_usdt=Decimal("40000"),
+    )
+    for weight in (2, 1):
+        MemberFactory(
+            pool=pool,
+            participant=ParticipantFactory(state="ACTIVE"),
+            weight=Decimal(weight),
+            max_position_usdt=Decimal("20000"),
+        )
+    token, _ = lease_acquire(symbol=PEPE.symbol, owner="w1")
+    setup = store.pool_setup(symbol=PEPE.symbol)
+    clock = FakeClock()
+    live = _pepe_engine(setup, clock)
+    placed = _venue(live, clock, token, _warm_and_quote(live, clock))
+    assert placed, "the engine quoted"
+    assert any(o.price_ticks % 10 for o in placed)  # ticks 8 places cannot hold
+
+    # Each member: its best bid filled in part, then its best ask in full (a round
+    # trip that realises PnL), each stored with that PnL before the engine books it
+    # (as the runquoter does), the engine's answers to each carried out.
+    fills = []
+    for pid in live.members:
+        mine = [o for o in placed if o.participant_id == pid and o.level == 0]
+        bid = next(o for o in mine if o.side is Side.BUY)
+        ask = next(o for o in mine if o.side is Side.SELL)
+        fills += [
+            (
+                pid,
+                Fill(
+                    f"{pid}-b",
+                    bid.client_order_id,
+                    Side.BUY,
+                    bid.price_ticks,
+                    bid.size_lots // 2 or 1,
+                    Decimal("-0.0001"),
+                    clock.now_ns(),
+                ),
+            ),
+            (
+                pid,
+                Fill(
+                    f"{pid}-a",
+                    ask.client_order_id,
+                    Side.SELL,
+                    ask.price_ticks,
+                    ask.size_lots,
+                    Decimal("-0.0002"),
+                    clock.now_ns() + 1,
+                ),
+            ),
+        ]
+    for pid, fill in fills:
+        runtime = live.members[pid].runtime
+        store.fills_record(
+            symbol=PEPE.symbol,
+            token=token,
+            instrument=PEPE,
+            fills=[(pid, fill)],
+            realised={fill.fill_id: runtime.realised_by(fill)},
+        )
+        _venue(live, clock, token, live.handle(fill))
+    before = _state(live)
+    assert any(state[3] for state in before["members"].values())  # PnL was realised
+
+    # The restart: a new engine from what the database holds.
+    data = store.restore_data(symbol=PEPE.symbol, instrument=PEPE)
+    restarted = _pepe_engine(store.pool_setup(symbol=PEPE.symbol), FakeClock())
+    restarted.restore(fills=data.fills, open_orders=data.open_orders, funding=data.funding)
+    assert _state(restarted) == before
+    stored = sorted(format(p, "f") for p in MMFill.objects.values_list("price", flat=True))
+    assert stored == sorted(format(PEPE.price(f.price_ticks), "f") for _, f in fills)

@@ -106,6 +106,26 @@ def test_rows_written_by_the_services_are_read_only_even_for_a_superuser(admin_c
     assert apps.get_model(label).objects.filter(pk=obj.pk).exists()
 
 
+def test_pepe_prices_show_at_their_tick_in_lists_and_pages(admin_client):
+    """A 1e-9 tick is shown as stored (SPEC Part B.14), not at a fixed 8 places."""
+    order = OrderFactory(symbol="PEPEUSDT-PERP", price=Decimal("0.000010006"), size=4000)
+    fill = FillFactory(
+        symbol="PEPEUSDT-PERP",
+        order=order,
+        price=Decimal("0.000000123"),  # str() of it is 1.23E-7
+        size=Decimal(3000),
+        fee_usdt=Decimal("-0.00000004"),
+    )
+    for url in ("/trading/mmorder/", f"/trading/mmorder/{order.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert "0.000010006" in page
+        assert "0.00001001<" not in page
+    for url in ("/trading/mmfill/", f"/trading/mmfill/{fill.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert "0.000000123" in page
+        assert "E-7" not in page
+
+
 @pytest.mark.usefixtures("one_of_everything")
 def test_changelists_filter_and_search(admin_client):
     assert (

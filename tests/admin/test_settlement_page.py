@@ -62,8 +62,8 @@ def settled_march() -> Settlement:
         participant=participant,
         symbol=BTC,
         side="BUY",
-        price=D("60000"),
-        size=D("0.5"),
+        price=D("60000.0"),  # at BTC's tick (0.1) and lot (0.001), as the runquoter writes
+        size=D("0.500"),
         fee_usdt=D("1.5"),
         realized_pnl_usdt=D("0"),
         filled_at=_at(2, 8, 15),
@@ -72,8 +72,8 @@ def settled_march() -> Settlement:
         participant=participant,
         symbol=BTC,
         side="SELL",
-        price=D("62000"),
-        size=D("0.2"),
+        price=D("62000.0"),
+        size=D("0.200"),
         fee_usdt=D("-0.25"),
         realized_pnl_usdt=D("400.5"),
         filled_at=_at(20, 9, 30),
@@ -113,14 +113,14 @@ def test_the_page_shows_the_fills_funding_and_qscores_behind_the_figures(
 
     assert "Behind the figures" in text
     # The fills summary, computed over March only, agrees with the stored figures.
-    assert "Fills 2 Buys 1 (size 0.50000000) Sells 1 (size 0.20000000)" in text
+    assert "Fills 2 Buys 1 (size 0.500) Sells 1 (size 0.200)" in text
     assert "Volume USDT 42400.00000000" in text  # 30000 + 12400
     assert "Σ fee USDT 1.25000000" in text
     assert "Σ realised PnL USDT 400.50000000" in text
     assert "✓ Count, fees and realised PnL match the stored figures." in text
     # The first fills, oldest first.
     assert text.index("2025-03-02 08:15:00") < text.index("2025-03-20 09:30:00")
-    assert "BUY 60000.00000000 0.50000000 1.50000000 0.00000000" in text
+    assert "BUY 60000.0 0.500 1.50000000 0.00000000" in text  # price and size as stored
     assert "2025-04-01" not in text
     # Funding: March's payment only.
     assert "Payments: 1, Σ 2.75000000 USDT received. ✓ Count and sum match" in text

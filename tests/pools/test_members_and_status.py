@@ -81,15 +81,15 @@ def test_member_twice_or_unknown_participant_is_refused(ops):
 def test_member_with_a_position_stays_while_the_pool_is_active(ops):
     member = MemberFactory(pool=PoolFactory(symbol="BTCUSDT-PERP"))
     FillFactory(
-        participant=member.participant, symbol="BTCUSDT-PERP", side="BUY", size=Decimal("0.5")
+        participant=member.participant, symbol="BTCUSDT-PERP", side="BUY", size=Decimal("0.500")
     )
     FillFactory(
-        participant=member.participant, symbol="BTCUSDT-PERP", side="SELL", size=Decimal("0.2")
+        participant=member.participant, symbol="BTCUSDT-PERP", side="SELL", size=Decimal("0.200")
     )
     ops.post("/v1/pools/BTCUSDT-PERP/enable", {}, format="json")
     response = ops.delete(f"/v1/pools/BTCUSDT-PERP/members/{member.pk}")
     assert response.status_code == 409
-    assert response.json()["position"] == "0.30000000"
+    assert response.json()["position"] == "0.300"  # at BTC's lot (0.001), as stored
     ops.post("/v1/pools/BTCUSDT-PERP/pause", {}, format="json")
     assert ops.delete(f"/v1/pools/BTCUSDT-PERP/members/{member.pk}").status_code == 204
 

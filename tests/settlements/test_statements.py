@@ -287,8 +287,9 @@ def test_json_statement_has_every_part_with_money_as_decimal_strings(finance, ma
         "fill_count": 3,
         "buy_count": 1,
         "sell_count": 2,
-        "buy_size": "0.50000000",
-        "sell_size": "0.35000000",
+        # Sizes at the instrument's precision, as stored (SPEC Part B.14); money to 8 places.
+        "buy_size": "0.5",
+        "sell_size": "0.35",
         "volume_usdt": "51600.05000000",
         "fees_usdt": "1.40000000",
         "realized_pnl_usdt": "490.12345678",

@@ -9,6 +9,10 @@ Fills (BTC = BTCUSDT-PERP, ETH = ETHUSDT-PERP), `now` taken at setup:
     b_old   Bravo  BTC    SELL 59000  1     -5.9      now − 25 h 59000 (outside 24 h)
     a_eth   Alpha  ETH    BUY  3000   2     -0.6      now − 1 h   6000
 
+Prices and sizes are written as the runquoter writes them, ticks × tick and
+lots × lot, so they carry the instrument's places (BTC: tick 0.1, lot 0.001;
+ETH: tick 0.01, lot 0.01): 60000.0 and 0.500, which the API shows as stored.
+
 Both symbols have a pool (per-symbol routes 404 and `?symbol=` filters 400 for a
 symbol no pool ever had).
 
@@ -75,11 +79,11 @@ def book() -> Book:
         )
 
     fills = {
-        "a_buy1": fill(alpha, BTC, "BUY", "60000", "0.5", "-3", 1),
-        "a_buy2": fill(alpha, BTC, "BUY", "61000", "0.25", "-1.525", 2),
-        "b_sell": fill(bravo, BTC, "SELL", "62000", "0.1", "0.62", 23),
-        "b_old": fill(bravo, BTC, "SELL", "59000", "1", "-5.9", 25),
-        "a_eth": fill(alpha, ETH, "BUY", "3000", "2", "-0.6", 1),
+        "a_buy1": fill(alpha, BTC, "BUY", "60000.0", "0.500", "-3", 1),
+        "a_buy2": fill(alpha, BTC, "BUY", "61000.0", "0.250", "-1.525", 2),
+        "b_sell": fill(bravo, BTC, "SELL", "62000.0", "0.100", "0.62", 23),
+        "b_old": fill(bravo, BTC, "SELL", "59000.0", "1.000", "-5.9", 25),
+        "a_eth": fill(alpha, ETH, "BUY", "3000.00", "2.00", "-0.6", 1),
     }
 
     def order(
@@ -104,12 +108,12 @@ def book() -> Book:
         )
 
     orders = {
-        "a_open": order(alpha, "BUY", "OPEN", "60000", "0.01", "0", 1),
-        "a_pending": order(alpha, "BUY", "PENDING", "59900", "0.02", "0", 2),
-        "a_partial": order(alpha, "SELL", "PARTIALLY_FILLED", "60100", "0.03", "0.01", 3),
-        "b_cancelled": order(bravo, "SELL", "CANCELLED", "60200", "0.01", "0", 4),
-        "b_filled": order(bravo, "BUY", "FILLED", "60000", "0.05", "0.05", 30),
-        "a_eth": order(alpha, "BUY", "OPEN", "3000", "1", "0", 5, symbol=ETH),
+        "a_open": order(alpha, "BUY", "OPEN", "60000.0", "0.010", "0", 1),
+        "a_pending": order(alpha, "BUY", "PENDING", "59900.0", "0.020", "0", 2),
+        "a_partial": order(alpha, "SELL", "PARTIALLY_FILLED", "60100.0", "0.030", "0.010", 3),
+        "b_cancelled": order(bravo, "SELL", "CANCELLED", "60200.0", "0.010", "0", 4),
+        "b_filled": order(bravo, "BUY", "FILLED", "60000.0", "0.050", "0.050", 30),
+        "a_eth": order(alpha, "BUY", "OPEN", "3000.00", "1.00", "0", 5, symbol=ETH),
     }
     return Book(now=now, alpha=alpha, bravo=bravo, fills=fills, orders=orders)
 

@@ -54,26 +54,26 @@ def test_overview_per_symbol_and_total(viewer, book):
     btc, eth = body["symbols"]
     assert btc["symbol"] == BTC
     # b_old, 25 h ago, is outside the window.
-    assert (btc["fill_count"], btc["participant_count"], btc["base_volume"]) == (3, 2, "0.85000000")
+    assert (btc["fill_count"], btc["participant_count"], btc["base_volume"]) == (3, 2, "0.850")
     assert (btc["notional_usdt"], btc["fees_usdt"]) == ("51450.00000000", "-3.90500000")
-    assert btc["buy"]["vwap"] == "60333.33333333"
-    assert btc["sell"]["vwap"] == "62000.00000000"
+    assert btc["buy"]["vwap"] == "60333.33333"  # BTC's tick has 1 place: 4 more
+    assert btc["sell"]["vwap"] == "62000.00000"
     assert eth == {
         "symbol": ETH,
         "fill_count": 1,
         "participant_count": 1,
-        "base_volume": "2.00000000",
+        "base_volume": "2.00",
         "notional_usdt": "6000.00000000",
         "fees_usdt": "-0.60000000",
         "buy": {
             "fill_count": 1,
-            "base_volume": "2.00000000",
+            "base_volume": "2.00",
             "notional_usdt": "6000.00000000",
-            "vwap": "3000.00000000",
+            "vwap": "3000.000000",  # ETH's tick has 2 places: 4 more
         },
         "sell": {
             "fill_count": 0,
-            "base_volume": "0.00000000",
+            "base_volume": "0",
             "notional_usdt": "0.00000000",
             "vwap": None,
         },
@@ -140,8 +140,8 @@ def test_hourly_for_one_symbol_with_a_short_window(viewer, book):
         (b["hour"], b["fill_count"], b["base_volume"], b["notional_usdt"], b["fees_usdt"])
         for b in body["buckets"]
     ] == [
-        (iso(current - dt.timedelta(hours=1)), 1, "0.50000000", "30000.00000000", "-3.00000000"),
-        (iso(current), 0, "0.00000000", "0.00000000", "0.00000000"),
+        (iso(current - dt.timedelta(hours=1)), 1, "0.500", "30000.00000000", "-3.00000000"),
+        (iso(current), 0, "0", "0.00000000", "0.00000000"),
     ]
 
 
@@ -201,7 +201,7 @@ def test_symbol_metrics(finance, book):
         "51450.00000000",
         "-3.90500000",
     )
-    assert fills["buy"]["vwap"] == "60333.33333333"
+    assert fills["buy"]["vwap"] == "60333.33333"
     assert body["orders_by_status"] == {
         "PENDING": 1,
         "OPEN": 1,
@@ -216,18 +216,18 @@ def test_symbol_metrics(finance, book):
         {
             "participant_id": str(book.alpha.pk),
             "participant_name": "Alpha Liquidity",
-            "net_position": "0.75000000",
-            "bought": "0.75000000",
-            "sold": "0.00000000",
+            "net_position": "0.750",
+            "bought": "0.750",
+            "sold": "0",
             "fill_count": 2,
             "fees_usdt": "-4.52500000",
         },
         {
             "participant_id": str(book.bravo.pk),
             "participant_name": "Bravo Markets",
-            "net_position": "-1.10000000",
-            "bought": "0.00000000",
-            "sold": "1.10000000",
+            "net_position": "-1.100",
+            "bought": "0",
+            "sold": "1.100",
             "fill_count": 2,
             "fees_usdt": "-5.28000000",  # 0.62 − 5.9
         },

@@ -27,9 +27,10 @@ def test_list_is_newest_first_with_notional(viewer, book):
         r for r in response.json()["results"] if r["fill_id"] == book.fills["a_buy2"].fill_id
     )
     assert row["participant_name"] == "Alpha Liquidity"
+    # The price and size as stored, at BTC's tick (0.1) and lot (0.001); money to 8 places.
     assert (row["price"], row["size"], row["notional_usdt"], row["fee_usdt"]) == (
-        "61000.00000000",
-        "0.25000000",
+        "61000.0",
+        "0.250",
         "15250.00000000",
         "-1.52500000",
     )
@@ -94,20 +95,20 @@ def test_summary_of_the_last_24_hours(viewer, book):
     # b_old (25 h ago) and the ETH fill are left out.
     assert body["symbol"] == BTC
     assert (body["fill_count"], body["participant_count"]) == (3, 2)
-    assert body["base_volume"] == "0.85000000"  # 0.5 + 0.25 + 0.1
+    assert body["base_volume"] == "0.850"  # 0.5 + 0.25 + 0.1, exact at the lot's places
     assert body["notional_usdt"] == "51450.00000000"  # 30000 + 15250 + 6200
     assert body["fees_usdt"] == "-3.90500000"  # −3 − 1.525 + 0.62: net rebate
     assert body["buy"] == {
         "fill_count": 2,
-        "base_volume": "0.75000000",
+        "base_volume": "0.750",
         "notional_usdt": "45250.00000000",
-        "vwap": "60333.33333333",  # 45250 / 0.75
+        "vwap": "60333.33333",  # 45250 / 0.75, to the tick's place and 4 more
     }
     assert body["sell"] == {
         "fill_count": 1,
-        "base_volume": "0.10000000",
+        "base_volume": "0.100",
         "notional_usdt": "6200.00000000",
-        "vwap": "62000.00000000",
+        "vwap": "62000.00000",
     }
 
 
@@ -139,24 +140,25 @@ def test_summary_window_edge(ops, book):
         "0.00100000",
     )
     assert body["buy"]["vwap"] is None
-    assert body["sell"]["vwap"] == "0.50000000"
+    assert body["sell"]["vwap"] == "0.50000"
 
 
-def test_summary_vwap_rounds_half_even_to_8_places(ops, book):
+def test_summary_vwap_rounds_half_even_four_places_below_the_tick(ops, book):
     PoolFactory(symbol="DOGEUSDT-PERP")
-    for price in ("1.00000002", "1.00000003"):
+    for price, size in (("1.0", "199999"), ("2.0", "1")):
         FillFactory(
             participant=book.alpha,
             symbol="DOGEUSDT-PERP",
             side="BUY",
             price=price,
-            size="1",
+            size=size,
             fee_usdt="0",
             filled_at=book.now - dt.timedelta(minutes=1),
         )
     body = ops.get("/v1/mm-fills/DOGEUSDT-PERP/summary").json()
-    assert body["buy"]["notional_usdt"] == "2.00000005"
-    assert body["buy"]["vwap"] == "1.00000002"  # 1.000000025 to the even neighbour, not up
+    assert body["buy"]["notional_usdt"] == "200001.00000000"
+    # 200001 / 200000 = 1.000005: to 1 + 4 places, the even neighbour, not up.
+    assert body["buy"]["vwap"] == "1.00000"
 
 
 def test_summary_for_a_pool_without_fills_is_zero(viewer, book):
@@ -166,7 +168,7 @@ def test_summary_for_a_pool_without_fills_is_zero(viewer, book):
     body = response.json()
     assert (body["fill_count"], body["participant_count"]) == (0, 0)
     assert (body["base_volume"], body["notional_usdt"], body["fees_usdt"]) == (
-        "0.00000000",
+        "0",
         "0.00000000",
         "0.00000000",
     )
@@ -204,7 +206,7 @@ def test_lp_summary_covers_only_its_own_fills(lp_alpha, book):
     assert (body["notional_usdt"], body["fees_usdt"]) == ("45250.00000000", "-4.52500000")
     assert body["sell"] == {
         "fill_count": 0,
-        "base_volume": "0.00000000",
+        "base_volume": "0",
         "notional_usdt": "0.00000000",
         "vwap": None,
     }

@@ -30,10 +30,11 @@ def test_list_is_newest_first_with_decimals_as_strings(viewer, book):
     assert partial["participant_id"] == str(book.alpha.pk)
     assert partial["participant_name"] == "Alpha Liquidity"
     assert (partial["symbol"], partial["side"]) == (BTC, "SELL")
+    # As stored: at BTC's tick (0.1) and lot (0.001), not padded to 8 places.
     assert (partial["price"], partial["size"], partial["filled_size"]) == (
-        "60100.00000000",
-        "0.03000000",
-        "0.01000000",
+        "60100.0",
+        "0.030",
+        "0.010",
     )
     assert partial["created_at"] == iso(book.orders["a_partial"].created_at)
 
@@ -171,11 +172,11 @@ def test_breakdown_by_side_and_status(viewer, book):
         if r["order_count"]
     }
     assert figures == {
-        ("BUY", "PENDING"): (1, "0.02000000", "0.00000000", "1198.00000000"),
-        ("BUY", "OPEN"): (1, "0.01000000", "0.00000000", "600.00000000"),
-        ("BUY", "FILLED"): (1, "0.05000000", "0.05000000", "3000.00000000"),
-        ("SELL", "PARTIALLY_FILLED"): (1, "0.03000000", "0.01000000", "1803.00000000"),
-        ("SELL", "CANCELLED"): (1, "0.01000000", "0.00000000", "602.00000000"),
+        ("BUY", "PENDING"): (1, "0.020", "0", "1198.00000000"),
+        ("BUY", "OPEN"): (1, "0.010", "0", "600.00000000"),
+        ("BUY", "FILLED"): (1, "0.050", "0.050", "3000.00000000"),
+        ("SELL", "PARTIALLY_FILLED"): (1, "0.030", "0.010", "1803.00000000"),
+        ("SELL", "CANCELLED"): (1, "0.010", "0", "602.00000000"),
     }
     assert rows[("SELL", "REJECTED")]["notional_usdt"] == "0.00000000"
     assert (
@@ -183,7 +184,7 @@ def test_breakdown_by_side_and_status(viewer, book):
         body["total_size"],
         body["filled_size"],
         body["notional_usdt"],
-    ) == (5, "0.12000000", "0.06000000", "7203.00000000")
+    ) == (5, "0.120", "0.060", "7203.00000000")
 
 
 def test_breakdown_groups_several_orders_in_one_row(ops, book):
@@ -204,7 +205,7 @@ def test_breakdown_groups_several_orders_in_one_row(ops, book):
     # 600 + 60000.5 × 0.015 = 600 + 900.0075
     assert (row["order_count"], row["total_size"], row["notional_usdt"]) == (
         2,
-        "0.02500000",
+        "0.025",
         "1500.00750000",
     )
 
@@ -216,7 +217,7 @@ def test_lp_breakdown_counts_only_its_own_orders(lp_alpha, book):
         body["total_size"],
         body["filled_size"],
         body["notional_usdt"],
-    ) == (3, "0.06000000", "0.01000000", "3601.00000000")
+    ) == (3, "0.060", "0.010", "3601.00000000")
 
 
 def test_list_does_not_query_per_row(ops, book, django_assert_max_num_queries):

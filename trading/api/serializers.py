@@ -1,5 +1,9 @@
 """Query and response bodies of the mm-orders, mm-fills and mm-analytics routes.
-Decimals leave as strings with 8 places (SPEC Part B.14), never as floats."""
+
+Decimals leave as strings in plain notation, never as floats (SPEC Part B.14):
+money (USDT) with 8 places; prices, sizes and their sums as exact as stored,
+at the instrument's precision (a PEPE price on a 1e-9 tick reads "0.000010006",
+never "1.0006E-5" nor "0.00001001"); a VWAP as the selector rounded it."""
 
 from __future__ import annotations
 
@@ -17,9 +21,14 @@ ORDER_ORDERING = ["created_at", "closed_at", "price", "size", "status", "symbol"
 FILL_ORDERING = ["filled_at", "price", "size", "fee_usdt", "symbol"]
 
 
-def _decimal(**kwargs: Any) -> serializers.DecimalField:
+def _usdt(**kwargs: Any) -> serializers.DecimalField:
     # Sums of price · size can outgrow the columns' 28 digits; 8 places as stored.
     return serializers.DecimalField(max_digits=60, decimal_places=8, **kwargs)
+
+
+def _exact(**kwargs: Any) -> serializers.DecimalField:
+    """A price or a size (or a sum of sizes) as it is: no places imposed, plain notation."""
+    return serializers.DecimalField(max_digits=None, decimal_places=None, **kwargs)
 
 
 def _ordering(fields: list[str], default: str) -> serializers.ChoiceField:
@@ -119,9 +128,16 @@ class HourlyQuerySerializer(serializers.Serializer[Any]):
 # --- rows ----------------------------------------------------------------------------
 
 
+_PRICE_HELP = "at the instrument's precision: the tick's decimal places"
+_SIZE_HELP = "base units, at the instrument's precision: the lot's decimal places"
+
+
 class MMOrderOutputSerializer(serializers.ModelSerializer[MMOrder]):
     participant_id = serializers.UUIDField()
     participant_name = serializers.CharField(source="participant.name")
+    price = _exact(help_text=_PRICE_HELP)
+    size = _exact(help_text=_SIZE_HELP)
+    filled_size = _exact(help_text=_SIZE_HELP)
 
     class Meta:
         model = MMOrder
@@ -150,7 +166,9 @@ class MMFillOutputSerializer(serializers.ModelSerializer[MMFill]):
     participant_id = serializers.UUIDField()
     participant_name = serializers.CharField(source="participant.name")
     order_id = serializers.IntegerField(allow_null=True)
-    notional_usdt = _decimal(help_text="price · size")
+    price = _exact(help_text=_PRICE_HELP)
+    size = _exact(help_text=_SIZE_HELP)
+    notional_usdt = _usdt(help_text="price · size")
 
     class Meta:
         model = MMFill
@@ -181,9 +199,9 @@ class OrderBreakdownRowOutputSerializer(serializers.Serializer[Any]):
     side = serializers.ChoiceField(choices=Side.choices)
     status = serializers.ChoiceField(choices=OrderStatus.choices)
     order_count = serializers.IntegerField()
-    total_size = _decimal(help_text="Σ size, base units")
-    filled_size = _decimal(help_text="Σ filled_size, base units")
-    notional_usdt = _decimal(help_text="Σ price · size")
+    total_size = _exact(help_text="Σ size, base units")
+    filled_size = _exact(help_text="Σ filled_size, base units")
+    notional_usdt = _usdt(help_text="Σ price · size")
 
 
 class OrderBreakdownOutputSerializer(serializers.Serializer[Any]):
@@ -192,24 +210,29 @@ class OrderBreakdownOutputSerializer(serializers.Serializer[Any]):
         many=True, help_text="every side × status, zeros where there are no orders"
     )
     order_count = serializers.IntegerField()
-    total_size = _decimal()
-    filled_size = _decimal()
-    notional_usdt = _decimal()
+    total_size = _exact()
+    filled_size = _exact()
+    notional_usdt = _usdt()
 
 
 class FillSideOutputSerializer(serializers.Serializer[Any]):
     fill_count = serializers.IntegerField()
-    base_volume = _decimal(help_text="Σ size, base units")
-    notional_usdt = _decimal(help_text="Σ price · size")
-    vwap = _decimal(allow_null=True, help_text="notional ÷ base volume; null without fills")
+    base_volume = _exact(help_text="Σ size, base units")
+    notional_usdt = _usdt(help_text="Σ price · size")
+    vwap = _exact(
+        allow_null=True,
+        help_text=(
+            "notional ÷ base volume, half-even to the prices' places and 4 more; null without fills"
+        ),
+    )
 
 
 class FillTotalsOutputSerializer(serializers.Serializer[Any]):
     fill_count = serializers.IntegerField()
     participant_count = serializers.IntegerField(help_text="distinct participants")
-    base_volume = _decimal(help_text="Σ size, base units")
-    notional_usdt = _decimal(help_text="Σ price · size")
-    fees_usdt = _decimal(help_text="Σ fee_usdt; negative means net rebates received")
+    base_volume = _exact(help_text="Σ size, base units")
+    notional_usdt = _usdt(help_text="Σ price · size")
+    fees_usdt = _usdt(help_text="Σ fee_usdt; negative means net rebates received")
     buy = FillSideOutputSerializer()
     sell = FillSideOutputSerializer()
 
@@ -228,10 +251,10 @@ class OverviewTotalsOutputSerializer(serializers.Serializer[Any]):
     symbol_count = serializers.IntegerField(help_text="symbols with fills in the window")
     fill_count = serializers.IntegerField()
     participant_count = serializers.IntegerField(help_text="distinct across symbols")
-    notional_usdt = _decimal()
-    fees_usdt = _decimal()
-    buy_notional_usdt = _decimal()
-    sell_notional_usdt = _decimal()
+    notional_usdt = _usdt()
+    fees_usdt = _usdt()
+    buy_notional_usdt = _usdt()
+    sell_notional_usdt = _usdt()
 
 
 class OverviewOutputSerializer(serializers.Serializer[Any]):
@@ -244,11 +267,11 @@ class OverviewOutputSerializer(serializers.Serializer[Any]):
 class HourlyBucketOutputSerializer(serializers.Serializer[Any]):
     hour = serializers.DateTimeField(help_text="start of the UTC hour")
     fill_count = serializers.IntegerField()
-    base_volume = _decimal(
+    base_volume = _exact(
         allow_null=True, help_text="Σ size; null across symbols (their units do not add)"
     )
-    notional_usdt = _decimal()
-    fees_usdt = _decimal()
+    notional_usdt = _usdt()
+    fees_usdt = _usdt()
 
 
 class HourlyOutputSerializer(serializers.Serializer[Any]):
@@ -262,11 +285,11 @@ class HourlyOutputSerializer(serializers.Serializer[Any]):
 class ParticipantPositionOutputSerializer(serializers.Serializer[Any]):
     participant_id = serializers.UUIDField()
     participant_name = serializers.CharField()
-    net_position = _decimal(help_text="Σ BUY size − Σ SELL size over all fills, base units")
-    bought = _decimal()
-    sold = _decimal()
+    net_position = _exact(help_text="Σ BUY size − Σ SELL size over all fills, base units")
+    bought = _exact()
+    sold = _exact()
     fill_count = serializers.IntegerField()
-    fees_usdt = _decimal()
+    fees_usdt = _usdt()
 
 
 class SymbolMetricsOutputSerializer(serializers.Serializer[Any]):
