@@ -123,6 +123,7 @@ def test_the_spec_metrics_are_served_with_their_labels_over_http() -> None:
         (("state", "ACTIVE"), *eth): 0.0,
         (("state", "HALTED"), *eth): 1.0,
         (("state", "PAUSED"), *eth): 0.0,
+        (("state", "UNWINDING"), *eth): 0.0,
     }
     assert got["mm_pool_event_queue_depth"] == {eth: 7}
     assert got["mm_pool_day_pnl"] == {eth: 12.5}

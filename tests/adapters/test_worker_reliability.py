@@ -373,6 +373,12 @@ def test_an_enable_sent_while_the_worker_runs_quotes_and_stays_active(
         assert not hosted(running.worker)
         services.pool_enable(pool=pool.refresh(), actor=OPS)
         wait_for("the worker to host the pool", lambda: hosted(running.worker))
+        # The book and tape market.open() sent may have been read before the pool
+        # was hosted (and dropped: no engine for it then): the venue's periodic
+        # snapshot and tape reach the new engine, as in production. (Without this
+        # the test raced the consumer, and failed 3 times in about 20 runs.)
+        market.snapshot()
+        market.trades()
         wait_for("quotes", lambda: open_orders(venue.url, "acct-bob"))
         # Past a periodic re-read of the row (1 s) and two status beats.
         status = wait_for("a live status", warmed_status("worker-1"))

@@ -709,6 +709,9 @@ def test_rejects_of_orders_in_flight_when_the_exchange_halts_keep_the_halt_reaso
     quoter: Quoter,  # noqa: F811
 ) -> None:
     pool, _ = eth_pool()
+    # Six levels a side: the members' orders at one price go one after another
+    # (fair queue position), so twelve prices put twelve placements in flight.
+    PoolConfig.objects.filter(pk=pool.pk).update(num_levels=6)
     with quoter() as running:
         start_quoting(running, pool, tradex)
         # Placements take 1.5 s to reach the book; a new clip size replaces every order.
