@@ -55,7 +55,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # plain notation: a PEPE spread is 0.000000004, not 4E-9
     if isinstance(value, PoolMode):
         return value.value
     return value

@@ -135,9 +135,9 @@ def member_view(
             for o in rt.open_orders.values()
             if o.state is OrderState.OPEN and o.remaining_lots > 0
         ),
-        venue_position=member.venue_position,
-        venue_difference=member.venue_difference,
-        position_mismatch=member.position_mismatch,
+        venue_position=None if member.venue_position is None else _plain(member.venue_position),
+        venue_difference=_plain(member.venue_difference),
+        position_mismatch=_plain(member.position_mismatch),
         day_maker_size=instrument.size(shares.volume(pid, now_ns)),
         fill_deficit=instrument.size(round(shares.deficit(pid, now_ns))),
     )
@@ -160,6 +160,12 @@ def why_not_quoting(engine: PoolEngine, now_ns: int, sigma: float | None) -> str
         vol = engine.vol
         return f"σ warming up: {vol.samples} of {vol.min_samples} price increments"
     return ""
+
+
+def _plain(value: Decimal) -> Decimal:
+    """`value` without trailing zeros (the venue answers 0.52700000 for 0.527)."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
 def _shown_price(price: Decimal, instrument: Instrument) -> Decimal:

@@ -73,3 +73,19 @@ def test_status_record_is_plain_json():
     assert len(back["members"]) == 3
     assert all(m["quoting_both_sides"] for m in back["members"])
     assert Decimal(back["members"][0]["bid_depth_usdt"]) > 0
+
+
+def test_the_live_record_writes_decimals_in_plain_notation():
+    """A PEPE spread reads 0.000000004 (it read "4E-9"), a venue position 0.527
+    (the venue answers 0.52700000)."""
+    world = World()
+    status = world.engine.status()
+    member = replace(status.members[0], venue_position=Decimal("0.52700000"))
+    status = replace(status, quoted_spread=Decimal("4E-9"), members=(member,))
+    record = status_record(status, worker_id="w-1", version=1, now_ns=world.now())
+    assert record["quoted_spread"] == "0.000000004"
+    assert record["members"][0]["venue_position"] == "0.52700000"  # as the engine holds it
+    shown = World()
+    shown.engine.membership.venue_position("acct-a", Decimal("0.52700000"))
+    views = status_record(shown.engine.status(), worker_id="w-1", version=1, now_ns=shown.now())
+    assert views["members"][0]["venue_position"] == "0.527"
