@@ -44,10 +44,12 @@ ERROR_DESCRIPTIONS = {
     404: "no such object (or no such route)",
     406: "the Accept header names no media type this route answers",
     409: "illegal in the current state; `current_state` says which",
+    414: "the request line (path and query) is longer than the server takes",
     415: "the body is not application/json",
     422: "well formed, but refused for what it means given the data (an unknown symbol or "
     "participant, from not before to, a name that is not the caller's); `errors` names "
     "each field at fault",
+    431: "the headers are larger than the server takes",
     503: "a dependency (the Auth Service) is unavailable",
 }
 
@@ -86,6 +88,15 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
+
+
+def pattern_matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches a published pattern as a JSON Schema validator reads
+    it (ECMA-262): `$` is the end of the string, not also the place before a final
+    newline, as Python's re has it ("BTCUSDT-PERP\\n" does not match ^...$)."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.search(pattern, value) is not None
 
 
 def format_parameter(
@@ -201,11 +212,11 @@ def contract_error(
     if value == "" and not (isinstance(field, serializers.CharField) and field.allow_blank):
         return "may not be empty"  # DRF would take an empty query value as no value
     if isinstance(field, serializers.DecimalField):
-        if re.search(decimal_pattern(field), value) is None:
+        if not pattern_matches(decimal_pattern(field), value):
             return f"must be {_decimal_description(field)}, got {value!r}"
     elif isinstance(field, serializers.CharField):
         pattern = char_pattern(field)
-        if re.search(pattern, value) is None:
+        if not pattern_matches(pattern, value):
             if pattern == NOT_BLANK:
                 return "may not be blank or contain NUL characters"
             if pattern == NO_NUL:

@@ -5,9 +5,10 @@ bodies closed (`additionalProperties: false`, `minProperties`), the patterns of
 strings and decimals, and every error status an operation can answer, so a
 view cannot forget one: 401, 403 and 503 where a token is needed, 404 where the
 path names an object, 400 where there is a body or a query parameter, 415 where
-there is a body, 422 on a paginated list (a page past the last one), 406
-everywhere (content negotiation). Views add 409 and 422 themselves
-(`error_responses`), where their services or data can refuse.
+there is a body, 422 on a paginated list (a page past the last one), and
+everywhere 406 (content negotiation), 414 and 431 (the server's size limits).
+Views add 409 and 422 themselves (`error_responses`), where their services or
+data can refuse.
 
 `AuthServiceAuthenticationScheme` describes the bearer-JWT scheme.
 """
@@ -84,7 +85,7 @@ class ContractAutoSchema(AutoSchema):
         if operation is None:
             return None
         parameters = operation.get("parameters", [])
-        statuses = {406}
+        statuses = {406, 414, 431}  # content negotiation; gunicorn's size limits
         if operation.get("security"):
             statuses |= {401, 403, 503}
         if any(p.get("in") == "path" for p in parameters):

@@ -58,8 +58,7 @@ _MONTH = re.compile(MONTH_PATTERN)
 
 def month_parse(text: str) -> dt.date:
     """`YYYY-MM` → the month's first day; anything else is a 400 naming `month`."""
-    # search, as a JSON Schema validator applies the pattern ("$" takes a final newline)
-    if _MONTH.search(text) is None:
+    if _MONTH.fullmatch(text) is None:  # "$" as the schema's reader has it: the end
         raise InvalidInput(
             f"month must be YYYY-MM (years 1000 to 2999), not {text!r}", field="month"
         )

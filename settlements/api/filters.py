@@ -8,14 +8,19 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django_filters import rest_framework as filters
 
 from common.exceptions import SEMANTIC
 from common.filters import StrictFilterSet
 from participants.models import Participant
-from pools.models import SYMBOL_VALIDATOR
+from pools.models import SYMBOL_PATTERN
 from pools.selectors import symbol_known
 from settlements.models import Settlement
+
+# The published pattern, read as the schema's reader does: "\Z", so that a symbol
+# with a final newline breaks it (a model field's RegexValidator's "$" lets it by).
+_SYMBOL = RegexValidator(rf"^{SYMBOL_PATTERN}\Z", "a symbol is upper-case, e.g. BTCUSDT-PERP")
 
 
 def _known_symbol(symbol: str) -> None:
@@ -30,9 +35,7 @@ def _known_participant(participant_id: UUID) -> None:
 
 class SettlementFilter(StrictFilterSet):
     # strip=False: " BTCUSDT-PERP" breaks the published pattern, as it would in a body.
-    symbol = filters.CharFilter(
-        max_length=32, strip=False, validators=[SYMBOL_VALIDATOR, _known_symbol]
-    )
+    symbol = filters.CharFilter(max_length=32, strip=False, validators=[_SYMBOL, _known_symbol])
     participant = filters.UUIDFilter(field_name="participant_id", validators=[_known_participant])
 
     class Meta:

@@ -342,3 +342,22 @@ def test_the_schema_answers_yaml_or_json_by_format():
     )
     assert client.get("/v1/schema")["Content-Type"].startswith("application/vnd.oai.openapi")
     assert _is_error_body(client.get("/v1/schema?format=xml"), 400)
+
+
+@pytest.mark.django_db
+def test_a_pattern_ends_where_the_schema_says_not_before_a_final_newline(ops, finance):
+    """A JSON Schema validator reads `$` as the end; Python's re also matches it
+    before a final newline (and DRF would then strip the newline away)."""
+    PoolFactory(symbol="BTCUSDT-PERP")
+    response = ops.post("/v1/pools", {**POOL, "symbol": "ETHUSDT-PERP\n"}, format="json")
+    assert (response.status_code, list(response.json()["errors"])) == (400, ["symbol"])
+    response = ops.post(
+        "/v1/pools", {**POOL, "symbol": "ETHUSDT-PERP", "gamma": "0.1\n"}, format="json"
+    )
+    assert (response.status_code, list(response.json()["errors"])) == (400, ["gamma"])
+    for url in ("/v1/mm-fills", "/v1/settlements"):
+        response = finance.get(url, {"symbol": "BTCUSDT-PERP\n"})
+        assert (response.status_code, list(response.json()["errors"])) == (400, ["symbol"])
+    participant = ParticipantFactory()
+    response = finance.get(f"/v1/participants/{participant.pk}/statements/2025-03%0A")
+    assert (response.status_code, list(response.json()["errors"])) == (400, ["month"])
