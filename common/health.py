@@ -4,12 +4,16 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
+from common.errors import json_methods
 
+
+@json_methods("GET", "HEAD")
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up and serving."""
     return JsonResponse({"status": "ok"})
 
 
+@json_methods("GET", "HEAD")
 def readyz(request: HttpRequest) -> JsonResponse:
     """The process can do its work: PostgreSQL and Redis answer."""
     checks: dict[str, str] = {}

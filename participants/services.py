@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor
-from common.exceptions import Conflict, InvalidInput
+from common.exceptions import Conflict, InvalidInput, Unprocessable
 from common.lifecycle import lock, run_transition
 from common.services import apply_changes, audit_record, validate_model
 from participants.enums import ParticipantState, RevenueModel
@@ -23,7 +23,7 @@ ENROL_FIELDS = ("name", "user_id", "account_id", *MUTABLE_FIELDS[1:])
 
 def _check(participant: Participant) -> None:
     if participant.revenue_model == RevenueModel.KEEP_ALL and participant.revenue_share_pct != 0:
-        raise InvalidInput("revenue_share_pct must be 0 under KEEP_ALL", field="revenue_share_pct")
+        raise Unprocessable("revenue_share_pct must be 0 under KEEP_ALL", field="revenue_share_pct")
     validate_model(participant, exclude=["short_id"])
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.actors import Actor, ActorKind
-from common.exceptions import Conflict, IllegalTransition, InvalidInput
+from common.exceptions import Conflict, IllegalTransition, InvalidInput, Unprocessable
 from common.lifecycle import lock, run_transition
 from common.notify import notify_flatten, notify_pool_changed
 from common.services import apply_changes, audit_record, field_values, validate_model
@@ -55,7 +55,7 @@ PLACING_STATES = frozenset({PoolState.ACTIVE, PoolState.UNWINDING})
 
 def _check_config(pool: PoolConfig) -> None:
     if pool.min_spread_bps > pool.max_spread_bps:
-        raise InvalidInput("min_spread_bps must be ≤ max_spread_bps", field="min_spread_bps")
+        raise Unprocessable("min_spread_bps must be ≤ max_spread_bps", field="min_spread_bps")
     validate_model(pool)
 
 
@@ -193,7 +193,7 @@ def pool_resume(*, pool: PoolConfig, actor: Actor, note: str = "") -> PoolConfig
                     entity="pool", action="resume", current_state=str(locked.state)
                 )
             if not note.strip():
-                raise InvalidInput("resuming a HALTED pool needs a review note", field="note")
+                raise Unprocessable("resuming a HALTED pool needs a review note", field="note")
 
     with transaction.atomic():
         return _pool_transition(pool, action="resume", actor=actor, reason=note, check=check)
@@ -309,7 +309,7 @@ def member_add(
             raise Conflict(f"pool {locked.symbol} is archived", current_state="ARCHIVED")
         participant = lock(Participant, pk=participant.pk)
         if participant.state == ParticipantState.TERMINATED:
-            raise InvalidInput(
+            raise Unprocessable(
                 "a terminated participant cannot join a pool", field="participant_id"
             )
         if PoolMember.objects.filter(pool=locked, participant=participant).exists():

@@ -23,7 +23,13 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from common.actors import Actor
-from common.exceptions import Conflict, FourEyesViolation, IllegalTransition, InvalidInput
+from common.exceptions import (
+    Conflict,
+    FourEyesViolation,
+    IllegalTransition,
+    InvalidInput,
+    Unprocessable,
+)
 from common.lifecycle import lock, run_transition
 from common.services import apply_changes, audit_record
 from participants.models import Participant
@@ -57,7 +63,7 @@ def settlements_create_month(*, first: dt.date, actor: Actor) -> list[Settlement
     settlements created."""
     _, end = calculation.bounds(first)
     if end > timezone.now():
-        raise InvalidInput(f"the month of {first:%Y-%m} has not ended", field="month")
+        raise Unprocessable(f"the month of {first:%Y-%m} has not ended", field="month")
     activity = calculation.by_participant(calculation.month_activity(first))
     participants = {
         str(key): participant

@@ -50,19 +50,19 @@ FUNDING_SHOWN = 100
 
 M = TypeVar("M", bound=Model)
 
-# ASCII digits: \d would take the digits of any script ("２０２５").
-_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
+# A UTC month, as the API publishes it: ASCII digits (\d would take the digits of
+# any script, "２０２５"), years 1000 to 2999 (the next month of 9999-12 is no date).
+MONTH_PATTERN = r"^[12][0-9]{3}-(?:0[1-9]|1[0-2])$"
+_MONTH = re.compile(MONTH_PATTERN)
 
 
 def month_parse(text: str) -> dt.date:
     """`YYYY-MM` → the month's first day; anything else is a 400 naming `month`."""
-    match = _MONTH.fullmatch(text)
-    if match is None:
-        raise InvalidInput(f"month must be YYYY-MM, not {text!r}", field="month")
-    try:
-        return dt.date(int(match[1]), int(match[2]), 1)
-    except ValueError:  # year 0000
-        raise InvalidInput(f"month must be YYYY-MM, not {text!r}", field="month") from None
+    if _MONTH.fullmatch(text) is None:  # "$" as the schema's reader has it: the end
+        raise InvalidInput(
+            f"month must be YYYY-MM (years 1000 to 2999), not {text!r}", field="month"
+        )
+    return dt.date(int(text[:4]), int(text[5:7]), 1)
 
 
 # --- the aggregates ------------------------------------------------------------

@@ -103,3 +103,75 @@ def test_every_operation_requires_the_bearer_scheme(schema):
             if path.startswith(("/v1/schema", "/v1/docs")):
                 continue
             assert {"bearerAuth": []} in operation.get("security", []), f"{method} {path}"
+
+
+# --- a precise contract (issue 19, item 9) --------------------------------------------
+
+METHODS = {"get", "post", "put", "delete", "patch"}
+
+
+def _each_operation(schema: dict):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in METHODS:
+                yield method, path, operation
+
+
+def test_every_status_an_operation_can_answer_is_documented(schema):
+    for method, path, operation in _each_operation(schema):
+        documented = set(operation["responses"])
+        expected = {"401", "403", "406", "414", "431", "503"}
+        parameters = operation.get("parameters", [])
+        if "{" in path:
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"400", "415"}
+        if any(p["in"] == "query" for p in parameters):
+            expected.add("400")
+        if any(p["name"] == "page" for p in parameters):
+            expected.add("422")  # a page past the last one
+        assert expected <= documented, (method, path, expected - documented)
+        for status in documented - {"200", "201", "202", "204"}:
+            body = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_every_request_body_is_closed_and_every_string_in_it_constrained(schema):
+    components = schema["components"]["schemas"]
+    for method, path, operation in _each_operation(schema):
+        if "requestBody" not in operation:
+            continue
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        body = components[ref.rsplit("/", 1)[1]]
+        assert body["additionalProperties"] is False, (method, path)
+        for name, prop in body["properties"].items():
+            if prop.get("type") == "string":
+                assert {"pattern", "format"} & set(prop), (method, path, name)
+
+
+def test_page_size_is_1_to_500_and_page_from_1_wherever_a_list_pages(schema):
+    lists = 0
+    for _method, _path, operation in _each_operation(schema):
+        parameters = {p["name"]: p["schema"] for p in operation.get("parameters", [])}
+        if "page_size" not in parameters:
+            continue
+        lists += 1
+        assert (parameters["page_size"]["minimum"], parameters["page_size"]["maximum"]) == (1, 500)
+        assert parameters["page"]["minimum"] == 1
+    assert lists >= 10
+
+
+def test_every_symbol_and_ordering_parameter_says_what_it_takes(schema):
+    symbol = r"^[A-Z0-9]{2,20}(?:-[A-Z]{2,8})?$"
+    for method, path, operation in _each_operation(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["name"] == "symbol":
+                assert parameter["schema"]["pattern"] == symbol, (method, path)
+            if parameter["name"] == "ordering":
+                assert parameter["schema"]["enum"], (method, path)
+            if parameter["schema"].get("type") == "string" and parameter["in"] == "query":
+                assert {"pattern", "format", "enum"} & set(parameter["schema"]), (
+                    method,
+                    path,
+                    parameter["name"],
+                )

@@ -152,3 +152,14 @@ def test_with_an_otlp_endpoint_api_requests_are_traced_and_every_log_line_is_jso
     assert all({"timestamp", "level", "logger", "event", "trace_id"} <= set(e) for e in entries)
     # The bearer token never reaches the log.
     assert token not in log.read_text()
+
+
+def test_what_gunicorn_refuses_itself_is_the_json_error_body(served):
+    """A request line past gunicorn's limit never reaches Django: its 414 is still
+    the API's one error body, not gunicorn's HTML page."""
+    api, _ = served
+    response = httpx.get(f"{api}/v1/pools?" + "&".join(f"page={i}" for i in range(1000)))
+    assert response.status_code == 414
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["status"], body["code"], body["errors"]) == (414, "uri_too_long", {})

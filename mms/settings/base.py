@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "common.ports.PortRoutingMiddleware",
+    # Under /v1 every error is the one JSON body, whoever answered it (common/errors.py).
+    "common.errors.ApiErrorBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -55,6 +57,10 @@ MIDDLEWARE = [
     "telemetry.logs.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
+
+# The API takes bearer tokens and its views are CSRF-exempt; were a CSRF check to
+# refuse a request under /v1, it answers the JSON error body (the admin: Django's page).
+CSRF_FAILURE_VIEW = "common.errors.csrf_failure"
 
 # The API (HTTP_PORT) and the admin panel (ADMIN_PORT) are served by one
 # process on two ports; the port a request arrived on picks the URLconf.
@@ -114,10 +120,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "common.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "common.filters.StrictDjangoFilterBackend",
+        "common.filters.StrictOrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Publishes the contract the API enforces (common/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "common.schema.ContractAutoSchema",
+    # `?format=` is a parameter only where a route documents it (the statement).
+    "URL_FORMAT_OVERRIDE": None,
     "EXCEPTION_HANDLER": "common.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,

@@ -6,6 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from common.api import InputSerializer
+from common.exceptions import SEMANTIC
 from participants.enums import RevenueModel, Tier
 from participants.models import Participant
 
@@ -33,7 +34,7 @@ class ParticipantUpdateInputSerializer(InputSerializer):
         share = attrs.get("revenue_share_pct", getattr(instance, "revenue_share_pct", Decimal(0)))
         if model == RevenueModel.KEEP_ALL and share:
             raise serializers.ValidationError(
-                {"revenue_share_pct": ["must be 0 when revenue_model is KEEP_ALL"]}
+                {"revenue_share_pct": ["must be 0 when revenue_model is KEEP_ALL"]}, code=SEMANTIC
             )
         if (
             model == RevenueModel.PERCENTAGE_SPLIT
@@ -41,7 +42,8 @@ class ParticipantUpdateInputSerializer(InputSerializer):
             and not share
         ):
             raise serializers.ValidationError(
-                {"revenue_share_pct": ["required when revenue_model is PERCENTAGE_SPLIT"]}
+                {"revenue_share_pct": ["required when revenue_model is PERCENTAGE_SPLIT"]},
+                code=SEMANTIC,
             )
         return attrs
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import ReasonSerializer, error_responses
+from common.api import ListApi, ReasonSerializer, error_responses
 from common.auth import lp_participant_id, request_actor, require_own_participant
 from participants import selectors, services
 from participants.api.serializers import (
@@ -20,7 +20,7 @@ from pools.api.serializers import MemberOutputSerializer
 from pools.models import PoolMember
 
 
-class ParticipantListApi(generics.ListAPIView):
+class ParticipantListApi(ListApi):
     serializer_class = ParticipantOutputSerializer
     filterset_fields = ["state", "tier", "revenue_model"]
     ordering_fields = ["created_at", "name", "state"]
@@ -33,7 +33,7 @@ class ParticipantListApi(generics.ListAPIView):
 
     @extend_schema(
         request=ParticipantEnrollInputSerializer,
-        responses={201: ParticipantOutputSerializer, **error_responses(400, 401, 403, 409)},
+        responses={201: ParticipantOutputSerializer, **error_responses(409, 422)},
         description="Enroll a liquidity provider; it starts PENDING.",
     )
     def post(self, request: Request) -> Response:
@@ -61,7 +61,7 @@ class ParticipantDetailApi(APIView):
 
     @extend_schema(
         request=ParticipantUpdateInputSerializer,
-        responses={200: ParticipantOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
+        responses={200: ParticipantOutputSerializer, **error_responses(409, 422)},
         description="Change mutable fields; identity (user_id, account_id) is fixed at enrolment.",
     )
     def put(self, request: Request, participant_id: str) -> Response:
@@ -90,7 +90,7 @@ class _ParticipantActionApi(APIView):
         return Response(ParticipantOutputSerializer(participant).data)
 
 
-_ACTION_RESPONSES = {200: ParticipantOutputSerializer, **error_responses(400, 401, 403, 404, 409)}
+_ACTION_RESPONSES = {200: ParticipantOutputSerializer, **error_responses(409)}
 
 
 @extend_schema(
@@ -120,7 +120,7 @@ class ParticipantTerminateApi(_ParticipantActionApi):
     service = staticmethod(services.participant_terminate)
 
 
-class ParticipantMembershipsApi(generics.ListAPIView):
+class ParticipantMembershipsApi(ListApi):
     serializer_class = MemberOutputSerializer
     lp_readable = True
 

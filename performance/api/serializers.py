@@ -6,11 +6,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.api import QuerySerializer
+from common.exceptions import SEMANTIC
 from performance.models import PerformanceDaily
 from pools.api.serializers import KnownSymbolField
 
 
-class DayRangeQuerySerializer(serializers.Serializer[Any]):
+class DayRangeQuerySerializer(QuerySerializer):
     """?from=YYYY-MM-DD&to=YYYY-MM-DD, both inclusive UTC days, both optional.
 
     The fields are built in get_fields because `from` is a Python keyword."""
@@ -25,7 +27,7 @@ class DayRangeQuerySerializer(serializers.Serializer[Any]):
         first, last = attrs.get("from"), attrs.get("to")
         if first is not None and last is not None and first > last:
             raise serializers.ValidationError(
-                {"from": [f"must be on or before to ({last}), got {first}"]}
+                {"from": [f"must be on or before to ({last}), got {first}"]}, code=SEMANTIC
             )
         return attrs
 
@@ -42,13 +44,17 @@ class LeaderboardQuerySerializer(ParticipantRowsQuerySerializer):
     def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         return {
             **super().get_fields(),
-            "date": serializers.DateField(required=False, help_text="one UTC day"),
+            "date": serializers.DateField(
+                required=False, help_text="one UTC day; not together with from or to (422)"
+            ),
         }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
         if "date" in attrs and ("from" in attrs or "to" in attrs):
-            raise serializers.ValidationError({"date": ["give either date or from/to, not both"]})
+            raise serializers.ValidationError(
+                {"date": ["give either date or from/to, not both"]}, code=SEMANTIC
+            )
         return attrs
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
-from rest_framework.filters import OrderingFilter
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import error_responses
+from common.api import ListApi, error_responses
 from common.auth import require_own_participant
+from common.filters import StrictOrderingFilter
 from performance import selectors
 from performance.api.serializers import (
     DayRangeQuerySerializer,
@@ -23,12 +21,6 @@ from performance.api.serializers import (
     ParticipantRowsQuerySerializer,
     PerformanceDailyOutputSerializer,
 )
-
-FROM = OpenApiParameter(
-    "from", OpenApiTypes.DATE, description="first UTC day, inclusive (YYYY-MM-DD)"
-)
-TO = OpenApiParameter("to", OpenApiTypes.DATE, description="last UTC day, inclusive (YYYY-MM-DD)")
-SYMBOL = OpenApiParameter("symbol", str, description="only this symbol")
 
 QSCORE_FORMULA = (
     "The daily Q-score of a member of a symbol's pool (performance/qscore.py; the README "
@@ -56,15 +48,8 @@ def _query(serializer_class: type, request: Request) -> dict[str, Any]:
 
 class LeaderboardApi(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "date", OpenApiTypes.DATE, description="one UTC day; not together with from/to"
-            ),
-            FROM,
-            TO,
-            SYMBOL,
-        ],
-        responses={200: LeaderboardOutputSerializer, **error_responses(400, 401, 403)},
+        parameters=[LeaderboardQuerySerializer],
+        responses={200: LeaderboardOutputSerializer, **error_responses(422)},
         description=(
             "Participants ranked by a combined Q-score across symbols and days.\n\n"
             + QSCORE_FORMULA
@@ -88,9 +73,9 @@ class LeaderboardApi(APIView):
         return Response(LeaderboardOutputSerializer(board).data)
 
 
-class PerformanceSymbolApi(generics.ListAPIView):
+class PerformanceSymbolApi(ListApi):
     serializer_class = PerformanceDailyOutputSerializer
-    filter_backends = [OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["day", "q_score", "volume_usdt", "uptime", "trade_count"]
 
     def get_queryset(self) -> Any:
@@ -100,11 +85,8 @@ class PerformanceSymbolApi(generics.ListAPIView):
         )
 
     @extend_schema(
-        parameters=[FROM, TO],
-        responses={
-            200: PerformanceDailyOutputSerializer(many=True),
-            **error_responses(400, 401, 403, 404),
-        },
+        parameters=[DayRangeQuerySerializer],
+        responses={200: PerformanceDailyOutputSerializer(many=True), **error_responses(422)},
         description=(
             "One symbol's daily rows, newest day first, best share first within a day.\n\n"
             + QSCORE_FORMULA
@@ -114,9 +96,9 @@ class PerformanceSymbolApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class PerformanceParticipantApi(generics.ListAPIView):
+class PerformanceParticipantApi(ListApi):
     serializer_class = PerformanceDailyOutputSerializer
-    filter_backends = [OrderingFilter]
+    filter_backends = [StrictOrderingFilter]
     ordering_fields = ["day", "symbol", "q_score", "volume_usdt", "uptime", "trade_count"]
     lp_readable = True
 
@@ -132,11 +114,8 @@ class PerformanceParticipantApi(generics.ListAPIView):
         )
 
     @extend_schema(
-        parameters=[FROM, TO, SYMBOL],
-        responses={
-            200: PerformanceDailyOutputSerializer(many=True),
-            **error_responses(400, 401, 403, 404),
-        },
+        parameters=[ParticipantRowsQuerySerializer],
+        responses={200: PerformanceDailyOutputSerializer(many=True), **error_responses(422)},
         description=(
             "One participant's daily rows across its pools, newest day first. "
             "An lp may read only its own.\n\n" + QSCORE_FORMULA

@@ -5,7 +5,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.api import InputSerializer
+from common.api import InputSerializer, QuerySerializer
+from common.exceptions import SEMANTIC
 from pools.models import SYMBOL_VALIDATOR, PoolConfig, PoolMember
 from pools.selectors import symbol_known
 
@@ -17,20 +18,21 @@ def _bps(**kwargs: Any) -> serializers.DecimalField:
 
 
 class KnownSymbolField(serializers.CharField):
-    """A `?symbol=` filter: a symbol some pool has (or had); anything else is a 400
-    naming the parameter rather than an empty answer that looks like 'no activity'."""
+    """A `?symbol=` filter: a symbol some pool has (or had). Not a symbol at all is a
+    400; a symbol no pool had is a 422 naming the parameter, rather than an empty
+    answer that looks like 'no activity'."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("validators", [SYMBOL_VALIDATOR])
-        kwargs.setdefault("help_text", "only this symbol (one some pool has or had)")
+        kwargs.setdefault("help_text", "only this symbol (one some pool has or had; another: 422)")
         super().__init__(**kwargs)
 
     def run_validation(self, data: Any = serializers.empty) -> Any:
         # The field's own checks (length, NUL bytes, format) first, the database after.
         symbol = super().run_validation(data)
         if symbol is not None and not symbol_known(symbol=symbol):
-            raise serializers.ValidationError(f"no pool has symbol {symbol!r}")
+            raise serializers.ValidationError(f"no pool has symbol {symbol!r}", code=SEMANTIC)
         return symbol
 
 
@@ -96,13 +98,26 @@ class PoolConfigInputSerializer(InputSerializer):
         high = attrs.get("max_spread_bps", getattr(instance, "max_spread_bps", None))
         if low is not None and high is not None and low > high:
             raise serializers.ValidationError(
-                {"min_spread_bps": [f"must be ≤ max_spread_bps ({high}), got {low}"]}
+                {"min_spread_bps": [f"must be ≤ max_spread_bps ({high}), got {low}"]},
+                code=SEMANTIC,
             )
         return attrs
 
 
 class PoolCreateInputSerializer(PoolConfigInputSerializer):
     symbol = serializers.CharField(max_length=32, validators=[SYMBOL_VALIDATOR])
+
+
+class UnwindInputSerializer(InputSerializer):
+    note = serializers.CharField(
+        max_length=2000, help_text="why the pool unwinds (SPEC B.20): a person's note, required"
+    )
+
+
+class PoolListQuerySerializer(QuerySerializer):
+    include_archived = serializers.BooleanField(
+        required=False, default=False, help_text="list archived pools too"
+    )
 
 
 class PoolOutputSerializer(serializers.ModelSerializer[PoolConfig]):
@@ -158,18 +173,14 @@ class MemberInputSerializer(InputSerializer):
 
 
 class MemberUpdateInputSerializer(InputSerializer):
+    min_fields = 1  # weight and/or max_position_usdt
+
     weight = serializers.DecimalField(
         max_digits=20, decimal_places=8, min_value=Decimal("0.00000001"), required=False
     )
     max_position_usdt = serializers.DecimalField(
         max_digits=24, decimal_places=8, min_value=Decimal(0), required=False
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        if not attrs:
-            raise serializers.ValidationError("give weight and/or max_position_usdt")
-        return attrs
 
 
 class MemberOutputSerializer(serializers.ModelSerializer[PoolMember]):

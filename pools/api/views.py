@@ -3,16 +3,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import NoteSerializer, ReasonSerializer, error_responses
+from common.api import ListApi, NoteSerializer, ReasonSerializer, error_responses
 from common.auth import request_actor
 from common.errors import error_body
+from common.exceptions import SEMANTIC
 from common.models import OutboxEvent
 from participants.models import Participant
 from pools import selectors, services
@@ -26,25 +27,26 @@ from pools.api.serializers import (
     PoolConfigInputSerializer,
     PoolCreateInputSerializer,
     PoolDetailStatusSerializer,
+    PoolListQuerySerializer,
     PoolOutputSerializer,
     PoolStatusSerializer,
+    UnwindInputSerializer,
 )
 from pools.enums import FlattenStatus
 from pools.models import FlattenRequest, PoolMember
 
 
-class PoolListCreateApi(generics.ListAPIView):
+class PoolListCreateApi(ListApi):
     serializer_class = PoolOutputSerializer
     filterset_fields = ["state", "enabled"]
     ordering_fields = ["symbol", "state", "updated_at"]
 
     def get_queryset(self) -> Any:
-        archived = self.request.query_params.get("include_archived") == "true"
-        return selectors.pool_list(include_archived=archived)
+        query = PoolListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.pool_list(include_archived=query.validated_data["include_archived"])
 
-    @extend_schema(
-        parameters=[OpenApiParameter("include_archived", bool, description="list archived too")]
-    )
+    @extend_schema(parameters=[PoolListQuerySerializer])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
@@ -53,7 +55,7 @@ class PoolListCreateApi(generics.ListAPIView):
         responses={
             200: PoolOutputSerializer,
             201: PoolOutputSerializer,
-            **error_responses(400, 401, 403, 409),
+            **error_responses(409, 422),
         },
         description="Create a pool (it starts PAUSED), or update the one with this symbol.",
     )
@@ -77,8 +79,8 @@ class PoolDetailApi(APIView):
         return Response(PoolOutputSerializer(selectors.pool_get(symbol=symbol)).data)
 
     @extend_schema(
-        request=PoolConfigInputSerializer,
-        responses={200: PoolOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
+        request=PoolConfigInputSerializer(partial=True),
+        responses={200: PoolOutputSerializer, **error_responses(409, 422)},
         description="Partial update: send only the fields to change.",
     )
     def put(self, request: Request, symbol: str) -> Response:
@@ -117,7 +119,7 @@ class _PoolActionApi(APIView):
         return Response(PoolOutputSerializer(pool).data)
 
 
-_ACTION_RESPONSES = {200: PoolOutputSerializer, **error_responses(400, 401, 403, 404, 409)}
+_ACTION_RESPONSES = {200: PoolOutputSerializer, **error_responses(409, 422)}
 
 
 @extend_schema(
@@ -153,7 +155,7 @@ class PoolResumeApi(_PoolActionApi):
 
 
 @extend_schema(
-    request=NoteSerializer,
+    request=UnwindInputSerializer,
     responses=_ACTION_RESPONSES,
     description=(
         "PAUSED or HALTED → UNWINDING (SPEC B.20), by a person with a note: each member "
@@ -163,7 +165,7 @@ class PoolResumeApi(_PoolActionApi):
     ),
 )
 class PoolUnwindApi(_PoolActionApi):
-    input_serializer = NoteSerializer
+    input_serializer = UnwindInputSerializer
 
     def act(self, request: Request, pool: Any, data: dict[str, Any]) -> Any:
         return services.pool_unwind(pool=pool, actor=request_actor(request), note=data["note"])
@@ -187,7 +189,7 @@ class PoolStatusApi(APIView):
         return Response(PoolDetailStatusSerializer(data).data)
 
 
-class MemberListApi(generics.ListAPIView):
+class MemberListApi(ListApi):
     serializer_class = MemberOutputSerializer
 
     def get_queryset(self) -> Any:
@@ -197,7 +199,11 @@ class MemberListApi(generics.ListAPIView):
 
     @extend_schema(
         request=MemberInputSerializer,
-        responses={201: MemberOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
+        responses={201: MemberOutputSerializer, **error_responses(409, 422)},
+        description=(
+            "Add a participant to the pool. A participant that does not exist or is "
+            "TERMINATED: 422; one already a member, or an archived pool: 409."
+        ),
     )
     def post(self, request: Request, symbol: str) -> Response:
         pool = selectors.pool_get(symbol=symbol)
@@ -206,7 +212,9 @@ class MemberListApi(generics.ListAPIView):
         data = serializer.validated_data
         participant = Participant.objects.filter(pk=data["participant_id"]).first()
         if participant is None:
-            raise ValidationError({"participant_id": ["no participant with this id"]})
+            raise ValidationError(
+                {"participant_id": ["no participant with this id"]}, code=SEMANTIC
+            )
         member = services.member_add(
             pool=pool,
             participant=participant,

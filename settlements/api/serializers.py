@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from common.actors import Actor
 from common.api import InputSerializer
+from common.exceptions import SEMANTIC
 from settlements.models import Settlement
 
 
@@ -121,7 +122,7 @@ class _ActorFieldMixin:
         actor: Actor = self.context["actor"]
         if value.strip() != actor.name:
             raise serializers.ValidationError(
-                f"must be the authenticated caller ({actor.name!r}), got {value!r}"
+                f"must be the authenticated caller ({actor.name!r}), got {value!r}", code=SEMANTIC
             )
         return value.strip()
 

@@ -10,11 +10,8 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import Http404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer, TemplateHTMLRenderer
 from rest_framework.request import Request
@@ -22,10 +19,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from common.api import ReasonSerializer, error_responses
+from common.api import JsonErrorsMixin, ListApi, ReasonSerializer, error_responses, format_parameter
 from common.auth import FINANCE_ONLY, lp_participant_id, request_actor, require_own_participant
+from common.filters import StrictDjangoFilterBackend
 from common.spreadsheet import csv_cell
 from participants.selectors import participant_get
+from pools.models import SYMBOL_PATTERN
 from settlements import payouts, selectors, services, statements
 from settlements.api.filters import SettlementFilter
 from settlements.api.serializers import (
@@ -44,8 +43,23 @@ from settlements.api.serializers import (
 from settlements.enums import SettlementState
 from settlements.models import Settlement
 
+# The list filters whose schema django-filter cannot say: the symbol's pattern.
+_FILTER_PARAMETERS = [
+    OpenApiParameter(
+        "symbol",
+        str,
+        pattern=f"^{SYMBOL_PATTERN}$",
+        description="only this symbol (one some pool has or had; another: 422)",
+    ),
+    OpenApiParameter(
+        "participant",
+        OpenApiTypes.UUID,
+        description="only this participant's (one that exists; another: 422)",
+    ),
+]
 
-class SettlementListApi(generics.ListAPIView):
+
+class SettlementListApi(ListApi):
     serializer_class = SettlementOutputSerializer
     filterset_class = SettlementFilter
     ordering_fields = ["period_start", "created_at", "updated_at", "symbol", "state", "net_usdt"]
@@ -55,7 +69,8 @@ class SettlementListApi(generics.ListAPIView):
         return selectors.settlement_list(participant_id=lp_participant_id(self.request))
 
     @extend_schema(
-        responses={200: SettlementOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        parameters=_FILTER_PARAMETERS,
+        responses={200: SettlementOutputSerializer(many=True), **error_responses(400, 422)},
         description=(
             "Settlements, newest period first unless `ordering` says otherwise. "
             "An lp sees only its own participant's."
@@ -65,9 +80,9 @@ class SettlementListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class SettlementPendingListApi(generics.ListAPIView):
+class SettlementPendingListApi(ListApi):
     serializer_class = SettlementOutputSerializer
-    filter_backends = [DjangoFilterBackend]  # the queue's order is fixed: oldest first
+    filter_backends = [StrictDjangoFilterBackend]  # the queue's order is fixed: oldest first
     filterset_class = SettlementFilter
     lp_readable = True
 
@@ -75,7 +90,8 @@ class SettlementPendingListApi(generics.ListAPIView):
         return selectors.settlement_pending_list(participant_id=lp_participant_id(self.request))
 
     @extend_schema(
-        responses={200: SettlementOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        parameters=_FILTER_PARAMETERS,
+        responses={200: SettlementOutputSerializer(many=True), **error_responses(400, 422)},
         description="The approval queue: PENDING settlements, oldest period first.",
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -112,7 +128,7 @@ class _SettlementActionApi(APIView):
         return Response(SettlementOutputSerializer(settlement).data)
 
 
-_ACTION_RESPONSES = {200: SettlementOutputSerializer, **error_responses(400, 401, 403, 404, 409)}
+_ACTION_RESPONSES = {200: SettlementOutputSerializer, **error_responses(409, 422)}
 _TOGETHER = (
     " The participant's settlements of the month share one high-water mark and one "
     "platform share (SPEC Part B.21), so every settlement of the participant-month moves "
@@ -267,24 +283,22 @@ class StatementCSVRenderer(BaseRenderer):
         return out.getvalue().encode(self.charset)
 
 
-class StatementApi(APIView):
+class StatementApi(JsonErrorsMixin, APIView):
     """JSON by default; `?format=csv` / `?format=html` (or the Accept header) pick
-    the CSV download or the printable page. Errors are always the JSON error body."""
+    the CSV download or the printable page. Errors, and the OPTIONS description,
+    are always JSON."""
 
     lp_readable = True
     renderer_classes = [JSONRenderer, StatementCSVRenderer, TemplateHTMLRenderer]
     template_name = "settlements/statement.html"
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        try:
-            return super().perform_content_negotiation(request, force)
-        except Http404:  # DRF's answer to an unknown ?format=
-            raise ValidationError({"format": ["must be one of json, csv, html"]}) from None
-
-    def handle_exception(self, exc: Exception) -> Response:
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
+        if request.method == "OPTIONS":
+            return JSONRenderer(), JSONRenderer.media_type
+        self.format_kwarg = format_parameter(
+            request, self.format_kwarg, formats=("json", "csv", "html")
+        )
+        return super().perform_content_negotiation(request, force)
 
     @extend_schema(
         tags=["settlements"],
@@ -293,8 +307,8 @@ class StatementApi(APIView):
                 "month",
                 str,
                 OpenApiParameter.PATH,
-                description="the UTC month, YYYY-MM",
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                description="the UTC month, YYYY-MM (years 1000 to 2999)",
+                pattern=statements.MONTH_PATTERN,
             ),
             OpenApiParameter(
                 "format",
@@ -309,7 +323,7 @@ class StatementApi(APIView):
             (200, "text/html"): OpenApiTypes.STR,
             **{
                 (status, "application/json"): response
-                for status, response in error_responses(400, 401, 403, 404).items()
+                for status, response in error_responses(400, 401, 403, 404, 406, 503).items()
             },
         },
         description=(
@@ -363,19 +377,16 @@ class PayoutCSVRenderer(BaseRenderer):
         return str(data).encode(self.charset)
 
 
-class SettlementPayoutsApi(APIView):
+class SettlementPayoutsApi(JsonErrorsMixin, APIView):
     """Always CSV (whatever the Accept header says); errors are the JSON error body."""
 
     read_roles = FINANCE_ONLY
     renderer_classes = [PayoutCSVRenderer]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        if request.method == "OPTIONS":  # the route's description, not a payout file
+            return JSONRenderer(), JSONRenderer.media_type
         return PayoutCSVRenderer(), PayoutCSVRenderer.media_type
-
-    def handle_exception(self, exc: Exception) -> Response:
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
 
     @extend_schema(
         tags=["settlements"],
@@ -383,8 +394,9 @@ class SettlementPayoutsApi(APIView):
             OpenApiParameter(
                 "month",
                 str,
-                description="the UTC month, YYYY-MM; every month when left out",
-                pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+                description="the UTC month, YYYY-MM (years 1000 to 2999); every month when "
+                "left out",
+                pattern=statements.MONTH_PATTERN,
             ),
             OpenApiParameter(
                 "state",
@@ -397,7 +409,7 @@ class SettlementPayoutsApi(APIView):
             (200, "text/csv"): OpenApiTypes.STR,
             **{
                 (status, "application/json"): response
-                for status, response in error_responses(400, 401, 403).items()
+                for status, response in error_responses(400, 401, 403, 503).items()
             },
         },
         description=(

@@ -46,7 +46,9 @@ def test_bad_symbol_is_named(ops):
         ("page_size=100000", "page_size"),
         ("page_size=0", "page_size"),
         ("page=abc", "page"),
-        ("page=99", "page"),
+        ("page=0", "page"),
+        ("page=", "page"),
+        ("page=%C2%B2", "page"),  # "²" is a digit to str.isdigit, not to int()
     ],
 )
 def test_bad_pages_are_400_naming_the_parameter(viewer, query, field):
@@ -54,6 +56,14 @@ def test_bad_pages_are_400_naming_the_parameter(viewer, query, field):
     response = viewer.get(f"/v1/pools?{query}")
     assert response.status_code == 400
     assert field in response.json()["errors"]
+
+
+def test_a_page_past_the_last_is_422_naming_it(viewer):
+    """Well formed; only the data says where the last page is."""
+    PoolFactory()
+    response = viewer.get("/v1/pools?page=99")
+    assert response.status_code == 422
+    assert list(response.json()["errors"]) == ["page"]
 
 
 def test_unknown_route_under_v1_is_json_404(viewer):

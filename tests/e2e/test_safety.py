@@ -41,7 +41,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from common.exceptions import InvalidInput
+from common.exceptions import Unprocessable
 from common.models import AuditLog, OutboxEvent
 from common.notify import POOL_CHANGED_CHANNEL
 from common.redis import redis_client
@@ -197,7 +197,7 @@ def test_an_exchange_halt_halts_the_pool_cancels_everything_and_waits_for_a_pers
         # The exchange trades again: still nothing, until a person resumes with a note.
         tradex.halt(ETH, halted=False)
         assert_nothing_placed_while(tradex, beats=2)
-        with pytest.raises(InvalidInput):
+        with pytest.raises(Unprocessable):
             services.pool_resume(pool=row(pool), actor=OPS, note=" ")
         assert row(pool).state == "HALTED"
         services.pool_resume(pool=row(pool), actor=OPS, note="exchange halt over, reviewed")

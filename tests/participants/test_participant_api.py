@@ -30,21 +30,25 @@ def test_duplicate_account_is_refused_without_a_second_row(ops):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "field", "status"),
     [
-        ({**ACME, "tier": "TIER_9"}, "tier"),
-        ({**ACME, "margin_usdt": "-5"}, "margin_usdt"),
-        ({**ACME, "revenue_share_pct": "20"}, "revenue_share_pct"),
+        ({**ACME, "tier": "TIER_9"}, "tier", 400),
+        ({**ACME, "margin_usdt": "-5"}, "margin_usdt", 400),
+        # each value fits the schema; a share under KEEP_ALL does not
+        ({**ACME, "revenue_share_pct": "20"}, "revenue_share_pct", 422),
         (
             {**ACME, "revenue_model": "PERCENTAGE_SPLIT", "revenue_share_pct": "101"},
             "revenue_share_pct",
+            400,
         ),
-        ({k: v for k, v in ACME.items() if k != "account_id"}, "account_id"),
+        ({k: v for k, v in ACME.items() if k != "account_id"}, "account_id", 400),
+        ({**ACME, "name": 7}, "name", 400),
+        ({**ACME, "name": "  "}, "name", 400),
     ],
 )
-def test_bad_enrolment_names_the_field(ops, body, field):
+def test_bad_enrolment_names_the_field(ops, body, field, status):
     response = ops.post("/v1/participants", body, format="json")
-    assert response.status_code == 400
+    assert response.status_code == status
     assert field in response.json()["errors"]
     assert not Participant.objects.exists()
 

@@ -118,9 +118,9 @@ def test_leaderboard_for_one_date_and_one_symbol(finance, two_symbols):
     ]
 
 
-def test_leaderboard_for_a_symbol_no_pool_ever_had_is_400_naming_it(viewer, two_symbols):
+def test_leaderboard_for_a_symbol_no_pool_ever_had_is_422_naming_it(viewer, two_symbols):
     response = viewer.get("/v1/performance/leaderboard?symbol=NOPEUSDT-PERP")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert list(response.json()["errors"]) == ["symbol"]
 
 
@@ -165,8 +165,8 @@ def test_leaderboard_for_a_day_without_rows_is_empty(viewer, two_symbols):
         ("date=yesterday", "date"),
         ("from=2025-03-xx", "from"),
         ("to=03/02/2025", "to"),
-        ("from=2025-03-02&to=2025-03-01", "from"),
-        ("date=2025-03-01&from=2025-03-01", "date"),
+        ("to=20250302", "to"),
+        ("date=", "date"),
     ],
 )
 def test_leaderboard_bad_dates_are_400_naming_the_parameter(viewer, query, field):
@@ -174,6 +174,19 @@ def test_leaderboard_bad_dates_are_400_naming_the_parameter(viewer, query, field
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
     assert field in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("from=2025-03-02&to=2025-03-01", "from"), ("date=2025-03-01&from=2025-03-01", "date")],
+)
+def test_leaderboard_dates_that_do_not_go_together_are_422_naming_the_parameter(
+    viewer, query, field
+):
+    response = viewer.get(f"/v1/performance/leaderboard?{query}")
+    assert response.status_code == 422
+    assert response.json()["code"] == "unprocessable"
+    assert list(response.json()["errors"]) == [field]
 
 
 def test_leaderboard_is_not_for_an_lp(api_client, two_symbols):
@@ -258,10 +271,10 @@ def test_symbol_rows_malformed_symbol_is_404_not_500(viewer, path):
     assert viewer.get(f"/v1/performance/symbol/{path}").status_code == 404
 
 
-def test_symbol_rows_bad_range_is_400(viewer):
+def test_symbol_rows_bad_range_is_422(viewer):
     PoolFactory(symbol=BTC)
     response = viewer.get(f"/v1/performance/symbol/{BTC}?from=2025-03-05&to=2025-03-01")
-    assert response.status_code == 400
+    assert response.status_code == 422  # two well-formed days in the wrong order
     assert "from" in response.json()["errors"]
 
 
@@ -311,10 +324,10 @@ def test_lp_reads_its_own_performance_but_not_another(api_client, two_symbols):
     assert response.json()["code"] == "permission_denied"
 
 
-def test_participant_rows_for_a_symbol_no_pool_ever_had_is_400_naming_it(viewer, two_symbols):
+def test_participant_rows_for_a_symbol_no_pool_ever_had_is_422_naming_it(viewer, two_symbols):
     alpha, _, _ = two_symbols
     response = viewer.get(f"/v1/performance/{alpha.pk}?symbol=NOPEUSDT-PERP")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert list(response.json()["errors"]) == ["symbol"]
 
 

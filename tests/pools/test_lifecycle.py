@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from common.actors import SYSTEM, Actor, ActorKind
-from common.exceptions import IllegalTransition, InvalidInput
+from common.exceptions import IllegalTransition, Unprocessable
 from common.models import AuditLog, OutboxEvent
 from pools import services
 from pools.models import FlattenRequest, PoolConfig
@@ -31,7 +31,7 @@ def test_halted_pool_resumes_only_by_a_person_with_a_note(ops):
         pool=pool, actor=Actor("quoter-1", ActorKind.QUOTER), trigger="LOSS", detail="pnl -6000"
     )
     response = ops.post("/v1/pools/BTCUSDT-PERP/resume", {}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 422  # well formed; the pool's state asks for a note
     assert "note" in response.json()["errors"]
     with pytest.raises(IllegalTransition):
         services.pool_resume(pool=pool, actor=SYSTEM, note="auto")
@@ -229,14 +229,14 @@ def test_config_update_is_audited_with_old_and_new(ops):
 def test_update_that_breaks_spread_order_is_refused(ops):
     PoolFactory(symbol="BTCUSDT-PERP", min_spread_bps=Decimal(2), max_spread_bps=Decimal(50))
     response = ops.put("/v1/pools/BTCUSDT-PERP", {"max_spread_bps": "1"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 422  # each value fits the schema; together they do not
     assert "min_spread_bps" in response.json()["errors"]
     assert PoolConfig.objects.get(symbol="BTCUSDT-PERP").max_spread_bps == Decimal(50)
 
 
 @pytest.mark.django_db
 def test_service_refuses_bad_config_without_writing():
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Unprocessable):
         services.pool_create_or_update(
             symbol="BTCUSDT-PERP",
             config={

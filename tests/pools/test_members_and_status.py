@@ -73,7 +73,7 @@ def test_member_twice_or_unknown_participant_is_refused(ops):
     assert response.status_code == 409
     unknown = {**body, "participant_id": "00000000-0000-0000-0000-000000000001"}
     response = ops.post("/v1/pools/BTCUSDT-PERP/members", unknown, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 422  # a well-formed id that names no participant
     assert "participant_id" in response.json()["errors"]
     assert PoolMember.objects.count() == 1
 

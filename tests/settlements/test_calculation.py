@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from common.actors import Actor
-from common.exceptions import Conflict, InvalidInput
+from common.exceptions import Conflict, Unprocessable
 from common.models import AuditLog
 from participants import services as participant_services
 from participants.models import ParticipantTerms
@@ -96,7 +96,7 @@ def test_a_loss_month_pays_no_share_and_is_made_good_before_the_next_share() -> 
     assert (aug.gross_usdt, aug.platform_share_usdt, aug.net_usdt) == (D("-300"), 0, D("-300"))
     assert aug.participant_month.high_water_mark_usdt == D("1000")
     assert aug.participant_month.cumulative_gross_usdt == D("700")
-    with pytest.raises(InvalidInput, match="has not ended"):
+    with pytest.raises(Unprocessable, match="has not ended"):
         settle(dt.date(timezone.now().year, timezone.now().month, 1))
     sep = settle(SEP)[0]
     # 500 of profit, of which 300 makes good August's loss: the share is on 200.

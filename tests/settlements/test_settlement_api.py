@@ -84,12 +84,25 @@ def test_list_bad_filter_value_is_400_naming_it(finance):
 
 
 @pytest.mark.parametrize("route", ["/v1/settlements", "/v1/settlements/pending"])
-def test_an_unknown_symbol_filter_is_400_naming_it(finance, route):
+def test_an_unknown_symbol_or_participant_filter_is_422_naming_it(finance, route):
     SettlementFactory(symbol="BTCUSDT-PERP")
     response = finance.get(f"{route}?symbol=NOPEUSDT-PERP")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["errors"]["symbol"] == ["no pool has symbol 'NOPEUSDT-PERP'"]
-    assert finance.get(f"{route}?symbol=bad%20symbol").status_code == 400
+    response = finance.get(f"{route}?participant=00000000-0000-0000-0000-000000000001")
+    assert (response.status_code, list(response.json()["errors"])) == (422, ["participant"])
+
+
+@pytest.mark.parametrize("route", ["/v1/settlements", "/v1/settlements/pending"])
+@pytest.mark.parametrize(
+    "query",
+    ["symbol=bad%20symbol", "symbol=", "symbol=%20BTCUSDT-PERP", "state=", "participant=7"],
+)
+def test_a_malformed_filter_is_400_naming_it(finance, route, query):
+    SettlementFactory(symbol="BTCUSDT-PERP")
+    response = finance.get(f"{route}?{query}")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [query.split("=")[0]]
 
 
 def test_list_needs_a_token(api_client):
@@ -171,10 +184,10 @@ def test_finance_approves_and_the_caller_is_recorded_and_audited(finance):
     assert audit.changes["approved_by"] == ["", FINANCE_SUB]
 
 
-def test_approve_with_someone_elses_name_is_400_naming_approved_by(finance):
+def test_approve_with_someone_elses_name_is_422_naming_approved_by(finance):
     settlement = SettlementFactory()
     response = finance.post(_url(settlement, "approve"), {"approved_by": "mallory"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 422  # a well-formed name, but not the caller's
     assert "approved_by" in response.json()["errors"]
     assert Settlement.objects.get(pk=settlement.pk).state == "PENDING"
     assert not AuditLog.objects.filter(entity_type="settlement").exists()
@@ -248,18 +261,19 @@ def test_reject_records_reason_and_caller(finance):
 
 
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("body", "field", "status"),
     [
-        ({"rejected_by": FINANCE_SUB}, "reason"),
-        ({"rejected_by": FINANCE_SUB, "reason": "   "}, "reason"),
-        ({"rejected_by": "someone-else", "reason": "wrong"}, "rejected_by"),
-        ({"reason": "wrong"}, "rejected_by"),
+        ({"rejected_by": FINANCE_SUB}, "reason", 400),
+        ({"rejected_by": FINANCE_SUB, "reason": "   "}, "reason", 400),
+        ({"rejected_by": FINANCE_SUB, "reason": 0}, "reason", 400),
+        ({"rejected_by": "someone-else", "reason": "wrong"}, "rejected_by", 422),
+        ({"reason": "wrong"}, "rejected_by", 400),
     ],
 )
-def test_reject_bad_body_is_400_naming_the_field(finance, body, field):
+def test_reject_bad_body_names_the_field(finance, body, field, status):
     settlement = SettlementFactory()
     response = finance.post(_url(settlement, "reject"), body, format="json")
-    assert response.status_code == 400
+    assert response.status_code == status
     assert field in response.json()["errors"]
     assert Settlement.objects.get(pk=settlement.pk).state == "PENDING"
 

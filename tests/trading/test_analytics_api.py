@@ -153,16 +153,16 @@ def test_hourly_longest_window_reaches_older_fills(viewer, book):
     assert sum(b["fill_count"] for b in body["buckets"]) == 4  # b_old included now
 
 
-def test_hourly_for_a_symbol_no_pool_ever_had_is_400_naming_it(ops, book):
+def test_hourly_for_a_symbol_no_pool_ever_had_is_422_naming_it(ops, book):
     response = ops.get("/v1/mm-analytics/hourly", {"symbol": "NOPEUSDT-PERP"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert list(response.json()["errors"]) == ["symbol"]
 
 
 @pytest.mark.parametrize("until", ["0001-01-01T00:00:00Z", "1999-12-31T23:59:59Z"])
-def test_hourly_until_before_2000_is_400_naming_it(ops, until):
+def test_hourly_until_before_2000_is_422_naming_it(ops, until):
     response = ops.get("/v1/mm-analytics/hourly", {"until": until})
-    assert response.status_code == 400
+    assert response.status_code == 422  # a well-formed date-time, before what is answered
     assert list(response.json()["errors"]) == ["until"]
 
 

@@ -69,9 +69,12 @@ def test_symbol_route_and_ordering(finance, book):
         ({"participant": "42"}, "participant"),
         ({"from": "not-a-time"}, "from"),
         ({"to": "2025-02-30T00:00:00Z"}, "to"),
-        ({"from": "2025-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}, "from"),
+        ({"from": "2025-01-01T00:00:00"}, "from"),  # no offset
+        ({"to": ""}, "to"),
         ({"ordering": "-pnl"}, "ordering"),
         ({"page": "0"}, "page"),
+        # malformed beats unknown: a 400, though the symbol alone would be a 422
+        ({"page_size": "x", "symbol": "NOPEUSDT-PERP"}, "page_size"),
     ],
 )
 def test_bad_query_parameter_answers_400_naming_it(ops, book, params, field):
@@ -79,6 +82,14 @@ def test_bad_query_parameter_answers_400_naming_it(ops, book, params, field):
         response = ops.get(url, params)
         assert response.status_code == 400, (url, response.json())
         assert field in response.json()["errors"], (url, response.json())
+
+
+def test_from_not_before_to_is_422_naming_from(ops, book):
+    params = {"from": "2025-01-01T00:00:00Z", "to": "2025-01-01T00:00:00Z"}
+    for url in ("/v1/mm-fills", f"/v1/mm-fills/{BTC}"):
+        response = ops.get(url, params)
+        assert response.status_code == 422, (url, response.json())
+        assert list(response.json()["errors"]) == ["from"]
 
 
 def test_lp_sees_only_its_own_fills(lp_alpha, book):
@@ -186,9 +197,9 @@ def test_symbol_no_pool_ever_had_is_404(viewer, book, url):
     assert response.json()["code"] == "not_found"
 
 
-def test_symbol_filter_no_pool_ever_had_is_400_naming_it(viewer, book):
+def test_symbol_filter_no_pool_ever_had_is_422_naming_it(viewer, book):
     response = viewer.get("/v1/mm-fills", {"symbol": "NOPEUSDT-PERP"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert list(response.json()["errors"]) == ["symbol"]
 
 

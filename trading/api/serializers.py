@@ -12,6 +12,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from common.api import QuerySerializer
+from common.exceptions import SEMANTIC
 from pools.api.serializers import KnownSymbolField
 from trading.enums import OrderStatus, Side
 from trading.models import MMFill, MMOrder
@@ -43,8 +45,8 @@ def _ordering(fields: list[str], default: str) -> serializers.ChoiceField:
 # --- query parameters ----------------------------------------------------------------
 
 
-class _TimeRangeQuerySerializer(serializers.Serializer[Any]):
-    """?from=&to= ISO 8601 datetimes (naive ones are UTC); from inclusive, to exclusive.
+class _TimeRangeQuerySerializer(QuerySerializer):
+    """?from=&to= RFC 3339 date-times with their offset; from inclusive, to exclusive.
 
     The fields are built in get_fields because `from` is a Python keyword."""
 
@@ -58,7 +60,8 @@ class _TimeRangeQuerySerializer(serializers.Serializer[Any]):
         first, last = attrs.get("from"), attrs.get("to")
         if first is not None and last is not None and first >= last:
             raise serializers.ValidationError(
-                {"from": [f"must be before to ({last.isoformat()}), got {first.isoformat()}"]}
+                {"from": [f"must be before to ({last.isoformat()}), got {first.isoformat()}"]},
+                code=SEMANTIC,
             )
         return attrs
 
@@ -104,7 +107,7 @@ class FillQuerySerializer(SymbolFillQuerySerializer):
         }
 
 
-class HourlyQuerySerializer(serializers.Serializer[Any]):
+class HourlyQuerySerializer(QuerySerializer):
     symbol = KnownSymbolField(required=False, help_text="only this symbol; all when absent")
     hours = serializers.IntegerField(
         required=False,
@@ -121,7 +124,7 @@ class HourlyQuerySerializer(serializers.Serializer[Any]):
     def validate_until(self, value: dt.datetime) -> dt.datetime:
         # The window reaches back up to MAX_HOURLY_HOURS; before 2000 is a typo, not a question.
         if value.year < 2000:
-            raise serializers.ValidationError("must be in the year 2000 or later")
+            raise serializers.ValidationError("must be in the year 2000 or later", code=SEMANTIC)
         return value
 
 

@@ -11,12 +11,11 @@ import uuid
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import error_responses
+from common.api import ListApi, error_responses
 from common.auth import lp_participant_id, require_own_participant
 from pools.selectors import require_symbol
 from trading import selectors
@@ -61,7 +60,7 @@ def _path_symbol(kwargs: dict[str, Any]) -> str | None:
     return None if symbol is None else require_symbol(symbol=symbol)
 
 
-class MMOrderListApi(generics.ListAPIView):
+class MMOrderListApi(ListApi):
     serializer_class = MMOrderOutputSerializer
     filter_backends: list[Any] = []  # the query serializer validates and filters
     lp_readable = True
@@ -81,7 +80,7 @@ class MMOrderListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[OrderQuerySerializer],
-        responses={200: MMOrderOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        responses={200: MMOrderOutputSerializer(many=True), **error_responses(422)},
         description="MM orders, newest first; from/to bound created_at." + _LP_NOTE,
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -94,7 +93,7 @@ class MMOrderSymbolListApi(MMOrderListApi):
     @extend_schema(
         operation_id="mm_orders_symbol_list",
         parameters=[SymbolOrderQuerySerializer],
-        responses={200: MMOrderOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        responses={200: MMOrderOutputSerializer(many=True), **error_responses(422)},
         description="One symbol's MM orders, newest first; from/to bound created_at." + _LP_NOTE,
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -119,7 +118,7 @@ class MMOrderBreakdownApi(APIView):
         return Response(OrderBreakdownOutputSerializer(breakdown).data)
 
 
-class MMFillListApi(generics.ListAPIView):
+class MMFillListApi(ListApi):
     serializer_class = MMFillOutputSerializer
     filter_backends: list[Any] = []  # the query serializer validates and filters
     lp_readable = True
@@ -138,7 +137,7 @@ class MMFillListApi(generics.ListAPIView):
 
     @extend_schema(
         parameters=[FillQuerySerializer],
-        responses={200: MMFillOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        responses={200: MMFillOutputSerializer(many=True), **error_responses(422)},
         description="MM fills, newest first; from/to bound filled_at." + _LP_NOTE,
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -151,7 +150,7 @@ class MMFillSymbolListApi(MMFillListApi):
     @extend_schema(
         operation_id="mm_fills_symbol_list",
         parameters=[SymbolFillQuerySerializer],
-        responses={200: MMFillOutputSerializer(many=True), **error_responses(400, 401, 403)},
+        responses={200: MMFillOutputSerializer(many=True), **error_responses(422)},
         description="One symbol's MM fills, newest first; from/to bound filled_at." + _LP_NOTE,
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -189,7 +188,7 @@ class AnalyticsOverviewApi(APIView):
 class AnalyticsHourlyApi(APIView):
     @extend_schema(
         parameters=[HourlyQuerySerializer],
-        responses={200: HourlyOutputSerializer, **error_responses(400, 401, 403)},
+        responses={200: HourlyOutputSerializer, **error_responses(422)},
         description=(
             "Fills per UTC hour (count, base volume, notional, fees), oldest first, the "
             "current partial hour last; hours without fills are listed with zeros."
