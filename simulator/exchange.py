@@ -129,6 +129,7 @@ class Exchange:
         on_event: Callable[[ExchangeEvent], None] | None = None,
         forget_finished: Callable[[str], bool] | None = None,
         order_id_prefix: str = "sim-",
+        trade_id_prefix: str = "",
         finished_kept: int = FINISHED_KEPT,
     ) -> None:
         """`forget_finished(account_id)`: accounts whose orders are dropped once they
@@ -139,7 +140,10 @@ class Exchange:
         MMS re-quoting for hours would otherwise grow the venue without bound.
         `order_id_prefix`: what the venue's order ids start with; a venue process
         gives each run its own, so ids never repeat across restarts (as a real
-        venue's do not: MMS keeps them unique)."""
+        venue's do not: MMS keeps them unique). `trade_id_prefix`: the same for
+        trade and fill ids: MMS drops a fill whose id it has stored before as a
+        redelivery, so a venue restarted under a kept database must never reuse
+        one (`make run` lost most fills to this until the prefix was given)."""
         self.instruments: dict[str, InstrumentRules] = {
             rules.symbol: rules for rules in instruments
         }
@@ -157,6 +161,7 @@ class Exchange:
         self._finished_kept = finished_kept
         self._funded: set[tuple[str, int]] = set()
         self._order_id_prefix = order_id_prefix
+        self._trade_id_prefix = trade_id_prefix
         self._order_seq = 0
         self._trade_seq = 0
         self._take_seq = 0
@@ -458,7 +463,7 @@ class Exchange:
                 return fills, True
             size = min(taker.remaining, maker.remaining)
             self._trade_seq += 1
-            trade_id = f"T{self._trade_seq}"
+            trade_id = f"{self._trade_id_prefix}T{self._trade_seq}"
             maker_fill = self._fill(maker, f"{trade_id}-M", price, size, "MAKER", ts_ns)
             taker_fill = self._fill(taker, f"{trade_id}-T", price, size, "TAKER", ts_ns)
             total = book.remove(maker, size)

@@ -84,12 +84,14 @@ class TradeX:
         self.instruments = tuple(instruments)
         symbols = {rules.symbol for rules in self.instruments}
         self.clock = SimClock(speed=speed)
+        run = f"{time.time_ns() // 1_000_000:x}"
         self.exchange = Exchange(
             self.instruments,
             on_event=self._on_event,
             forget_finished=is_house_account,
             # Unique across restarts of the venue (`make run` keeps its database).
-            order_id_prefix=f"sim-{time.time_ns() // 1_000_000:x}-",
+            order_id_prefix=f"sim-{run}-",
+            trade_id_prefix=f"{run}-",
         )
         self.feed = Feed(
             producer, codec, clock_ns=self.clock.now_ns, heartbeat_s=heartbeat_s, topics=topics

@@ -209,9 +209,11 @@ class Command(BaseCommand):
                         (
                             member.participant_id,
                             FundingPayment(
+                                # Absolute times: ids never repeat from one month
+                                # to the next (a repeat is dropped as a duplicate).
                                 payment_id=(
                                     f"sim-funding-{symbol}-{member.participant_id[:8]}-"
-                                    f"{next_funding // NS}"
+                                    f"{(t0 + next_funding) // NS}"
                                 ),
                                 account_id=member.account_id,
                                 amount=amount,
@@ -263,8 +265,8 @@ class Command(BaseCommand):
         notional = instrument.notional(price_ticks, lots)
         member.fills += 1
         return Fill(
-            fill_id=f"sim-{symbol}-{member.participant_id[:8]}-{member.fills}",
-            client_order_id=f"sim-{member.participant_id[:8]}-{member.fills}",
+            fill_id=f"sim-{symbol}-{member.participant_id[:8]}-{ts_ns}-{member.fills}",
+            client_order_id=f"sim-{member.participant_id[:8]}-{ts_ns}-{member.fills}",
             side=side,
             price_ticks=price_ticks,
             size_lots=lots,
