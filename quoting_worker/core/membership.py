@@ -19,6 +19,10 @@ from quoting_worker.core.allocation import limit_lots, weight_units
 from quoting_worker.core.member import MemberRuntime
 from quoting_worker.core.types import Action, Instrument, MemberSpec, MemberStatus
 
+# A difference of one sign at this many position checks in a row is a mismatch
+# however it moves (Membership.venue_position).
+DRIFT_CHECKS = 3
+
 
 @dataclass(slots=True)
 class Member:
@@ -36,6 +40,8 @@ class Member:
     venue_position: Decimal | None = None
     venue_difference: Decimal = Decimal(0)
     position_mismatch: Decimal = Decimal(0)
+    # The differences of the last DRIFT_CHECKS checks, oldest first.
+    venue_differences: tuple[Decimal, ...] = ()
 
 
 class Membership:
@@ -73,17 +79,31 @@ class Membership:
 
     def venue_position(self, account_id: str, size: Decimal) -> Member | None:
         """The venue's position of a member account, compared with the member's
-        own (from the fills MMS stored). A difference counts only when the next
-        check finds the same one: a fill the venue made but MMS has not heard
-        yet differs once; a lost fill, or a trade outside MMS, stays. Returns
-        the member, or None for an account not in the pool."""
+        own (from the fills MMS stored). A fill the venue made but MMS has not
+        heard yet makes a difference at one check and is gone at the next, so a
+        difference counts (`position_mismatch`) only when it stays:
+        - the same difference at two checks in a row (a lost fill, or a trade
+          outside MMS, while the account is quiet), or
+        - a difference of the same sign at DRIFT_CHECKS checks in a row, never
+          back to zero (fills lost while the account trades: the difference
+          moves, but it does not go away); the one nearest zero is reported,
+          the part that stayed.
+        Returns the member, or None for an account not in the pool."""
         pid = self.by_account.get(account_id)
         if pid is None:
             return None
         member = self.members[pid]
         difference = size - self.instrument.size(member.runtime.position_lots)
-        confirmed = difference != 0 and difference == member.venue_difference
-        member.position_mismatch = difference if confirmed else Decimal(0)
+        recent = (*member.venue_differences, difference)[-DRIFT_CHECKS:]
+        if difference != 0 and difference == member.venue_difference:
+            member.position_mismatch = difference
+        elif len(recent) == DRIFT_CHECKS and (
+            all(d > 0 for d in recent) or all(d < 0 for d in recent)
+        ):
+            member.position_mismatch = min(recent, key=abs)
+        else:
+            member.position_mismatch = Decimal(0)
+        member.venue_differences = recent
         member.venue_difference = difference
         member.venue_position = size
         return member

@@ -604,3 +604,27 @@ def test_a_venue_position_difference_counts_only_when_the_next_check_confirms_it
     assert engine.mode is PoolMode.ACTIVE  # reported, not acted on
     # An account not in the pool changes nothing.
     assert world.send(VenuePosition("acct-stranger", Decimal(1), world.now())) == []
+
+
+def test_a_venue_position_drifting_away_on_one_side_is_a_mismatch_however_it_moves() -> None:
+    """Fills lost while the account trades: the difference is never the same twice,
+    but it never goes back to zero (seen on make run: a restarted simulator
+    reused fill ids and MMS dropped them; the same-twice rule never saw it)."""
+    world = World()
+    engine = world.engine
+    account, pid = MEMBERS[0].account_id, MEMBERS[0].participant_id
+
+    def mismatch() -> Decimal:
+        return next(m for m in engine.status().members if m.participant_id == pid).position_mismatch
+
+    # In-flight fills on either side come and go: never counted.
+    for venue in ("0.002", "-0.001", "0", "0.003", "0.001", "-0.002"):
+        world.send(VenuePosition(account, Decimal(venue), world.now()))
+        assert mismatch() == 0
+    # The venue keeps moving away from MMS on one side.
+    for venue, seen in (("0.120", "0"), ("0.180", "0"), ("0.150", "0.120"), ("0.210", "0.150")):
+        world.send(VenuePosition(account, Decimal(venue), world.now()))
+        assert mismatch() == Decimal(seen)
+    assert not engine.status().positions_reconciled
+    world.send(VenuePosition(account, Decimal("0"), world.now()))  # back in agreement
+    assert mismatch() == 0
