@@ -45,7 +45,8 @@ class PoolConfig(models.Model):
     # UNWINDING: reducing orders within this many bps of mid; a further loss
     # beyond this since the unwind began halts it; it ends PAUSED after this long.
     unwind_band_bps = _dec(12, 4, default=Decimal("50"))
-    unwind_max_loss_usdt = _dec(default=Decimal(0))
+    # None: the pool's max_pool_loss_usdt again.
+    unwind_max_loss_usdt = _dec(null=True, blank=True, default=None)
     unwind_time_limit_s = models.PositiveIntegerField(default=3600)
 
     state = FSMField(default=S.PAUSED, choices=S.choices, protected=True)
@@ -85,7 +86,10 @@ class PoolConfig(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(unwind_band_bps__gt=0)
-                & models.Q(unwind_max_loss_usdt__gte=0)
+                & (
+                    models.Q(unwind_max_loss_usdt__isnull=True)
+                    | models.Q(unwind_max_loss_usdt__gte=0)
+                )
                 & models.Q(unwind_time_limit_s__gte=1),
                 name="pool_unwind_limits",
                 violation_error_message=(

@@ -82,7 +82,11 @@ class PoolConfigInputSerializer(InputSerializer):
         decimal_places=8,
         min_value=Decimal(0),
         required=False,
-        help_text="UNWINDING: a further loss beyond this since the unwind began halts it",
+        allow_null=True,
+        help_text=(
+            "UNWINDING: a further loss beyond this since the unwind began halts it "
+            "(null: max_pool_loss_usdt)"
+        ),
     )
     unwind_time_limit_s = serializers.IntegerField(
         min_value=1,

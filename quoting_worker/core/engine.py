@@ -497,19 +497,24 @@ class PoolEngine:
 
     def _check_unwind_loss(self, mark: Decimal) -> Breach | None:
         """The loss guard while unwinding: from the pool's total PnL when the unwind
-        first saw a mark, a further loss of `unwind_max_loss_usdt` halts it."""
+        first saw a mark, a further loss of `unwind_max_loss_usdt` (by default the
+        pool's `max_pool_loss_usdt` again) halts it."""
         total = self.membership.total_pnl(mark)
         if self.unwind_floor_pnl is None:
-            self.unwind_floor_pnl = total - self.params.unwind_max_loss_usdt
+            self.unwind_floor_pnl = total - self._unwind_loss_allowed()
             return None
         if total < self.unwind_floor_pnl:
-            lost = self.unwind_floor_pnl + self.params.unwind_max_loss_usdt - total
+            lost = self.unwind_floor_pnl + self._unwind_loss_allowed() - total
             return Breach(
                 "LOSS",
                 f"unwinding: lost {lost:.2f} USDT since the unwind began "
-                f"(> {self.params.unwind_max_loss_usdt} USDT allowed)",
+                f"(> {self._unwind_loss_allowed()} USDT allowed)",
             )
         return None
+
+    def _unwind_loss_allowed(self) -> Decimal:
+        allowed = self.params.unwind_max_loss_usdt
+        return self.params.max_pool_loss_usdt if allowed is None else allowed
 
     def _unwind_over(self, now_ns: int) -> str:
         """Why the unwind is over ("" while it goes on)."""

@@ -249,7 +249,7 @@ class PoolParams:
     # loss beyond the PnL at the unwind's start by more than this halts it
     # (USDT); it ends PAUSED after this many seconds whatever is left.
     unwind_band_bps: float = 50.0
-    unwind_max_loss_usdt: Decimal = Decimal(0)
+    unwind_max_loss_usdt: Decimal | None = None  # None: max_pool_loss_usdt
     unwind_time_limit_s: int = 3600
 
     @classmethod
@@ -274,7 +274,11 @@ class PoolParams:
             price_threshold_bps=float(config["price_threshold_bps"]),
             target_inventory=float(config.get("target_inventory", 0)),
             unwind_band_bps=float(config.get("unwind_band_bps", 50)),
-            unwind_max_loss_usdt=Decimal(config.get("unwind_max_loss_usdt", 0)),
+            unwind_max_loss_usdt=(
+                None
+                if config.get("unwind_max_loss_usdt") is None
+                else Decimal(config["unwind_max_loss_usdt"])
+            ),
             unwind_time_limit_s=int(config.get("unwind_time_limit_s", 3600)),
         )
 

@@ -46,7 +46,7 @@ POOL_FORM = {
     # The add form shows these prefilled with their defaults.
     "target_inventory": "0",
     "unwind_band_bps": "50",
-    "unwind_max_loss_usdt": "0",
+    "unwind_max_loss_usdt": "",
     "unwind_time_limit_s": "3600",
 }
 

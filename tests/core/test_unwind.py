@@ -226,3 +226,25 @@ def test_no_sequence_of_fills_cancels_and_moves_makes_a_position_grow(
         before = now
         if world.engine.mode is not PoolMode.UNWINDING:
             break
+
+
+def test_by_default_a_further_loss_of_the_pools_day_limit_halts_it() -> None:
+    """unwind_max_loss_usdt None (the default): the pool's max_pool_loss_usdt again.
+    (A default of 0 halted an unwind on make run at its first spread paid: 0.02 USDT.)"""
+    params = with_params(max_pool_loss_usdt=Decimal("10"))
+    assert params.unwind_max_loss_usdt is None
+    world = World(params=params)
+    placed = places(world.active())
+    for i, buy in enumerate(o for o in placed if o.side is Side.BUY and o.level == 0):
+        world.send(fill_of(buy, f"f-{i}", ts=world.now()))
+    lower = BTC.price(MID) * Decimal("0.99")
+    world.send(MarkPrice(lower, world.now()))  # LOSS halt
+    world.command("unwind", reason="desk")
+    world.snapshot(MID * 99 // 100)
+    world.tick(1200)
+    world.tick(1200)
+    out = world.send(MarkPrice(lower - Decimal("50"), world.now()))  # ~5 USDT more: within 10
+    assert not [a for a in out if isinstance(a, RiskTriggered)]
+    assert world.engine.mode is PoolMode.UNWINDING
+    out = world.send(MarkPrice(lower - Decimal("150"), world.now()))  # ~15 USDT more: past 10
+    assert [a.trigger for a in out if isinstance(a, RiskTriggered)] == ["LOSS"]
