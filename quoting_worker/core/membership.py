@@ -35,13 +35,17 @@ class Member:
     limit_mark: Decimal | None = None  # the mark `limit` was computed at
     limit: int = 0  # max_position_usdt in lots at limit_mark
     # Reconciliation with the venue (`Membership.venue_position`): its last word,
-    # the difference then (venue − MMS), and the difference confirmed by two
-    # checks in a row (0 while they agree or a difference was seen only once).
+    # the differences (venue − MMS) of the last DRIFT_CHECKS checks, oldest
+    # first, and the difference that stayed (0 while they agree or a
+    # difference was seen only once).
     venue_position: Decimal | None = None
-    venue_difference: Decimal = Decimal(0)
-    position_mismatch: Decimal = Decimal(0)
-    # The differences of the last DRIFT_CHECKS checks, oldest first.
     venue_differences: tuple[Decimal, ...] = ()
+    position_mismatch: Decimal = Decimal(0)
+
+    @property
+    def venue_difference(self) -> Decimal:
+        """The difference at the last check (0 before the first)."""
+        return self.venue_differences[-1] if self.venue_differences else Decimal(0)
 
 
 class Membership:
@@ -104,7 +108,6 @@ class Membership:
         else:
             member.position_mismatch = Decimal(0)
         member.venue_differences = recent
-        member.venue_difference = difference
         member.venue_position = size
         return member
 

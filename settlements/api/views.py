@@ -241,9 +241,8 @@ STATEMENT_PARTS: tuple[tuple[str, type[Serializer[Any]]], ...] = (
 STATEMENT_HEADER = ("participant_id", "short_id", "name", "month", "period_start", "period_end")
 
 
-class StatementCSVRenderer(BaseRenderer):
-    """The statement as CSV: per part a row naming it, a header row, its rows and
-    an empty row. Values are the JSON body's strings (Decimals in plain notation)."""
+class CSVRenderer(BaseRenderer):
+    """A text/csv download; a subclass says what text `data` becomes."""
 
     media_type = "text/csv"
     format = "csv"
@@ -255,6 +254,17 @@ class StatementCSVRenderer(BaseRenderer):
         accepted_media_type: str | None = None,
         renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
+        return self.text(data).encode(self.charset)
+
+    def text(self, data: Any) -> str:
+        raise NotImplementedError
+
+
+class StatementCSVRenderer(CSVRenderer):
+    """The statement as CSV: per part a row naming it, a header row, its rows and
+    an empty row. Values are the JSON body's strings (Decimals in plain notation)."""
+
+    def text(self, data: Any) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
         participant = data["participant"]
@@ -280,7 +290,7 @@ class StatementCSVRenderer(BaseRenderer):
             rows = part if isinstance(part, list) else [] if part is None else [part]
             for row in rows:
                 writer.writerow(csv_cell(row[column]) for column in header)
-        return out.getvalue().encode(self.charset)
+        return out.getvalue()
 
 
 class StatementApi(JsonErrorsMixin, APIView):
@@ -361,20 +371,11 @@ class StatementApi(JsonErrorsMixin, APIView):
 # --- the payout file ----------------------------------------------------------------
 
 
-class PayoutCSVRenderer(BaseRenderer):
+class PayoutCSVRenderer(CSVRenderer):
     """The payout file as it is written by settlements/payouts.py."""
 
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(
-        self,
-        data: Any,
-        accepted_media_type: str | None = None,
-        renderer_context: Mapping[str, Any] | None = None,
-    ) -> bytes:
-        return str(data).encode(self.charset)
+    def text(self, data: Any) -> str:
+        return str(data)
 
 
 class SettlementPayoutsApi(JsonErrorsMixin, APIView):
