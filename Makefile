@@ -13,7 +13,12 @@ GEN := messaging/_generated/__init__.py
 KAFKA_LIBS := var/kafka/libs
 KAFKA_STAMP := $(KAFKA_LIBS)/.installed
 
-.PHONY: run test lint typecheck pytest services kafka venv migrate clean
+# The quoting core compiled with mypyc (scripts/build_core.py): rebuilt when a
+# core module changes; quoting_worker/core/__init__.py ignores a stale build.
+CORE_SOURCES := $(filter-out quoting_worker/core/__init__.py,$(wildcard quoting_worker/core/*.py))
+CORE_STAMP := quoting_worker/core/_compiled/MANIFEST.json
+
+.PHONY: run test lint typecheck pytest services kafka venv core migrate clean
 
 venv: $(STAMP) $(GEN)
 
@@ -25,6 +30,14 @@ $(STAMP): pyproject.toml
 
 $(GEN): $(STAMP) $(wildcard contracts/*.proto) scripts/gen_protos.sh
 	PYTHON=$(BIN)/python bash scripts/gen_protos.sh
+
+core: $(CORE_STAMP)
+
+$(CORE_STAMP): $(STAMP) $(CORE_SOURCES) quoting_worker/core/__init__.py scripts/build_core.py
+	@command -v gcc >/dev/null || { echo "make core: gcc is needed to compile the quoting core"; exit 1; }
+	@mkdir -p var
+	$(BIN)/python scripts/build_core.py > var/build_core.log 2>&1 || { tail -40 var/build_core.log; exit 1; }
+	@tail -1 var/build_core.log
 
 services:
 	bash scripts/services.sh
@@ -47,13 +60,16 @@ lint: venv
 typecheck: venv
 	PYTHONWARNINGS=ignore::UserWarning $(BIN)/mypy .
 
-pytest: venv services kafka
-	$(BIN)/pytest
+# The whole suite on the compiled core, then the core's own tests on the
+# interpreted one (tests/test_core_builds.py also compares their actions).
+pytest: venv core services kafka
+	MMS_CORE=compiled $(BIN)/pytest
+	MMS_CORE=interpreted $(BIN)/pytest tests/core
 
 test: lint typecheck pytest
 
-run: venv services kafka
+run: venv core services kafka
 	bash scripts/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache quoting_worker/core/_compiled

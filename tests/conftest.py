@@ -127,3 +127,10 @@ def finance(api_client: ClientFactory) -> APIClient:
 @pytest.fixture
 def viewer(api_client: ClientFactory) -> APIClient:
     return api_client("viewer", sub="vic-viewer")
+
+
+def pytest_report_header() -> str:
+    import quoting_worker.core as core
+    from quoting_worker.core import engine
+
+    return f"quoting core: {core.BUILD} ({engine.__file__})"

@@ -9,19 +9,26 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import quoting_worker.core as core
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_KEY = "mms:quoter:{worker_id}"
 WORKER_PATTERN = "mms:quoter:*"
 
 
-def build_hash(root: Path = ROOT) -> str:
-    """The quoting code and contracts this process runs (sources, schemas, pins)."""
+def build_hash(root: Path = ROOT, compiled: Path | None = None) -> str:
+    """The quoting code and contracts this process runs (sources, schemas, pins),
+    and the compiled core's extensions when it runs them (`compiled`: their
+    folder; by default the one this process loaded, if it loaded the build)."""
+    if compiled is None and root == ROOT and core.BUILD == "compiled":
+        compiled = core.COMPILED_DIR
     digest = hashlib.sha256()
     files = sorted(
         [
             *root.glob("quoting_worker/**/*.py"),
             *root.glob("contracts/**/*"),
             root / "pyproject.toml",
+            *(compiled.iterdir() if compiled is not None else ()),
         ]
     )
     for path in files:

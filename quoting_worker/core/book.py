@@ -50,8 +50,13 @@ class OrderBook:
     __slots__ = (
         "_asks",
         "_bids",
+        "_memo",
+        "_memo_key",
         "_seq",
         "_synced",
+        "_top_changes",
+        "_watch_ask",
+        "_watch_bid",
         "gaps",
         "last_received_ns",
         "stale_deltas",
@@ -69,6 +74,15 @@ class OrderBook:
         self.last_received_ns = 0
         self.gaps = 0
         self.stale_deltas = 0
+        # The microprice is remembered until something it read may have changed:
+        # a level at or inside the net best prices it found (`_watch_*`; None:
+        # every level counts), a snapshot, or the own orders it was given
+        # (their version). `_top_changes` counts the first kind.
+        self._watch_bid: int | None = None
+        self._watch_ask: int | None = None
+        self._top_changes = 0
+        self._memo_key: tuple[int, int] = (-1, -1)
+        self._memo: float | None = None
 
     # ------------------------------------------------------------ state
 
@@ -98,6 +112,7 @@ class OrderBook:
         self._asks = SortedDict(_positive(snap.asks))
         self._seq = snap.seq
         self._synced = True
+        self._top_changes += 1
         return True
 
     def apply_delta(self, delta: BookDelta) -> bool:
@@ -120,13 +135,19 @@ class OrderBook:
             return False
         self._seq = seq
         book = self._bids
+        watch = self._watch_bid
         for price, size in delta.bids:
+            if watch is None or price >= watch:
+                self._top_changes += 1
             if size > 0:
                 book[price] = size
             elif price in book:
                 del book[price]
         book = self._asks
+        watch = self._watch_ask
         for price, size in delta.asks:
+            if watch is None or price <= watch:
+                self._top_changes += 1
             if size > 0:
                 book[price] = size
             elif price in book:
@@ -198,6 +219,7 @@ class OrderBook:
         self,
         own_bid: Mapping[int, int] | None = None,
         own_ask: Mapping[int, int] | None = None,
+        own_version: int = -1,
     ) -> float | None:
         """Size-weighted mid at the best levels of the book minus MMS's own orders.
 
@@ -206,10 +228,28 @@ class OrderBook:
         best (SPEC B.2: MMS never prices off its own quotes). None if unsynced,
         a side is empty once own size is removed, or the result would be
         crossed or locked.
+
+        Given `own_version` (≥ 0, changed whenever the own orders change), the
+        answer is remembered: a delta that touches only levels behind the net
+        best prices cannot change it, so it is not worked out again.
         """
+        if not self._synced:
+            return None
+        key = (self._top_changes, own_version)
+        if own_version >= 0 and key == self._memo_key:
+            return self._memo
+        micro = self._microprice(own_bid, own_ask)
+        if own_version >= 0:
+            self._memo_key, self._memo = key, micro
+        return micro
+
+    def _microprice(
+        self, own_bid: Mapping[int, int] | None, own_ask: Mapping[int, int] | None
+    ) -> float | None:
         bids = self._bids
         asks = self._asks
-        if not (self._synced and bids and asks):
+        self._watch_bid = self._watch_ask = None  # until both net bests are found
+        if not (bids and asks):
             return None
         if own_bid:
             best = _net_best(bids, -1, -1, own_bid)
@@ -225,6 +265,7 @@ class OrderBook:
             ask, ask_size = best
         else:
             ask, ask_size = asks.peekitem(0)
+        self._watch_bid, self._watch_ask = bid, ask
         if bid >= ask:
             return None
         # Integer products are exact; one rounding, at the division.

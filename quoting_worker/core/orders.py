@@ -70,6 +70,7 @@ class OrderTracking:
         self.now_ns = now_ns
         self.owner: dict[str, str] = {}  # client order id → participant id
         self.own_levels: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+        self.own_version = 0  # changes with every change of own_levels (OrderBook.microprice)
         self.cancelling: set[str] = set()
         self.unknown: set[str] = set()  # orders whose placement outcome is unknown
         self.cancel_sent_ns: dict[str, int] = {}
@@ -94,6 +95,7 @@ class OrderTracking:
         return None if pid is None else self.members.get(pid)
 
     def own_add(self, side: Side, price: int, lots: int) -> None:
+        self.own_version += 1
         levels = self.own_levels[side]
         total = levels.get(price, 0) + lots
         if total > 0:

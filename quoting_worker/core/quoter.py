@@ -110,7 +110,7 @@ class Quoter:
         if last.ns is not None and now - last.ns < self.interval_ns:
             return []
         own = self.orders.own_levels
-        micro = self.book.microprice(own[Side.BUY], own[Side.SELL])
+        micro = self.book.microprice(own[Side.BUY], own[Side.SELL], self.orders.own_version)
         if micro is None:
             return []
         if (

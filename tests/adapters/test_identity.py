@@ -17,6 +17,21 @@ def test_build_hash_changes_with_the_code(tmp_path: Path) -> None:
     assert build_hash(tmp_path) != before
 
 
+def test_build_hash_covers_the_compiled_core_it_runs(tmp_path: Path) -> None:
+    """The same sources with another compiled build are other code."""
+    (tmp_path / "quoting_worker").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    (tmp_path / "quoting_worker" / "engine.py").write_text("A = 1\n")
+    compiled = tmp_path / "quoting_worker" / "_compiled"
+    compiled.mkdir()
+    extension = compiled / "engine.cpython-311-x86_64-linux-gnu.so"
+    extension.write_bytes(b"\x7fELF one")
+    interpreted = build_hash(tmp_path)
+    one = build_hash(tmp_path, compiled)
+    extension.write_bytes(b"\x7fELF two")
+    assert len({interpreted, one, build_hash(tmp_path, compiled)}) == 3
+
+
 def test_config_hash_is_order_independent() -> None:
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})

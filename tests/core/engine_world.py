@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import replace
 from decimal import Decimal
@@ -149,3 +150,21 @@ def fill_of(order: PlaceOrder, fill_id: str, lots: int | None = None, ts: int = 
         fee=Decimal("-0.01"),
         ts_ns=ts,
     )
+
+
+class ActionTrace:
+    """One line per engine step: the event's type, how many actions it made and
+    a digest of the event and the actions as they print. Two builds of the core
+    fed the same schedules write the same file, or a step behaved differently."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+
+    @classmethod
+    def to(cls, path: str | None) -> ActionTrace | None:
+        return cls(path) if path else None
+
+    def step(self, event: object, actions: list[Action]) -> None:
+        digest = hashlib.sha256(f"{event!r}|{actions!r}".encode()).hexdigest()[:16]
+        self.file.write(f"{type(event).__name__} {len(actions)} {digest}\n")
+        self.file.flush()

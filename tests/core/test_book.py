@@ -322,6 +322,57 @@ def test_microprice_matches_a_naive_net_book(
         assert got == pytest.approx((bid * ask_size + ask * bid_size) / (bid_size + ask_size))
 
 
+near_bids = st.lists(st.tuples(st.integers(44, 52), st.integers(0, 9)), max_size=3).map(tuple)
+near_asks = st.lists(st.tuples(st.integers(49, 57), st.integers(0, 9)), max_size=3).map(tuple)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    bids=st.dictionaries(st.integers(40, 50), st.integers(1, 9), min_size=1, max_size=8),
+    asks=st.dictionaries(st.integers(51, 61), st.integers(1, 9), min_size=1, max_size=8),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("delta"), near_bids, near_asks),
+            st.tuples(st.just("snapshot"), near_bids, near_asks),
+            st.tuples(st.just("own"), st.just(Side.BUY), st.integers(44, 52)),
+            st.tuples(st.just("own"), st.just(Side.SELL), st.integers(49, 57)),
+        ),
+        max_size=30,
+    ),
+)
+def test_the_remembered_microprice_is_always_the_one_worked_out_afresh(
+    bids: dict[int, int],
+    asks: dict[int, int],
+    steps: list[tuple[str, object, object]],
+) -> None:
+    """Deltas at any depth (crossing, emptying, refilling the top) and own orders
+    changing between them: the memo never answers with an out-of-date price."""
+    book = OrderBook()
+    book.apply_snapshot(snapshot(seq=1, bids=tuple(bids.items()), asks=tuple(asks.items())))
+    own: dict[Side, dict[int, int]] = {Side.BUY: {}, Side.SELL: {}}
+    version = 0
+    seq = 1
+    book.microprice(own[Side.BUY], own[Side.SELL], version)  # remembered from the start
+    for kind, first, second in steps:
+        if kind == "delta":
+            seq += 1
+            book.apply_delta(delta(seq, bids=first, asks=second))  # type: ignore[arg-type]
+        elif kind == "snapshot":
+            seq += 1
+            book.apply_snapshot(snapshot(seq, bids=first, asks=second))  # type: ignore[arg-type]
+        else:
+            side, price = first, second
+            levels = own[side]  # type: ignore[index]
+            levels[price] = levels.get(price, 0) + 3  # type: ignore[index]
+            version += 1
+        remembered = book.microprice(own[Side.BUY], own[Side.SELL], version)
+        afresh = OrderBook()
+        afresh.apply_snapshot(
+            snapshot(seq=1, bids=tuple(book.levels(Side.BUY)), asks=tuple(book.levels(Side.SELL)))
+        )
+        assert remembered == afresh.microprice(own[Side.BUY], own[Side.SELL])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     start=st.integers(0, 5),

@@ -274,16 +274,11 @@ def test_the_timer_looks_at_the_position_and_loss_guards_at_most_once_a_second()
     safety net, not a 50 ms poll of every pool."""
     world = World()
     world.active()
-    looks = []
-    check = world.engine._check_exposure
-
-    def counted() -> object:
-        looks.append(world.now())
-        return check()
-
-    world.engine._check_exposure = counted  # type: ignore[method-assign]
+    looks = set()
     for _ in range(40):  # 2 s of 50 ms ticks
         world.tick(50)
+        # The timer stamps each look (the compiled engine's methods cannot be wrapped).
+        looks.add(world.engine.exposure_checked_ns)
     assert 2 <= len(looks) <= 3
 
 
@@ -628,3 +623,19 @@ def test_a_venue_position_drifting_away_on_one_side_is_a_mismatch_however_it_mov
     assert not engine.status().positions_reconciled
     world.send(VenuePosition(account, Decimal("0"), world.now()))  # back in agreement
     assert mismatch() == 0
+
+
+def test_every_change_of_the_pools_own_orders_changes_their_version() -> None:
+    """The book remembers its microprice until a delta reaches the net best or
+    the pool's own orders change (OrderBook.microprice, tested there): every
+    placement, cancel and fill must change the version it is given."""
+    world = World()
+    orders = world.engine.orders
+    seen = {orders.own_version}
+    placed = places(world.active())
+    seen.add(orders.own_version)
+    world.send(OrderCancelled(placed[0].client_order_id, world.now()))
+    seen.add(orders.own_version)
+    world.send(fill_of(placed[1], "f-1", lots=1, ts=world.now()))
+    seen.add(orders.own_version)
+    assert len(seen) == 4

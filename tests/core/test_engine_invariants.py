@@ -17,6 +17,7 @@ independent model of what is allowed:
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from decimal import Decimal
 
@@ -51,9 +52,13 @@ from quoting_worker.core.types import (
     UnwindFinished,
     VenueOpenOrders,
 )
-from tests.core.engine_world import BTC, MEMBERS, MID, MS, World, with_params
+from tests.core.engine_world import BTC, MEMBERS, MID, MS, ActionTrace, World, with_params
 
 PARAMS = with_params(quote_interval_ms=50, reject_storm_count=4, vol_min_samples=3)
+
+# MMS_ACTION_TRACE=path records every step (tests/test_core_builds.py compares
+# the compiled and the interpreted core's traces of the same schedules).
+TRACE = ActionTrace.to(os.environ.get("MMS_ACTION_TRACE"))
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -90,6 +95,8 @@ class EngineMachine(RuleBasedStateMachine):
     def feed(self, event: object) -> list[Action]:
         synced_before = self.engine.book.synced
         out = self.engine.handle(event)  # type: ignore[arg-type]
+        if TRACE is not None:
+            TRACE.step(event, out)
         self.check_step(out, synced_before)
         return out
 
@@ -412,6 +419,15 @@ class EngineMachine(RuleBasedStateMachine):
         assert self.engine.suspended == self.model_suspended
         if self.model_suspended and self.engine.mode is PoolMode.ACTIVE:
             assert self.engine.gate() == f"suspended: {self.model_suspended}"
+
+    @invariant()
+    def the_remembered_microprice_is_the_current_one(self) -> None:
+        """The book remembers its microprice between deltas that cannot move it;
+        whatever happened to the book or the pool's own orders, it is current."""
+        own = self.engine.orders.own_levels
+        book = self.engine.book
+        remembered = book.microprice(own[Side.BUY], own[Side.SELL], self.engine.orders.own_version)
+        assert remembered == book.microprice(own[Side.BUY], own[Side.SELL])
 
     @invariant()
     def cancels_only_name_known_orders(self) -> None:
