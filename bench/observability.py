@@ -65,7 +65,7 @@ def requote_ab(iterations: int) -> tuple[dict[str, float], dict[str, float]]:
     for _ in range(iterations):
         for key, engine in (("off", plain), ("on", hooked)):
             engine.clock.advance(2 * MS)  # type: ignore[attr-defined]
-            engine.quoter.dirty = True
+            engine.quoter.invalidate()
             timer = Timer(engine.clock.now_ns())
             start = perf()
             out = engine.handle(timer)

@@ -248,7 +248,7 @@ def bench_requote_unchanged(iterations: int) -> dict[str, float]:
     perf = time.perf_counter_ns
     for _ in range(iterations):
         clock.advance(2 * MS)
-        engine.quoter.dirty = True  # as after a config or member change
+        engine.quoter.invalidate()  # every cache: microprice, ladder, level sizes, targets
         timer = Timer(clock.now_ns())
         start = perf()
         out = engine.handle(timer)

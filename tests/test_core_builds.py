@@ -81,10 +81,13 @@ def _python(code: str, cwd: Path, mode: str) -> subprocess.CompletedProcess[str]
 @pytest.mark.skipif(core.BUILD != "compiled", reason="the compiled core is not built")
 def test_both_builds_take_the_same_actions_on_the_invariant_schedules(tmp_path: Path) -> None:
     """The 500 derandomised schedules of test_engine_invariants, step by step:
-    each step's event and actions are digested, and the two files must agree."""
+    each step's event and actions are digested, and the compiled core, the
+    interpreted core and the interpreted core re-quoting every slot every time
+    (MMS_FULL_REQUOTE=1, no incremental path) must write the same file."""
     traces = {}
-    for build in ("compiled", "interpreted"):
-        trace = tmp_path / f"{build}.trace"
+    for build, full in (("compiled", "0"), ("interpreted", "0"), ("interpreted", "1")):
+        name = f"{build}-full" if full == "1" else build
+        trace = tmp_path / f"{name}.trace"
         run = subprocess.run(
             [
                 sys.executable,
@@ -101,6 +104,7 @@ def test_both_builds_take_the_same_actions_on_the_invariant_schedules(tmp_path: 
                 "MMS_CORE": build,
                 "MMS_ACTION_TRACE": str(trace),
                 "PYTHONHASHSEED": "0",
+                "MMS_FULL_REQUOTE": full,
                 "HYPOTHESIS_PROFILE": "ci",
             },
             capture_output=True,
@@ -108,13 +112,13 @@ def test_both_builds_take_the_same_actions_on_the_invariant_schedules(tmp_path: 
             check=False,
         )
         assert run.returncode == 0, run.stdout[-3000:]
-        traces[build] = trace.read_text().splitlines()
-    compiled, interpreted = traces["compiled"], traces["interpreted"]
-    assert len(compiled) > 10_000  # every schedule ran, not an empty file
-    first = next(
-        (i for i, (a, b) in enumerate(zip(compiled, interpreted, strict=False)) if a != b), None
-    )
-    assert first is None, (
-        f"step {first}: compiled {compiled[first]} ≠ interpreted {interpreted[first]}"
-    )
-    assert len(compiled) == len(interpreted)
+        traces[name] = trace.read_text().splitlines()
+    reference = traces["interpreted-full"]
+    assert len(reference) > 10_000  # every schedule ran, not an empty file
+    for name in ("compiled", "interpreted"):
+        lines = traces[name]
+        first = next(
+            (i for i, (a, b) in enumerate(zip(lines, reference, strict=False)) if a != b), None
+        )
+        assert first is None, f"step {first}: {name} {lines[first]} ≠ full {reference[first]}"
+        assert len(lines) == len(reference), name

@@ -243,6 +243,10 @@ class OrderBook:
             self._memo_key, self._memo = key, micro
         return micro
 
+    def forget_microprice(self) -> None:
+        """The next `microprice` is worked out afresh (benchmarks and tests)."""
+        self._memo_key = (-1, -1)
+
     def _microprice(
         self, own_bid: Mapping[int, int] | None, own_ask: Mapping[int, int] | None
     ) -> float | None:

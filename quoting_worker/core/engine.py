@@ -382,8 +382,9 @@ class PoolEngine:
         return self.orders.venue_open_orders(pid, venue, active=self.mode.places)
 
     def _drop_order(self, coid: str) -> None:
-        if self.orders.drop(coid):
-            self.quoter.refill = True
+        slot = self.orders.drop(coid)
+        if slot is not None:
+            self.quoter.slot_freed(slot)
 
     # ------------------------------------------------------------------ commands
 

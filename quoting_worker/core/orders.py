@@ -136,17 +136,18 @@ class OrderTracking:
         if coid not in member.runtime.open_orders:
             self.forget(coid)
 
-    def drop(self, coid: str) -> bool:
-        """The order is gone at the venue; whether it was resting (its slot may be
-        refilled)."""
+    def drop(self, coid: str) -> tuple[str, Side, int] | None:
+        """The order is gone at the venue; the (member, side, level) slot it held
+        when it was resting (that slot may be refilled), else None."""
         member = self.owner_of(coid)
         if member is None:
-            return False
+            return None
         order = member.runtime.remove_order(coid)
-        if order is not None:
-            self.own_add(order.side, order.price_ticks, -order.remaining_lots)
         self.forget(coid)
-        return order is not None
+        if order is None:
+            return None
+        self.own_add(order.side, order.price_ticks, -order.remaining_lots)
+        return (member.spec.participant_id, order.side, order.level)
 
     def forget(self, coid: str) -> None:
         # A late fill still finds its member: the id itself names it (`owner_of`).

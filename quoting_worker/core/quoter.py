@@ -18,6 +18,14 @@ changed (`refill`). Asked to quote, it:
    simulated quotes instead. At each price the members' placements go in
    fair queue order (core/fairness.py).
 
+Incremental (issue 20): the book remembers its microprice until a delta
+reaches the net best or the pool's own orders change; the targets are kept
+while their inputs (ladder, members in queue order with weights, positions
+and limits, orders of unknown outcome) are the same; and a refill with
+unchanged targets diffs only the slots freed since and those the last diff
+left empty, not every order. `incremental = False` turns the last two off:
+tests/core/test_incremental_requote.py holds the two ways to the same actions.
+
 The engine decides whether the gate is open (mode, instrument, sync,
 suspension); the Quoter trusts that and reads the market through the book and
 the volatility tracker it is given.
@@ -37,7 +45,14 @@ from quoting_worker.core.fairness import FillShares
 from quoting_worker.core.ids import ClientOrderIds
 from quoting_worker.core.membership import Membership
 from quoting_worker.core.orders import OrderTracking
-from quoting_worker.core.quoting import LastQuote, LevelSizes, Targets, member_targets, quote_diff
+from quoting_worker.core.quoting import (
+    LastQuote,
+    LevelSizes,
+    Slot,
+    Targets,
+    member_targets,
+    quote_diff,
+)
 from quoting_worker.core.risk import NS_PER_MS, PoolRiskGuards, PreTradeCheck
 from quoting_worker.core.types import Action, Instrument, PoolParams, Side, SimulatedQuote
 from quoting_worker.core.volatility import VolatilityTracker
@@ -78,6 +93,17 @@ class Quoter:
         # An order went (cancelled, rejected, given up) while nothing else changed:
         # its slot is refilled at the last quote's prices, not re-priced.
         self.refill = False
+        # The slots those orders held, and the slots the last diff left without
+        # an order though they have a target (refused, blocked, waiting): a
+        # refill whose targets are unchanged looks at these alone.
+        self.freed: set[Slot] = set()
+        self.unplaced: set[Slot] = set()
+        # The last targets and everything they were worked out from (`_targets`).
+        self.targets: Targets = {}
+        self.targets_key: tuple[object, ...] | None = None
+        # False: every re-quote works out and diffs every slot (the reference the
+        # tests compare the incremental path with; tests/test_core_builds.py).
+        self.incremental = True
         self.reducing = False  # UNWINDING's quotes (see `maybe`)
         # Told each quote's decision time and the allocation's share of it, in ns
         # (the worker's latency histograms); None costs nothing.
@@ -91,10 +117,26 @@ class Quoter:
         self.interval_ns = params.quote_interval_ms * NS_PER_MS
         self.threshold = params.price_threshold_bps / 10_000
 
+    def invalidate(self) -> None:
+        """Forget everything worked out: the next quote reads the book's
+        microprice, prices, allocates and diffs every slot from scratch."""
+        self.configure(self.params)
+        self.dirty = True
+        self.targets_key = None
+        self.book.forget_microprice()
+
     def withdrawn(self) -> None:
         """Every quote was cancelled: the next one is priced afresh."""
         self.last.micro = None
         self.last.shadow.clear()
+        self.targets_key = None
+        self.freed.clear()
+        self.unplaced.clear()
+
+    def slot_freed(self, slot: Slot) -> None:
+        """An order that rested in `slot` is gone (cancelled, rejected, given up)."""
+        self.refill = True
+        self.freed.add(slot)
 
     def book_fresh(self, now_ns: int) -> bool:
         """Whether the book was heard from within the staleness threshold at `now_ns`."""
@@ -162,22 +204,48 @@ class Quoter:
             self.last.ladder_micro = micro
             self.dirty = False
         allocating = perf_counter_ns()
-        targets = self._targets(ladder, mark, now, mid)
+        targets, unchanged = self._targets(ladder, mark, now, mid)
         allocated = perf_counter_ns()
         if self.shadow:
             actions = self._simulate(targets)
+        elif refill is not None and unchanged and not self.reducing:
+            # Only orders went since the last diff: their slots, and those it left
+            # empty, are all that can differ from the targets.
+            only = self.freed | self.unplaced
+            self.unplaced.difference_update(only)
+            actions = self._diff(targets, mid, best_bid, best_ask, only=only)
         else:
+            self.unplaced.clear()
             actions = self._diff(targets, mid, best_bid, best_ask)
+        self.freed.clear()
         if self.on_quote is not None:
             self.on_quote(perf_counter_ns() - started, allocated - allocating)
         return actions
 
-    def _targets(self, ladder: Ladder, mark: Decimal, now: int, mid: float) -> Targets:
+    def _targets(self, ladder: Ladder, mark: Decimal, now: int, mid: float) -> tuple[Targets, bool]:
         """The members' targets, each level's in queue order: the member furthest
         behind its share of fills first (core/fairness.py). Reducing: each member
-        only on the side back to flat, at most its position, within the band."""
+        only on the side back to flat, at most its position, within the band.
+
+        With whether they are the last ones, unchanged: the same ladder, members
+        in the same order with the same weights, positions and limits, the same
+        orders of unknown outcome, not reducing. Those are worked out again only
+        when one of them changed."""
         members = list(self.membership.members.values())
         members = self.shares.queue([m.spec.participant_id for m in members], members, now)
+        limits = [self.membership.limit_lots(m, mark) for m in members]
+        key: tuple[object, ...] | None = None
+        if not self.reducing:
+            key = (
+                ladder,
+                tuple(
+                    (m.spec.participant_id, m.weight, m.runtime.position_lots, limit)
+                    for m, limit in zip(members, limits, strict=True)
+                ),
+                tuple(sorted(self.orders.unknown)),
+            )
+            if key == self.targets_key and self.incremental:
+                return self.targets, True
         if self.reducing:
             band = self.params.unwind_band_bps / 10_000 * mid
             ladder = replace(
@@ -188,16 +256,23 @@ class Quoter:
         targets = member_targets(
             ladder,
             members,
-            limits=[self.membership.limit_lots(m, mark) for m in members],
+            limits=limits,
             level_of=self.level_sizes,
             min_lots=self.instrument.min_lots,
             reducing=self.reducing,
         )
         self.shares.quoted(targets)
-        return targets
+        self.targets, self.targets_key = targets, key
+        return targets, False
 
     def _diff(
-        self, targets: Targets, mid: float, best_bid: int | None, best_ask: int | None
+        self,
+        targets: Targets,
+        mid: float,
+        best_bid: int | None,
+        best_ask: int | None,
+        *,
+        only: set[Slot] | None = None,
     ) -> list[Action]:
         max_lots = MAX_ORDER_MULTIPLE * max(
             1, level_lots(self.params.order_size_usdt, max(1, int(mid)), self.instrument)
@@ -215,6 +290,8 @@ class Quoter:
             new_id=self.ids.new,
             symbol=self.symbol,
             reducing=self.reducing,
+            only=only,
+            unplaced=self.unplaced,
         )
 
     def _simulate(self, targets: Targets) -> list[Action]:

@@ -22,7 +22,7 @@ replaced order's successor waits for the cancel's answer).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -173,15 +173,29 @@ def quote_diff(
     new_id: NewId,
     symbol: str,
     reducing: bool = False,
+    only: Collection[Slot] | None = None,
+    unplaced: set[Slot] | None = None,
 ) -> list[Action]:
     """Cancels and places for what differs from what rests; nothing for the rest.
     Cancels first: freeing a price level before taking a new one. `reducing`:
-    placements within each member's reducing room (the module docstring)."""
+    placements within each member's reducing room (the module docstring).
+
+    `only`: these slots alone are looked at, with the orders of their members
+    (a refill whose targets are the last diff's: every other slot was settled
+    then and nothing that could unsettle it has happened). `unplaced`: gets the
+    slots looked at that have a target but no order after this diff (refused,
+    blocked, waiting); the caller looks at them again at its next refill."""
     cancels: list[Action] = []
     places: list[Action] = []
     resting: dict[Slot, OpenOrder] = {}
     blocked: set[Slot] = set()
-    for member in members.values():
+    walked: Iterable[Member] = members.values()
+    wanted: Iterable[tuple[Slot, tuple[int, int]]] = targets.items()
+    if only is not None:
+        walked = [members[pid] for pid in {slot[0] for slot in only} if pid in members]
+        # In the targets' order: each level's members in queue order (fairness).
+        wanted = [(slot, target) for slot, target in targets.items() if slot in only]
+    for member in walked:
         pid = member.spec.participant_id
         for coid, order in member.runtime.open_orders.items():
             slot = (pid, order.side, order.level)
@@ -207,14 +221,20 @@ def quote_diff(
             position = member.runtime.position_lots
             side = Side.SELL if position > 0 else Side.BUY
             room[(pid, side)] = abs(position) - live_lots(member, side)
-    for slot, (price, lots) in targets.items():
-        if slot in resting or slot in blocked:
+    for slot, (price, lots) in wanted:
+        if slot in resting:
+            continue
+        if slot in blocked:
+            if unplaced is not None:
+                unplaced.add(slot)
             continue
         pid, side, level = slot
         member = members[pid]
         if reducing:
             left = room.get((pid, side), 0)
             if lots > left:
+                if unplaced is not None:
+                    unplaced.add(slot)
                 continue  # waits for a cancel's answer, or the position is smaller now
             room[(pid, side)] = left - lots
         prices = kept.setdefault((pid, side), set())
@@ -230,6 +250,8 @@ def quote_diff(
             resting_prices=prices,
         )
         if reason is not None:
+            if unplaced is not None:
+                unplaced.add(slot)
             continue
         prices.add(price)
         coid = new_id(short_id=member.spec.short_id, symbol=symbol, level=level, side=side)

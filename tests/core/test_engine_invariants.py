@@ -57,8 +57,10 @@ from tests.core.engine_world import BTC, MEMBERS, MID, MS, ActionTrace, World, w
 PARAMS = with_params(quote_interval_ms=50, reject_storm_count=4, vol_min_samples=3)
 
 # MMS_ACTION_TRACE=path records every step (tests/test_core_builds.py compares
-# the compiled and the interpreted core's traces of the same schedules).
+# the compiled and the interpreted core's traces of the same schedules, and the
+# incremental re-quote's with MMS_FULL_REQUOTE=1's, every slot every time).
 TRACE = ActionTrace.to(os.environ.get("MMS_ACTION_TRACE"))
+INCREMENTAL = os.environ.get("MMS_FULL_REQUOTE") != "1"
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -66,6 +68,7 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.world = World(params=PARAMS)
         self.engine = self.world.engine
+        self.engine.quoter.incremental = INCREMENTAL
         self.mid = MID
         self.model_mode = PoolMode.PAUSED
         # Why the worker suspended the pool (its database down); "" when it did not.
@@ -364,6 +367,7 @@ class EngineMachine(RuleBasedStateMachine):
             ids=old.ids,
             mode=PoolMode.PAUSED if old.mode is PoolMode.ACTIVE else old.mode,
         )
+        twin.quoter.incremental = INCREMENTAL
         boot = twin.restore(
             fills=self.fills,
             open_orders=[
