@@ -6,7 +6,7 @@ The demo pools run in process against TradeX's market and matching engine
 fills; twice: as MMS places orders (the member furthest behind its share of
 fills first at each price, core/fairness.py) and, for the baseline, in
 enrolment order (the queue order before fair queue position,
-lab/fairness.py `EnrolmentOrder`). Prints a row per member and
+lab/fairness.py: `FillShares.in_turn` off). Prints a row per member and
 run, and writes bench/results/fairness.json.
 
     .venv/bin/python bench/fairness.py [--seeds 1 2 3] [--min-fills 10000]

@@ -9,13 +9,11 @@ fill ÷ pool volume, 0.02), absolute.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lab.demo import demo_pool
 from lab.venue import SimulatedVenue
-from quoting_worker.core.fairness import FillShares
 
 T = TypeVar("T")
 
@@ -40,16 +38,6 @@ class Study:
         return all(abs(r["difference"]) <= r["tolerance"] for r in self.rows)
 
 
-class EnrolmentOrder(FillShares):
-    """The baseline: every price's orders in enrolment order, as before fair
-    queue position (the deficits are still kept, and shown)."""
-
-    __slots__ = ()
-
-    def queue(self, pids: Sequence[str], items: Sequence[T], now_ns: int) -> list[T]:
-        return list(items)
-
-
 def study(
     symbol: str,
     seed: int,
@@ -65,7 +53,7 @@ def study(
         symbol=symbol, params=params, members=members, seed=seed, start_ns=START_NS
     )
     if not fair_queue:
-        venue.engine.quoter.shares = EnrolmentOrder()
+        venue.engine.quoter.shares.in_turn = False  # the baseline: enrolment order
     venue.start()
     elapsed = 0
     while venue.pool_fills() < min_fills and elapsed < max_s:

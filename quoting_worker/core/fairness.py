@@ -47,7 +47,7 @@ T = TypeVar("T")
 class FillShares:
     """The day's maker volume and entitlement per member, in lots."""
 
-    __slots__ = ("_targets", "day", "entitled", "filled", "shares")
+    __slots__ = ("_targets", "day", "entitled", "filled", "in_turn", "shares")
 
     def __init__(self) -> None:
         self.day = -1  # UTC days since the epoch of the fills counted
@@ -56,6 +56,9 @@ class FillShares:
         # Per side: participant → share of the size the pool quotes there.
         self.shares: dict[Side, dict[str, float]] = {Side.BUY: {}, Side.SELL: {}}
         self._targets: Mapping[tuple[str, Side, int], tuple[int, int]] | None = None
+        # False: every price's orders go in enrolment order (the deficits are still
+        # kept and shown); the baseline lab/fairness.py compares with.
+        self.in_turn = True
 
     def weighted(self, weights: Mapping[str, int]) -> None:
         """Shares from capital weights, for a side the pool has not quoted yet
@@ -119,7 +122,7 @@ class FillShares:
     def queue(self, pids: Sequence[str], items: Sequence[T], now_ns: int) -> list[T]:
         """`items` (one per participant in `pids`) in the order their orders go:
         descending deficit; equal deficits keep the given order."""
-        if now_ns // NS_PER_DAY != self.day:
+        if not self.in_turn or now_ns // NS_PER_DAY != self.day:
             return list(items)
         order = sorted(range(len(pids)), key=lambda i: -self.deficit(pids[i], now_ns))
         return [items[i] for i in order]

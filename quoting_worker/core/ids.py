@@ -21,6 +21,7 @@ from typing import NamedTuple
 from quoting_worker.core.types import Side
 
 PREFIX = "mm"
+MAX_HEADS = 100_000  # (member, symbol, level, side) heads remembered per process
 
 
 class ParsedOrderId(NamedTuple):
@@ -34,13 +35,16 @@ class ParsedOrderId(NamedTuple):
 class ClientOrderIds:
     """Makes client order ids; one per process, shared by every engine in it."""
 
-    __slots__ = ("_clock_ns", "_last_ns", "_lock")
+    __slots__ = ("_clock_ns", "_heads", "_last_ns", "_lock")
 
     def __init__(self, clock_ns: Callable[[], int], *, after_ns: int = -1) -> None:
         """`after_ns`: every id's nanoseconds exceed it (e.g. the last id issued before)."""
         self._clock_ns = clock_ns
         self._last_ns = after_ns
         self._lock = threading.Lock()
+        # Each (short id, symbol, level, side)'s id up to the nanoseconds, checked
+        # and formatted once: the quote path only appends the nanoseconds.
+        self._heads: dict[tuple[str, str, int, Side], str] = {}
 
     @property
     def last_ns(self) -> int:
@@ -56,20 +60,32 @@ class ClientOrderIds:
 
     def new(self, *, short_id: str, symbol: str, level: int, side: Side) -> str:
         """A fresh client order id for this member, symbol, level and side."""
-        return format_order_id(
-            short_id=short_id, symbol=symbol, level=level, side=side, ns=self.next_ns()
-        )
+        key = (short_id, symbol, level, side)
+        head = self._heads.get(key)
+        if head is None:
+            head = order_id_head(short_id=short_id, symbol=symbol, level=level, side=side)
+            if len(self._heads) >= MAX_HEADS:
+                self._heads.clear()
+            self._heads[key] = head
+        return head + str(self.next_ns())
 
 
 def format_order_id(*, short_id: str, symbol: str, level: int, side: Side, ns: int) -> str:
     """The id for these fields; refuses fields that `parse` could not read back."""
+    if ns < 0:
+        raise ValueError(f"nanoseconds must be ≥ 0, got {ns}")
+    return order_id_head(short_id=short_id, symbol=symbol, level=level, side=side) + str(ns)
+
+
+def order_id_head(*, short_id: str, symbol: str, level: int, side: Side) -> str:
+    """The id up to its nanoseconds (`mm-{short_id}-{symbol}-{level}-{side}-`)."""
     if not short_id or "-" in short_id:
         raise ValueError(f"short id must be non-empty and without '-', got {short_id!r}")
     if not symbol:
         raise ValueError("symbol must be non-empty")
-    if level < 0 or ns < 0:
-        raise ValueError(f"level and nanoseconds must be ≥ 0, got {level} and {ns}")
-    return f"{PREFIX}-{short_id}-{symbol}-{level}-{Side(side).value}-{ns}"
+    if level < 0:
+        raise ValueError(f"level must be ≥ 0, got {level}")
+    return f"{PREFIX}-{short_id}-{symbol}-{level}-{Side(side).value}-"
 
 
 def parse(client_order_id: str) -> ParsedOrderId:

@@ -40,7 +40,6 @@ once) is the caller's job.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from decimal import (
     ROUND_HALF_EVEN,
     Context,
@@ -53,6 +52,7 @@ from decimal import (
 )
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from quoting_worker.core.types import Fill, Instrument, Side
 
@@ -90,8 +90,7 @@ class OrderState(StrEnum):
     UNKNOWN = "UNKNOWN"  # placement outcome unknown (timeout, 5xx); being queried
 
 
-@dataclass(frozen=True, slots=True)
-class OpenOrder:
+class OpenOrder(NamedTuple):
     """One of the member's orders that may be resting on the book."""
 
     client_order_id: str
@@ -243,7 +242,7 @@ class MemberRuntime:
         order = self._open_orders.get(client_order_id)
         if order is None:
             return None
-        order = replace(order, state=state)
+        order = order._replace(state=state)
         self._open_orders[client_order_id] = order
         return order
 
@@ -287,8 +286,8 @@ class MemberRuntime:
             if filled == order.remaining_lots:
                 del self._open_orders[fill.client_order_id]
             else:
-                self._open_orders[fill.client_order_id] = replace(
-                    order, remaining_lots=order.remaining_lots - filled
+                self._open_orders[fill.client_order_id] = order._replace(
+                    remaining_lots=order.remaining_lots - filled
                 )
         return realised
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 from quoting_worker.core.types import Instrument, PoolParams, Side
 
@@ -120,6 +121,17 @@ class PreTradeCheck:
 
     instrument: Instrument
     refused: Counter[str] = field(default_factory=Counter)
+    # The venue's minimum notional as a bound on ticks × lots, exact: an order
+    # is below it when ticks × lots × _min_den < _min_num (no Decimal per order).
+    _min_num: int = 0
+    _min_den: int = 1
+
+    def __post_init__(self) -> None:
+        instrument = self.instrument
+        bound = Fraction(instrument.min_notional) / (
+            Fraction(instrument.tick_size) * Fraction(instrument.lot_size)
+        )
+        self._min_num, self._min_den = bound.numerator, bound.denominator
 
     def refuse_reason(
         self,
@@ -160,7 +172,7 @@ class PreTradeCheck:
             return "size_below_minimum"
         if size_lots > max_order_lots:
             return "size_above_maximum"
-        if self.instrument.notional(price_ticks, size_lots) < self.instrument.min_notional:
+        if price_ticks * size_lots * self._min_den < self._min_num:
             return "notional_below_minimum"
         if price_ticks in resting_prices:
             return "duplicate_of_resting_order"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Side(StrEnum):
@@ -332,8 +332,10 @@ Event = (
 # ---------------------------------------------------------------- actions out
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceOrder:
+# The two actions a re-quote makes by the hundred are NamedTuples: built in a
+# third of a frozen dataclass's time, compiled or not (issue 20). Like every
+# action they are immutable, compared by value, and matched by class.
+class PlaceOrder(NamedTuple):
     client_order_id: str
     participant_id: str
     account_id: str
@@ -343,8 +345,7 @@ class PlaceOrder:
     size_lots: int
 
 
-@dataclass(frozen=True, slots=True)
-class CancelOrder:
+class CancelOrder(NamedTuple):
     client_order_id: str
     participant_id: str
     account_id: str

@@ -6,7 +6,6 @@ says why."""
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -98,7 +97,7 @@ def test_the_average_entry_price_is_shown_to_four_places_below_the_tick() -> Non
     world = World()
     bid = next(o for o in places(world.active()) if o.side.value == "BUY" and o.level == 0)
     world.send(fill_of(bid, "f-1", lots=7, ts=world.now()))
-    lower = replace(bid, price_ticks=bid.price_ticks - 1)
+    lower = bid._replace(price_ticks=bid.price_ticks - 1)
     world.send(fill_of(lower, "f-2", lots=2, ts=world.now()))
     (member,) = (m for m in world.engine.status().members if m.position_lots == 9)
     exact = (7 * BTC.price(bid.price_ticks) + 2 * BTC.price(lower.price_ticks)) / 9
