@@ -2,6 +2,10 @@
 both builds of the quoting core (interpreted and mypyc-compiled) in one run.
 
     .venv/bin/python bench/quote_path.py [--iterations N] [--builds interpreted,compiled]
+                                         [--baseline CHECKOUT]
+
+--baseline measures another checkout's core (interpreted) first, in the same
+run: e.g. `git worktree add /tmp/before <commit>` for the code before a change.
 
 Each build runs in a child process of its own (MMS_CORE picks it) with the
 worker's garbage-collector settings (runner.config.tune_garbage_collector).
@@ -37,7 +41,9 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# A child measuring another checkout (--baseline) imports the core from there.
+CODE = Path(os.environ.get("MMS_BENCH_CODE", ROOT))
+sys.path.insert(0, str(CODE))
 
 import quoting_worker.core as core  # noqa: E402
 from quoting_worker.core.engine import PoolEngine  # noqa: E402
@@ -248,7 +254,11 @@ def bench_requote_unchanged(iterations: int) -> dict[str, float]:
     perf = time.perf_counter_ns
     for _ in range(iterations):
         clock.advance(2 * MS)
-        engine.quoter.invalidate()  # every cache: microprice, ladder, level sizes, targets
+        invalidate = getattr(engine.quoter, "invalidate", None)  # a baseline may lack it
+        if invalidate is not None:
+            invalidate()  # every cache: microprice, ladder, level sizes, targets
+        else:
+            engine.quoter.dirty = True
         timer = Timer(clock.now_ns())
         start = perf()
         out = engine.handle(timer)
@@ -277,7 +287,7 @@ def child(iterations: int) -> dict[str, object]:
     b2, refill_actions = bench_refill_one(max(1000, iterations // 10))
     b1, orders = bench_requote_all_moved(max(1000, iterations // 20))
     return {
-        "build": core.BUILD,
+        "build": getattr(core, "BUILD", "interpreted"),
         "resting_orders": placed,
         "a": a,
         "a_per_s": rate_a,
@@ -293,30 +303,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=50_000)
     parser.add_argument("--builds", default="interpreted,compiled")
+    parser.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure the core of this checkout (e.g. a worktree of the commit "
+        "before), interpreted, in the same run: the 'before' column",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.iterations)))
         return
     load_before = os.getloadavg()
+    runs = [(b, {"MMS_CORE": b}) for b in args.builds.split(",")]
+    baseline = ""
+    if args.baseline:
+        code = Path(args.baseline).resolve()
+        head = subprocess.run(  # noqa: S603 - git, the checkout given
+            ["git", "-C", str(code), "rev-parse", "--short", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        baseline = f"before ({head})" if head else "before"
+        runs.insert(0, (baseline, {"MMS_CORE": "interpreted", "MMS_BENCH_CODE": str(code)}))
     results = {}
-    for build_name in args.builds.split(","):
+    for name, env in runs:
         run = subprocess.run(  # noqa: S603 - this interpreter, this script
             [sys.executable, __file__, "--child", "--iterations", str(args.iterations)],
-            env={**os.environ, "MMS_CORE": build_name},
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
             check=False,
         )
         if run.returncode != 0:
-            raise SystemExit(f"{build_name} build: {run.stderr.strip()[-2000:]}")
-        results[build_name] = json.loads(run.stdout)
+            raise SystemExit(f"{name}: {run.stderr.strip()[-2000:]}")
+        results[name] = json.loads(run.stdout)
     print("PoolEngine quote path: 10 members × 5 levels per side (100 orders resting)")
     print(
         f"Python {platform.python_version()} on {platform.machine()}, one core; "
         f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"
     )
-    print(f"{'path':<34}{'build':<13}{'p50 µs':>8}{'p99 µs':>8}{'p99.9 µs':>10}  target")
+    print(f"{'path':<40}{'code':<19}{'p50 µs':>8}{'p99 µs':>8}{'p99.9 µs':>10}  target")
     for key, (name, target) in TARGETS.items():
         for build_name, figures in results.items():
             stats = figures[key]
@@ -324,7 +352,7 @@ def main() -> None:
             if "actions" in stats:
                 label = f"{name} ({stats['actions']} actions)"
             print(
-                f"{label:<34}{build_name:<13}{stats['p50_us']:>8.1f}{stats['p99_us']:>8.1f}"
+                f"{label:<40}{build_name:<19}{stats['p50_us']:>8.1f}{stats['p99_us']:>8.1f}"
                 f"{stats['p99_9_us']:>10.1f}  {target}"
             )
     for key in ("a", "a2"):
@@ -341,6 +369,7 @@ def main() -> None:
                 "load_average_before": load_before,
                 "load_average_after": os.getloadavg(),
                 "targets": {k: t for k, (_n, t) in TARGETS.items()},
+                "baseline": baseline or None,
                 "builds": results,
             },
             indent=2,

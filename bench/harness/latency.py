@@ -59,8 +59,13 @@ class LatencyProbe:
         for actor in w.hosted.values():
             p.wrap(actor, "_send", self._send)
             engine = actor.engine
-            p.wrap(engine, "handle", lambda handle, e=engine: self._handle(e, handle))
-            p.wrap(engine, "release", lambda release, e=engine: self._release(e, release))
+            p.wrap_engine(
+                actor,
+                {
+                    "handle": lambda handle, e=engine: self._handle(e, handle),
+                    "release": lambda release, e=engine: self._release(e, release),
+                },
+            )
         p.wrap(w.client, "_exchange", self._exchange)
         stamp_appends(w, self.hold, p)
 
@@ -222,7 +227,7 @@ class StackProbe:
         p.wrap(w.intake.codec, "decode", self._decode)
         for actor in w.hosted.values():
             p.wrap(actor, "_send", self._send)
-            _EngineStamps(self, actor.engine).install(p)
+            _EngineStamps(self, actor).install(p)
         p.wrap(w.journal, "record", self._journal)
         p.wrap(w.client, "place", self._call)
         p.wrap(w.client, "cancel_outcome", self._call)
@@ -296,15 +301,14 @@ class _EngineStamps:
     its re-quote decided. Under the drain's hold the quote comes from `release`,
     off the newest state: its actions belong to the last event handled in the hold."""
 
-    def __init__(self, probe: StackProbe, engine: Any) -> None:
+    def __init__(self, probe: StackProbe, actor: Any) -> None:
         self.probe = probe
-        self.symbol = engine.symbol
-        self.engine = engine
+        self.actor = actor
+        self.symbol = actor.engine.symbol
         self.last: dict[str, Any] = {}
 
     def install(self, patches: Patches) -> None:
-        patches.wrap(self.engine, "handle", self._handle)
-        patches.wrap(self.engine, "release", self._release)
+        patches.wrap_engine(self.actor, {"handle": self._handle, "release": self._release})
 
     def account(self, kind: str, key: Any, t2: int, actions: list[Any]) -> None:
         from quoting_worker.core.types import CancelOrder, PlaceOrder

@@ -51,10 +51,42 @@ class Patches:
         setattr(obj, name, make(getattr(obj, name)))
         self.done.append((obj, name))
 
+    def wrap_engine(
+        self, owner: Any, makes: dict[str, Callable[[Callable[..., Any]], Any]]
+    ) -> None:
+        """owner.engine's methods `makes` names, wrapped. The compiled engine's
+        methods cannot be replaced on it, so a proxy takes its place at its owner
+        (the actor): the wrapped methods are the proxy's, every other attribute
+        is the engine's, read and written through."""
+        engine = owner.engine
+        methods = {name: make(getattr(engine, name)) for name, make in makes.items()}
+        owner.engine = EngineProxy(engine, methods)
+        self.done.append((owner, "engine"))
+
     def undo(self) -> None:
         for obj, name in reversed(self.done):
-            obj.__dict__.pop(name, None)
+            if name == "engine" and isinstance(obj.engine, EngineProxy):
+                obj.engine = object.__getattribute__(obj.engine, "_engine")
+            else:
+                obj.__dict__.pop(name, None)
         self.done.clear()
+
+
+class EngineProxy:
+    """A PoolEngine with some methods wrapped (`Patches.wrap_engine`)."""
+
+    def __init__(self, engine: Any, methods: dict[str, Callable[..., Any]]) -> None:
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "_methods", methods)
+
+    def __getattr__(self, name: str) -> Any:
+        methods = object.__getattribute__(self, "_methods")
+        if name in methods:
+            return methods[name]
+        return getattr(object.__getattribute__(self, "_engine"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(object.__getattribute__(self, "_engine"), name, value)
 
 
 class Hold:
