@@ -78,8 +78,13 @@ def consumer_config(
     group_id: str,
     client_id: str = "mms-quoter",
     session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+    instance_id: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    """`instance_id`: static group membership (group.instance.id): a member that
+    leaves and comes back within the session timeout under the same id gets its
+    partitions back without a rebalance of the others."""
+    static = {"group.instance.id": instance_id} if instance_id else {}
+    return static | {
         "bootstrap.servers": bootstrap,
         "client.id": client_id,
         "group.id": group_id,

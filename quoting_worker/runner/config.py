@@ -41,6 +41,11 @@ class WorkerConfig:
     # second's burst); `cancel_reserve` tokens are kept for cancels and renewals.
     order_rate_per_s: int = 100
     cancel_reserve: int = 10
+    # A child of `runquoter --processes N` (runner/supervisor.py): its static
+    # group membership (Kafka's group.instance.id; None: a dynamic member), and
+    # whether it carries out flatten requests (child 0 and a lone worker do).
+    instance_id: str | None = None
+    carries_out_flattens: bool = True
 
 
 # Python's default (700, 10, 10) ran a full collection every 2 s at 200 pools,

@@ -187,6 +187,7 @@ class KafkaIntake:
                 group_id=self.config.group_id,
                 client_id=self.config.worker_id,
                 session_timeout_ms=self.config.session_timeout_ms,
+                instance_id=self.config.instance_id,
             )
         )
         consumer.subscribe(

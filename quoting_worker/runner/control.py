@@ -183,7 +183,12 @@ class Control:
 
     async def flatten_pending(self) -> None:
         """Carries out durable flatten requests: cancel-all for every member account on
-        every symbol, hosted here or not; completion recorded once."""
+        every symbol, hosted here or not; completion recorded once. A child of a
+        supervisor other than child 0 leaves them to child 0 (one cancel-all per
+        account and symbol, not one per process; its own engines halt on the
+        kill's notices)."""
+        if not self.config.carries_out_flattens:
+            return
         requests = await self.database.call(pool_selectors.flattens_pending)
         if not requests:
             return

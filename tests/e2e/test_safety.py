@@ -57,7 +57,7 @@ from tests.adapters.worker_harness import (
     wait_for,
 )
 from tests.conftest import ROOT, free_port
-from tests.e2e.conftest import TradeXAdmin
+from tests.e2e.conftest import TradeXAdmin, running_tradex
 from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared fixtures
     ETH,
     OPS,
@@ -68,6 +68,7 @@ from tests.e2e.test_stack import (  # noqa: F401 - quoter and tradex are shared 
     resting_ladders,
     tradex,
 )
+from tests.factories import MemberFactory, PoolFactory
 from tests.figures import record
 from tests.kafka import Bus, unique_group
 from trading.models import MMFill, MMOrder
@@ -439,6 +440,8 @@ def start_runquoter(
     metadata: str,
     group: str,
     extra_env: dict[str, str] | None = None,
+    partitions: int = 3,
+    processes: int = 1,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -463,9 +466,11 @@ def start_runquoter(
                 "manage.py",
                 "runquoter",
                 "--partitions",
-                "3",
+                str(partitions),
                 "--group",
                 group,
+                "--processes",
+                str(processes),
             ],
             cwd=ROOT,
             env=env,
@@ -785,3 +790,128 @@ def test_an_order_written_ahead_but_never_sent_is_settled_after_a_restart(
             lambda: MMOrder.objects.get(client_order_id=coid).status not in LIVE_ORDER_STATUSES,
             timeout=10,
         )
+
+
+# ---------------------------------------------------------------- 9. two processes
+
+BTC = "BTCUSDT-PERP"
+
+
+@pytest.fixture
+def tradex_eth_btc(broker: Bus, schema_registry_url: str, tmp_path: Path) -> Iterator[TradeXAdmin]:
+    with running_tradex(
+        broker, schema_registry_url, tmp_path, "--symbol", ETH, "--symbol", BTC, "--seed", "5"
+    ) as admin:
+        yield admin
+
+
+def btc_pool(members: dict[str, Any]) -> PoolConfig:
+    """ETH's members, on BTC too."""
+    pool = PoolFactory(
+        symbol=BTC,
+        enabled=True,
+        gamma=Decimal("0.00001"),
+        kappa=Decimal("2"),
+        min_spread_bps=Decimal("2.5"),
+        max_spread_bps=Decimal("50"),
+        num_levels=2,
+        level_spacing_bps=Decimal("3"),
+        order_size_usdt=Decimal("3000"),
+        max_pool_position_usdt=Decimal("500000"),
+        max_pool_loss_usdt=Decimal("20000"),
+        staleness_threshold_ms=3000,
+        quote_interval_ms=500,
+        price_threshold_bps=Decimal("2"),
+    )
+    for account, participant in members.items():
+        MemberFactory(
+            pool=pool,
+            participant=participant,
+            weight=WEIGHTS[account],
+            max_position_usdt=Decimal(200_000),
+        )
+    return pool
+
+
+def pid_of(worker_id: str) -> int:
+    return int(worker_id.rsplit("-", 1)[1])
+
+
+def test_a_child_killed_under_the_supervisor_pauses_only_its_own_pools(
+    broker: Bus,
+    schema_registry_url: str,
+    metadata_target: str,
+    tradex_eth_btc: TradeXAdmin,
+    tmp_path: Path,
+) -> None:
+    """runquoter --processes 2 on three partitions: range assignment gives one
+    child partitions 0-1 (ETH is on 1) and the other partition 2 (BTC), so each
+    child owns one of the symbols. SIGKILL the child hosting ETH: the
+    supervisor starts it again, it takes its partition back under the same
+    static identity and boots ETH PAUSED; BTC's child never notices (no
+    rebalance): BTC stays ACTIVE, hosted by the same process, quoting."""
+    venue = tradex_eth_btc
+    eth, members = eth_pool()
+    btc = btc_pool(members)
+    log = tmp_path / "supervisor.log"
+    supervisor = start_runquoter(
+        log,
+        broker=broker,
+        registry=schema_registry_url,
+        order_service=venue.url,
+        metadata=metadata_target,
+        group=unique_group("e2e-children"),
+        # Longer than a child's restart: the group waits for it instead of handing
+        # its partition to the other child.
+        extra_env={"KAFKA_SESSION_TIMEOUT": "30s", "LOG_LEVEL": "INFO"},
+        processes=2,
+    )
+    try:
+
+        def both_hosted() -> dict[str, str] | None:
+            if supervisor.poll() is not None:
+                raise AssertionError(f"supervisor exited:\n{log.read_text()[-6000:]}")
+            workers = {s: (live_status(s) or {}).get("worker_id") for s in (ETH, BTC)}
+            # The first child to join owns both partitions until the second joins.
+            settled = all(workers.values()) and workers[ETH] != workers[BTC]
+            return workers if settled else None  # type: ignore[return-value]
+
+        # Two processes, one symbol each.
+        workers = wait_for("each child to host its own symbol", both_hosted, timeout=90)
+        for pool in (eth, btc):
+            services.pool_resume(pool=row(pool), actor=OPS, note="e2e")
+
+        def quoting(symbol: str) -> bool:
+            return all(venue.open_orders(account, symbol) for account in ACCOUNTS)
+
+        wait_for("both pools quoting", lambda: quoting(ETH) and quoting(BTC), timeout=60)
+        os.kill(pid_of(workers[ETH]), signal.SIGKILL)
+        killed = time.monotonic()
+
+        def eth_back() -> dict[str, Any] | None:
+            status = live_status(ETH)
+            return status if status and status["worker_id"] != workers[ETH] else None
+
+        status = wait_for("ETH hosted by the restarted child", eth_back, timeout=60)
+        print(f"child SIGKILL: ETH hosted again {time.monotonic() - killed:.1f} s later")
+        assert status["mode"] == "PAUSED"
+        assert row(eth).state == "PAUSED"  # the takeover rule: its orders went with it
+        assert AuditLog.objects.filter(
+            entity_type="pool", entity_id=ETH, action="pause", to_state="PAUSED"
+        ).exists()
+        # BTC: the same process, never paused, still quoting.
+        btc_status = live_status(BTC)
+        assert btc_status is not None
+        assert btc_status["worker_id"] == workers[BTC]
+        assert btc_status["mode"] == "ACTIVE"
+        assert row(btc).state == "ACTIVE"
+        assert not AuditLog.objects.filter(
+            entity_type="pool", entity_id=BTC, action="pause"
+        ).exists()
+        placed = placements(venue)
+        wait_for("BTC still placing orders", lambda: placements(venue) > placed, timeout=30)
+        assert quoting(BTC)
+    finally:
+        took = stop_within(supervisor, log, 60)
+    print(f"supervisor SIGTERM: both children stopped in {took:.1f} s")
+    assert supervisor.returncode == 0, log.read_text()[-6000:]

@@ -2,6 +2,9 @@
 
 Several may run at once: they share the symbols through one Kafka consumer
 group, and each symbol is owned by the worker its partition is assigned to.
+`--processes N` (N ≥ 2) runs N such workers as children of one supervisor on
+this machine, one core each (quoting_worker/runner/supervisor.py says what
+they split and share); child K serves its metrics on METRICS_PORT + K.
 SIGTERM/SIGINT close the gate, cancel every order and exit within
 SHUTDOWN_TIMEOUT (exit code 1 if the release overran it; a hard exit, with
 every thread's stack on stderr, EXIT_GRACE_S later if anything still holds the
@@ -12,16 +15,20 @@ when it is set.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import faulthandler
 import logging
 import signal
+import sys
+import threading
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from quoting_worker.runner.supervisor import Supervisor, child_config
 from quoting_worker.worker import QuoterWorker, WorkerConfig, tune_garbage_collector
 from telemetry import tracing
 
@@ -36,8 +43,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--partitions", type=int, default=12)
         parser.add_argument("--group", default="mms-quoter")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="worker processes on this machine, under one supervisor (one core each)",
+        )
+        parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        processes, child = options["processes"], options["child"]
+        if processes < 1:
+            raise CommandError(f"--processes {processes}: expected 1 or more")
+        if child is None and processes > 1:
+            self._supervise(processes, options)
+            return
         service = settings.SERVICE
         config = WorkerConfig(
             kafka_brokers=service.kafka_brokers,
@@ -53,23 +73,57 @@ class Command(BaseCommand):
             order_rate_per_s=service.order_rate_per_s,
             cancel_reserve=service.order_cancel_reserve,
         )
+        metrics_port = service.metrics_port
+        if child is not None:
+            try:
+                config = child_config(config, child, processes)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            metrics_port += child
         tracing.configure("mms-quoter", service.otlp_endpoint)
         # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck
         # quoter is waiting on, without stopping it.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
         tune_garbage_collector()
         try:
-            asyncio.run(self._run(config, service.shutdown_timeout.total_seconds()))
+            asyncio.run(self._run(config, service.shutdown_timeout.total_seconds(), metrics_port))
         finally:
             tracing.shutdown()
 
-    async def _run(self, config: WorkerConfig, shutdown_timeout: float) -> None:
+    def _supervise(self, processes: int, options: dict[str, Any]) -> None:
+        """The supervisor: no worker of its own, `processes` children."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        command = [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "runquoter",
+            "--partitions",
+            str(options["partitions"]),
+            "--group",
+            options["group"],
+            "--processes",
+            str(processes),
+        ]
+        shutdown = settings.SERVICE.shutdown_timeout.total_seconds()
+        supervisor = Supervisor(
+            lambda k: [*command, "--child", str(k)],
+            processes,
+            stop_timeout_s=shutdown + 2 * EXIT_GRACE_S,
+        )
+        logger.info("runquoter supervisor: %d processes, group %s", processes, options["group"])
+        code = supervisor.run(stop)
+        logger.info("runquoter supervisor: stopped (exit %d)", code)
+        if code:
+            raise CommandError(f"a child exited with {code}")
+
+    async def _run(self, config: WorkerConfig, shutdown_timeout: float, port: int) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         worker = QuoterWorker(config)
-        port = settings.SERVICE.metrics_port
         try:
             worker.metrics.serve(port)
         except OSError as exc:
