@@ -3,7 +3,7 @@
 It owns the re-quote decision and its state: the last quote (when, off which
 microprice, the ladder), whether something changed since (`dirty`: a fill,
 members, config, a snapshot), whether an order went while nothing else
-changed (`refill`). Asked to quote, it:
+changed (`freed`). Asked to quote, it:
 
 1. throttles: not within `quote_interval_ms` of the last quote, and not
    unless the microprice (net of the pool's own orders) moved at least
@@ -90,12 +90,11 @@ class Quoter:
         # at a price (core/fairness.py).
         self.shares = FillShares()
         self.dirty = True
-        # An order went (cancelled, rejected, given up) while nothing else changed:
-        # its slot is refilled at the last quote's prices, not re-priced.
-        self.refill = False
-        # The slots those orders held, and the slots the last diff left without
-        # an order though they have a target (refused, blocked, waiting): a
-        # refill whose targets are unchanged looks at these alone.
+        # The slots of orders that went (cancelled, rejected, given up) since the
+        # last quote: while nothing else changed they are refilled at the last
+        # quote's prices, not re-priced. With the slots the last diff left without
+        # an order though they have a target (refused, blocked, waiting), they are
+        # all a refill whose targets are unchanged looks at.
         self.freed: set[Slot] = set()
         self.unplaced: set[Slot] = set()
         # The last targets and everything they were worked out from (`_targets`).
@@ -135,7 +134,6 @@ class Quoter:
 
     def slot_freed(self, slot: Slot) -> None:
         """An order that rested in `slot` is gone (cancelled, rejected, given up)."""
-        self.refill = True
         self.freed.add(slot)
 
     def book_fresh(self, now_ns: int) -> bool:
@@ -160,7 +158,7 @@ class Quoter:
             and last.micro is not None
             and abs(micro - last.micro) < self.threshold * last.micro
         ):
-            if self.refill and last.ladder is not None:
+            if self.freed and last.ladder is not None:
                 return self._quote(now, last.micro, mark, vol, refill=last.ladder)
             return []
         return self._quote(now, micro, mark, vol)
@@ -187,7 +185,6 @@ class Quoter:
             return []  # warming up: no quotes until σ is known
         started = perf_counter_ns()
         best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
-        self.refill = False
         if refill is not None:
             ladder = refill
         else:

@@ -67,6 +67,14 @@ def test_a_child_outside_its_group_is_refused(child: int, processes: int) -> Non
         child_config(BASE, child, processes)
 
 
+# A child's body that runs until SIGTERM, then exits 0.
+STOPS_ON_SIGTERM = """
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+while True:
+    time.sleep(0.05)
+"""
+
+
 def child_script(tmp_path: Path, body: str) -> list[str]:
     """A child that appends its pid and index to tmp_path/started, then runs `body`."""
     script = tmp_path / "child.py"
@@ -99,14 +107,7 @@ def running(supervisor: Supervisor, stop: threading.Event) -> tuple[threading.Th
 
 
 def test_a_child_that_dies_is_started_again_and_the_others_are_left_alone(tmp_path: Path) -> None:
-    command = child_script(
-        tmp_path,
-        """
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(0.05)
-        """,
-    )
+    command = child_script(tmp_path, STOPS_ON_SIGTERM)
     supervisor = Supervisor(
         lambda k: [*command, str(k), str(tmp_path / "started")], 2, stop_timeout_s=10
     )
@@ -155,14 +156,7 @@ def test_a_child_that_will_not_stop_is_killed_and_the_exit_code_says_so(tmp_path
 def test_the_children_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
     """The supervisor in a process of its own, SIGKILLed: its children get SIGTERM
     (PR_SET_PDEATHSIG) and exit, never run on unsupervised."""
-    command = child_script(
-        tmp_path,
-        """
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(0.05)
-        """,
-    )
+    command = child_script(tmp_path, STOPS_ON_SIGTERM)
     parent = tmp_path / "supervisor.py"
     parent.write_text(
         textwrap.dedent(
